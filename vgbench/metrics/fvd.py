@@ -1,0 +1,379 @@
+"""Fréchet Video Distance (FVD) and its VQ-VAE variants FVD* and R-FVD, under named protocols.
+
+Parity (protocol ``fvd.official``): GR-FVD + TF-GAN with the TF-Hub I3D (metrics.md §3): TF1 legacy bilinear
+resize of every frame straight to 224x224, x*2/255-1, 400-d I3D logits averaged over time, float64 Fréchet
+distance via symmetric SVD square roots, result cast to float32. Measured: the TF-Hub random-video golden
+10.13808536529541 is reproduced to 4e-6 and the official example (0 vs 255) gives 133.91; the resize is
+bit-identical to ``tf.compat.v1.image.resize_bilinear`` on the inputs tested.
+
+Other protocols reproduce their own code, not the official numbers: ``fvd.videogpt_paper`` (PyTorch
+half-pixel resize, BN eps 1e-5, truncating uint8 conversion, float32 distance, 256 vs 256 per trial, mean and
+population std over trials), ``fvd.videogpt_repo`` (shorter side to 224 and centre crop, one trial) and
+``fvd.stylegan_v_2048_16f`` (2048 vs 2048 16-frame clips, rounding, scipy sqrtm). Known deviation: StyleGAN-V's
+TorchScript detector resizes with an undocumented kernel; vgbench uses the legacy TF grid there.
+
+FVD* = FD(samples, VQ-VAE reconstructions); R-FVD = FD(reconstructions, real). Same engine, different inputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vgbench import cards, dist, hub
+from vgbench import weights as weights_mod
+from vgbench.errors import InputError, MissingDependencyError, ProtocolError, VgbenchError
+from vgbench.metrics.frechet import FeatureStats, frechet_distance_from_stats
+from vgbench.metrics.i3d import MIN_FRAMES, build_i3d
+from vgbench.metrics.resize import resize_frames
+from vgbench.results import Result
+from vgbench.video import SampleSet
+
+log = logging.getLogger(__name__)
+
+FEATURE_DIM = 400
+STATS_FORMAT = "vgbench-feature-stats/1"
+BACKENDS = ("torch", "tf", "tfhub")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Preprocessing
+
+
+def to_network_scale(batch: np.ndarray, value_range: str, quantize: str) -> np.ndarray:
+    """Raw batch -> float32 (B, T, H, W, C) on the 0-255 scale, with the protocol's uint8 conversion.
+
+    - ``none``: no quantisation (the official pipeline takes 0-255 values of any dtype as they are);
+    - ``truncate``: VideoGPT's ``(x * 255).astype(uint8)`` on [0, 1] data. uint8 input first makes VideoGPT's
+      loader round trip u -> u/255 - 0.5 -> +0.5, which turns 63 of the 256 levels into u - 1;
+    - ``round``: StyleGAN-V's ``clamp(x * 127.5 + 128, 0, 255).to(uint8)`` on [-1, 1] data.
+    """
+    f32 = np.float32
+    if quantize == "none":
+        if value_range == "0-1":
+            return batch.astype(f32) * f32(255.0)
+        if value_range == "-1-1":
+            return (batch.astype(f32) + f32(1.0)) * f32(127.5)
+        return batch.astype(f32)
+    if quantize == "truncate":
+        if batch.dtype == np.uint8:
+            unit = (batch.astype(f32) / f32(255.0) - f32(0.5)) + f32(0.5)
+        elif value_range == "0-1":
+            unit = batch.astype(f32)
+        elif value_range == "-1-1":
+            unit = batch.astype(f32) * f32(0.5) + f32(0.5)
+        else:
+            unit = batch.astype(f32) / f32(255.0)
+        return np.floor(np.clip(unit * f32(255.0), 0, 255)).astype(f32)
+    if quantize == "round":
+        if batch.dtype == np.uint8:
+            return batch.astype(f32)
+        if value_range == "-1-1":
+            v = batch.astype(f32) * f32(127.5) + f32(128.0)
+        elif value_range == "0-1":
+            v = batch.astype(f32) * f32(255.0) + f32(0.5)
+        else:
+            v = batch.astype(f32) + f32(0.5)
+        return np.floor(np.clip(v, 0, 255)).astype(f32)
+    raise ValueError(f"unknown quantize mode {quantize!r}")
+
+
+def preprocess(x: torch.Tensor, p: cards.Protocol) -> torch.Tensor:
+    """float32 (B, T, H, W, C) on the 0-255 scale -> float32 (B, C, T, S, S) network input."""
+    b, t, h, w, c = x.shape
+    s = p.size
+    frames = x.reshape(b * t, h, w, c).permute(0, 3, 1, 2)  # (BT, C, H, W)
+    if p.resize == "none":
+        if (h, w) != (s, s):
+            raise InputError(f"protocol resize 'none' needs {s}x{s} frames, got {h}x{w}")
+    elif p.resize_mode == "direct":
+        frames = resize_frames(frames, (s, s), p.resize)
+    else:  # short_side_center_crop (VideoGPT repo): shorter side to S, long side ceil, centre crop
+        scale = s / min(h, w)
+        nh, nw = math.ceil(h * scale), math.ceil(w * scale)
+        frames = resize_frames(frames, (nh, nw), p.resize)
+        top, left = (nh - s) // 2, (nw - s) // 2
+        frames = frames[:, :, top:top + s, left:left + s]
+    if p.scale == "minus_one_one":
+        frames = frames * 2.0 / 255.0 - 1.0  # TF: 2. * x / 255. - 1, same order of operations
+    return frames.reshape(b, t, c, s, s).permute(0, 2, 1, 3, 4).contiguous()
+
+
+@contextlib.contextmanager
+def exact_math(enabled: bool):
+    """Disable TF32 and reduced-precision reductions (cuDNN allows TF32 by default) for parity protocols."""
+    if not enabled or not torch.cuda.is_available():
+        yield
+        return
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+             torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction, torch.get_float32_matmul_precision())
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction = False
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+         torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction) = saved[:3]
+        torch.set_float32_matmul_precision(saved[3])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Extractors
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class TorchExtractor:
+    """I3D features with the PyTorch network; input float32 (B, T, H, W, C) on the 0-255 scale."""
+
+    backend = "torch"
+
+    def __init__(self, tensors: dict, protocol: cards.Protocol, device: str = "auto"):
+        self.protocol = protocol
+        self.device = resolve_device(device)
+        self.model = build_i3d(tensors, bn_eps=protocol.bn_eps).to(self.device)
+
+    def __call__(self, x0255: np.ndarray) -> np.ndarray:  # (B, T, H, W, C) -> (B, 400)
+        with torch.inference_mode(), exact_math(self.protocol.exact):
+            x = preprocess(torch.from_numpy(x0255).to(self.device), self.protocol)
+            return self.model(x).double().cpu().numpy()
+
+
+def build_extractor(model_name: str, protocol: cards.Protocol, backend: str = "torch", device: str = "auto",
+                    tensors: dict | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """An extractor for ``backend`` (torch, tf or tfhub) configured by ``protocol``."""
+    if backend not in BACKENDS:
+        raise VgbenchError(f"unknown backend {backend!r}; allowed: {', '.join(BACKENDS)}")
+    if backend == "tfhub":
+        from vgbench.metrics.i3d_tf import TFHubExtractor
+
+        return TFHubExtractor(protocol)
+    tensors = tensors if tensors is not None else weights_mod.load(model_name)
+    if backend == "tf":
+        from vgbench.metrics.i3d_tf import TFExtractor
+
+        return TFExtractor(tensors, protocol)
+    return TorchExtractor(tensors, protocol, device)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Streaming extraction
+
+
+def feature_key(protocol: cards.Protocol, extractor_hash: str, backend: str) -> dict:
+    """Everything that changes the features (not the distance): stats are reusable when these match."""
+    keys = ("resize", "resize_mode", "size", "scale", "quantize", "frames", "bn_eps")
+    return {"extractor_sha256": extractor_hash, "backend": backend, **{k: getattr(protocol, k) for k in keys}}
+
+
+def _short_hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def extract_stats(samples: SampleSet, extractor: Callable, protocol: cards.Protocol,
+                  chunks: list[tuple[int, int]], batch_size: int, desc: str = "") -> list[FeatureStats]:
+    """Streaming feature statistics of each video range in ``chunks``; shards ranges over torchrun processes."""
+    rank, size = dist.rank_and_size()
+    unique = sorted(set(chunks))
+    out: dict[tuple[int, int], FeatureStats] = {}
+    total = sum(dist.shard(a, b, rank, size)[1] - dist.shard(a, b, rank, size)[0] for a, b in unique)
+    bar = _progress(total, desc, disable=rank != 0)
+    for a, b in unique:
+        lo, hi = dist.shard(a, b, rank, size)
+        stats = FeatureStats.empty(FEATURE_DIM)
+        if hi > lo:
+            for batch in samples.iter_batches(batch_size, lo, hi, frames=protocol.frames, min_frames=MIN_FRAMES):
+                stats.update(extractor(to_network_scale(batch, samples.value_range, protocol.quantize)))
+                bar.update(len(batch))
+        n, s, so = dist.all_reduce_sum([np.array([stats.n], np.float64), stats.sum, stats.sum_outer])
+        out[(a, b)] = FeatureStats(int(round(n[0])), s, so)
+    bar.close()
+    return [out[c] for c in chunks]
+
+
+def _progress(total: int, desc: str, disable: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="video", disable=True if disable else None, leave=False)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Stats files (usable as --reference)
+
+
+def write_stats(path: str | Path, stats: list[FeatureStats], meta: dict) -> None:
+    """Write per-chunk feature statistics and their provenance to ``path`` (.npz, no pickle), atomically."""
+    arrays = {
+        "format": np.array(STATS_FORMAT),
+        "meta": np.array(json.dumps(meta, sort_keys=True)),
+        "n": np.array([s.n for s in stats], np.int64),
+        "sum": np.stack([s.sum for s in stats]),
+        "sum_outer": np.stack([s.sum_outer for s in stats]),
+    }
+    with hub.atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def is_stats_file(path: str | Path) -> bool:
+    """True for a file written by :func:`write_stats`."""
+    path = Path(path)
+    if path.suffix != ".npz" or not path.is_file():
+        return False
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return "format" in z.files and str(z["format"]) == STATS_FORMAT
+    except (ValueError, OSError):
+        return False
+
+
+def load_stats(path: str | Path) -> tuple[list[FeatureStats], dict]:
+    """Read a stats file: per-chunk statistics and metadata."""
+    with np.load(path, allow_pickle=False) as z:
+        if "format" not in z.files or str(z["format"]) != STATS_FORMAT:
+            raise InputError(f"{path}: not a vgbench stats file (expected format {STATS_FORMAT})")
+        meta = json.loads(str(z["meta"]))
+        stats = [FeatureStats(int(n), s, so) for n, s, so in zip(z["n"], z["sum"], z["sum_outer"])]
+    return stats, meta
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Planning counts and trials
+
+
+def plan_chunks(n: int, per_trial: int | None, trials: int, role: str, name: str,
+                allow_fewer: bool) -> tuple[list[tuple[int, int]], list[str], bool]:
+    """Video ranges for each trial: (chunks, notes, off_protocol)."""
+    if per_trial is None:
+        return [(0, n)] * trials, ([f"{role}: all {n} videos used in every trial"] if trials > 1 else []), False
+    need = per_trial * trials
+    if n >= need:
+        notes = [f"{role}: first {need} of {n} videos used"] if n > need else []
+        return [(i * per_trial, (i + 1) * per_trial) for i in range(trials)], notes, False
+    if role == "reference" and n >= per_trial:
+        return [(0, per_trial)] * trials, [f"reference: the same {per_trial} clips reused in all {trials} trials"], False
+    msg = (f"protocol {name} needs {need} {role} videos ({per_trial} per trial x {trials} trials), got {n}. "
+           f"Provide more, choose another --protocol (see `vgbench list protocols`), or pass --allow-fewer "
+           "(the result is then marked off-protocol).")
+    if not allow_fewer:
+        raise ProtocolError(msg)
+    k = max(1, n // per_trial)
+    size = per_trial if n >= per_trial else n
+    return [(i * size, (i + 1) * size) for i in range(k)], [f"off-protocol: {msg}"], True
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The evaluation
+
+
+@dataclass
+class FVDInputs:
+    """Resolved reference: statistics per trial plus a provenance dict."""
+
+    stats: list[FeatureStats]
+    describe: dict
+    count: int
+
+
+def _reference_stats(reference: str | Path, extractor, card: cards.MetricCard, tag: str, p: cards.Protocol,
+                     fkey: dict, batch_size: int, trials: int, allow_fewer: bool, value_range: str | None,
+                     use_cache: bool) -> tuple[FVDInputs, list[str], bool]:
+    if is_stats_file(reference):
+        stats, meta = load_stats(reference)
+        if meta.get("feature_key") != fkey:
+            diff = {k: (meta.get("feature_key", {}).get(k), v) for k, v in fkey.items()
+                    if meta.get("feature_key", {}).get(k) != v}
+            raise ProtocolError(f"{reference}: these statistics were made with other feature settings than protocol "
+                                f"{card.name}.{tag}: (file, protocol) = {diff}. Recompute them with --save-stats.")
+        if len(stats) not in (1, trials):
+            raise ProtocolError(f"{reference}: holds {len(stats)} trial statistics; protocol needs 1 or {trials}")
+        stats = stats * trials if len(stats) == 1 else stats
+        return FVDInputs(stats, {"stats_file": str(Path(reference).resolve()), **meta.get("source", {})},
+                         stats[0].n), [], False
+    ref = SampleSet.open(reference, value_range)
+    chunks, notes, off = plan_chunks(ref.count, p.num_reference, trials, "reference", f"{card.name}.{tag}", allow_fewer)
+    key = _short_hash({"fkey": fkey, "fingerprint": ref.fingerprint(), "chunks": chunks})
+    cache_file = hub.cache_dir("stats") / f"{key}.npz"
+    if use_cache and cache_file.exists():
+        log.info("reference statistics from cache %s", cache_file)
+        stats, _ = load_stats(cache_file)
+    else:
+        stats = extract_stats(ref, extractor, p, chunks, batch_size, desc="reference")
+        if use_cache and dist.rank_and_size()[0] == 0:
+            write_stats(cache_file, stats, {"feature_key": fkey, "source": ref.describe(), "chunks": chunks})
+    return FVDInputs(stats, ref.describe(), chunks[0][1] - chunks[0][0]), notes, off
+
+
+def evaluate_fvd(metric: str, samples: str | Path, reference: str | Path, protocol: str | None = None,
+                 backend: str = "torch", device: str = "auto", batch_size: int | None = None,
+                 allow_fewer: bool = False, save_stats: str | Path | None = None, use_cache: bool = True,
+                 samples_range: str | None = None, reference_range: str | None = None, run: str = "",
+                 tensors: dict | None = None) -> Result:
+    """Evaluate an FVD-family metric (``fvd``, ``fvd-star``, ``r-fvd``) of ``samples`` against ``reference``.
+
+    ``reference`` is a sample set or a stats file written with ``save_stats``. Returns a :class:`Result`; the caller
+    decides whether to print or store it.
+    """
+    t0 = time.time()
+    dist.maybe_init()
+    card, tag, p = cards.resolve_protocol(metric, protocol)
+    model_card = cards.model(card.extractor)
+    batch_size = batch_size or p.batch_size
+    extractor = build_extractor(model_card.name, p, backend, device, tensors)
+    ext_hash = model_card.weights.content_sha256 if backend != "tfhub" else "tfhub:deepmind/i3d-kinetics-400/1"
+    fkey = feature_key(p, ext_hash, backend)
+    name = f"{card.name}.{tag}"
+
+    fake = SampleSet.open(samples, samples_range)
+    chunks, notes, off = plan_chunks(fake.count, p.num_samples, p.trials, "samples", name, allow_fewer)
+    trials = len(chunks)
+    ref, ref_notes, ref_off = _reference_stats(reference, extractor, card, tag, p, fkey, batch_size, trials,
+                                               allow_fewer, reference_range, use_cache)
+    fake_stats = extract_stats(fake, extractor, p, chunks, batch_size, desc="samples")
+    if save_stats is not None and dist.rank_and_size()[0] == 0:
+        write_stats(save_stats, fake_stats, {"feature_key": fkey, "source": fake.describe(), "chunks": chunks})
+
+    values = []
+    for fs, rs in zip(fake_stats, ref.stats):
+        v = frechet_distance_from_stats(fs, rs, sqrtm=p.fd_sqrtm, dtype=p.fd_dtype)
+        values.append(float(np.float32(v)) if p.result_dtype == "float32" else v)
+    if min(fake_stats[0].n, ref.stats[0].n) <= FEATURE_DIM:
+        notes.append(f"N <= {FEATURE_DIM}: singular covariances; compare only with numbers made at the same N")
+    value = float(np.mean(values))
+    std = float(np.std(values)) if p.std == "population" and len(values) > 1 else None
+    return Result(
+        metric=card.name, protocol=tag, protocol_hash=cards.protocol_hash(card.name, tag, p, card.card_version),
+        protocol_params=cards.protocol_dict(p), card_version=card.card_version,
+        value=value, std=std, trial_values=values,
+        n_samples=fake_stats[0].n, n_reference=ref.stats[0].n, higher_is_better=card.higher_is_better,
+        samples={"role": card.samples_role, **fake.describe()},
+        reference={"role": card.reference_role, **ref.describe},
+        extractor={"name": model_card.name, "content_sha256": ext_hash, "bn_eps": p.bn_eps},
+        backend=backend, device=str(getattr(extractor, "device", "cpu")), batch_size=batch_size, seed=p.seed,
+        off_protocol=off or ref_off, notes=notes + ref_notes, run=run, world_size=dist.rank_and_size()[1],
+        elapsed_s=round(time.time() - t0, 3), torch_version=torch.__version__,
+    )
+
+
+def check_tf_available() -> None:
+    """Raise a clear error when the TensorFlow extra is missing."""
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError as exc:
+        raise MissingDependencyError("tensorflow", "tf", "the tf and tfhub backends") from exc

@@ -1,0 +1,72 @@
+"""A small generic registry: names to objects, lazy ``"module:attr"`` targets, did-you-mean on a miss."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable, Iterable
+from typing import Generic, TypeVar
+
+from vgbench.errors import UnknownNameError, VgbenchError
+
+T = TypeVar("T")
+
+
+def did_you_mean(kind: str, name: str, available: Iterable[str]) -> str:
+    """The standard miss message: ``Unknown metric 'fdv'. Did you mean 'fvd'? Available: ...``."""
+    available = sorted(available)
+    msg = f"Unknown {kind} '{name}'."
+    close = difflib.get_close_matches(name, available, n=3, cutoff=0.5)
+    if close:
+        msg += " Did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+    msg += " Available: " + (", ".join(available) if available else "(none)") + "."
+    return msg
+
+
+class Registry(Generic[T]):
+    """Maps names to objects; a value given as ``"package.module:attr"`` is imported on first use.
+
+    Lazy targets keep ``vgbench --help`` from importing torch.
+    """
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._items: dict[str, T | str] = {}
+
+    def register(self, name: str, target: T | str | None = None) -> Callable[[T], T] | T | str:
+        """Register ``target`` under ``name``; without a target, act as a decorator."""
+        if target is None:
+            def deco(obj: T) -> T:
+                self.register(name, obj)
+                return obj
+            return deco
+        if name in self._items:
+            raise VgbenchError(f"{self.kind} '{name}' is registered twice; names must be unique.")
+        self._items[name] = target
+        return target
+
+    def get(self, name: str) -> T:
+        """Return the object registered as ``name``, importing a lazy target on first access."""
+        if name not in self._items:
+            raise UnknownNameError(did_you_mean(self.kind, name, self._items))
+        obj = self._items[name]
+        if isinstance(obj, str) and ":" in obj:
+            module, attr = obj.split(":", 1)
+            obj = getattr(importlib.import_module(module), attr)
+            self._items[name] = obj
+        return obj  # type: ignore[return-value]
+
+    def names(self) -> list[str]:
+        """All registered names, sorted."""
+        return sorted(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+
+# Code objects a card may name (its ``fn`` or ``arch`` field); targets are lazy.
+METRIC_FNS: Registry = Registry("metric function")
+METRIC_FNS.register("frechet_video_distance", "vgbench.metrics.fvd:evaluate_fvd")
+
+ARCHS: Registry = Registry("model architecture")
+ARCHS.register("i3d", "vgbench.metrics.i3d:build_i3d")

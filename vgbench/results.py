@@ -1,0 +1,89 @@
+"""Result records: one JSON object per evaluation, printed and appended to a JSONL store."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from vgbench import hub
+
+
+def default_store(root=None) -> Path:
+    """The default results store: ``<cache>/results/results.jsonl`` (``VGBENCH_RESULTS`` overrides)."""
+    if os.environ.get("VGBENCH_RESULTS"):
+        return Path(os.environ["VGBENCH_RESULTS"]).expanduser()
+    return hub.cache_dir("results", root) / "results.jsonl"
+
+
+@dataclass
+class Result:
+    """Everything needed to trust and compare one number."""
+
+    metric: str
+    protocol: str
+    protocol_hash: str
+    protocol_params: dict
+    card_version: int
+    value: float
+    std: float | None
+    trial_values: list[float]
+    n_samples: int
+    n_reference: int
+    higher_is_better: bool
+    samples: dict
+    reference: dict
+    extractor: dict
+    backend: str
+    device: str
+    batch_size: int
+    seed: int
+    off_protocol: bool = False
+    notes: list[str] = field(default_factory=list)
+    run: str = ""
+    world_size: int = 1
+    elapsed_s: float = 0.0
+    vgbench_version: str = ""
+    torch_version: str = ""
+    python_version: str = field(default_factory=platform.python_version)
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+
+    def __post_init__(self):
+        if not self.vgbench_version:
+            from vgbench import __version__
+
+            self.vgbench_version = __version__
+
+    @property
+    def key(self) -> str:
+        """``metric.protocol``, the name a leaderboard matches on."""
+        return f"{self.metric}.{self.protocol}"
+
+    def to_json(self) -> str:
+        """One line of JSON."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+def append(result: Result, store: str | os.PathLike) -> None:
+    """Append a result to a JSONL store (created if missing)."""
+    hub.append_line(store, result.to_json())
+
+
+def read(store: str | os.PathLike) -> list[dict]:
+    """All records of a JSONL store; a malformed line is an error naming the line."""
+    from vgbench.errors import VgbenchError
+
+    out = []
+    path = Path(store)
+    if not path.exists():
+        return out
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise VgbenchError(f"{path}:{i}: not a JSON record ({exc})") from exc
+    return out

@@ -1,0 +1,329 @@
+"""The tensor contract and sample-set readers.
+
+Contract:
+- on disk and between stages: ``uint8 (N, T, H, W, C)``, C = 3 (RGB); float arrays are accepted with a declared
+  or detected value range (``0-1``, ``-1-1`` or ``0-255``);
+- inside models: ``float32 (B, C, T, H, W)`` in a documented range (I3D: [-1, 1]).
+
+A :class:`SampleSet` reads any supported input as a stream of ``(B, T, H, W, C)`` numpy batches, so memory does
+not grow with the number of videos. Inputs: a directory of videos (mp4/avi/webm/gif/mov/mkv, decoded with
+PyAV), a directory of per-video folders of PNG/JPG frames, ``.npy``/``.npz`` arrays, HDF5 files (``h5py``).
+Every batch is validated: rank, channels, frame count, NaN/inf, values outside the range, mixed shapes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vgbench.errors import InputError, MissingDependencyError
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTS = (".mp4", ".avi", ".webm", ".gif", ".mov", ".mkv", ".m4v")
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+RANGES = {"0-255": (0.0, 255.0), "0-1": (0.0, 1.0), "-1-1": (-1.0, 1.0)}
+RANGE_TOL = 1e-3  # float rounding slack at the ends of a declared range
+ARRAY_KEYS = ("videos", "samples", "arr_0", "x", "data")  # npz/HDF5 keys tried when there are several
+
+
+def parse_range(value: str | None) -> str | None:
+    """Normalise a ``--range`` value; None means auto-detect."""
+    if value in (None, "", "auto"):
+        return None
+    aliases = {"0-255": "0-255", "0,255": "0-255", "uint8": "0-255", "0-1": "0-1", "0,1": "0-1",
+               "-1-1": "-1-1", "-1,1": "-1-1", "[-1,1]": "-1-1", "[0,1]": "0-1", "[0,255]": "0-255"}
+    if value not in aliases:
+        raise InputError(f"unknown value range {value!r}; allowed: auto, 0-255, 0-1, -1-1")
+    return aliases[value]
+
+
+def to_0_255(batch: np.ndarray, value_range: str) -> np.ndarray:
+    """Map a batch to float32 on the 0-255 scale (uint8 passes through as float32)."""
+    x = batch.astype(np.float32, copy=False)
+    if value_range == "0-1":
+        return x * np.float32(255.0)
+    if value_range == "-1-1":
+        return (x + np.float32(1.0)) * np.float32(127.5)
+    return x
+
+
+def detect_range(batch: np.ndarray) -> str:
+    """Guess a float batch's range from its extremes (reported to the user; ``--range`` overrides)."""
+    lo, hi = float(np.min(batch)), float(np.max(batch))
+    if lo < -RANGE_TOL:
+        return "-1-1"
+    if hi <= 1.0 + RANGE_TOL:
+        return "0-1"
+    return "0-255"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Readers: each yields single videos (T, H, W, C) or slices of an array, with a known count.
+
+
+def _decode_video(path: Path) -> np.ndarray:
+    """All frames of a video file as uint8 (T, H, W, 3) RGB, via PyAV."""
+    try:
+        import av
+    except ImportError as exc:
+        raise MissingDependencyError("av", "data", "reading video files") from exc
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise InputError(f"{path}: no video stream")
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    except av.error.FFmpegError as exc:
+        raise InputError(f"{path}: cannot decode video ({exc}); re-encode it or remove it from the folder") from exc
+    if not frames:
+        raise InputError(f"{path}: the video has no decodable frames")
+    return np.stack(frames)
+
+
+def _decode_image(path: Path) -> np.ndarray:
+    try:
+        import av
+    except ImportError as exc:
+        raise MissingDependencyError("av", "data", "reading image files") from exc
+    try:
+        with av.open(str(path)) as container:
+            frame = next(container.decode(video=0))
+            return frame.to_ndarray(format="rgb24")
+    except (av.error.FFmpegError, StopIteration) as exc:
+        raise InputError(f"{path}: cannot decode image ({exc})") from exc
+
+
+def _npz_member(path: Path) -> str:
+    with zipfile.ZipFile(path) as zf:
+        members = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
+    if len(members) == 1:
+        return members[0]
+    for key in ARRAY_KEYS:
+        if key in members:
+            return key
+    raise InputError(f"{path}: several arrays {members} and none is named one of {list(ARRAY_KEYS)}; "
+                     "save the videos under the key 'videos'")
+
+
+def _open_npz_array(path: Path, key: str) -> np.ndarray:
+    """A read-only memory map of an uncompressed npz member (no copy), else a lazily loaded array."""
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(key + ".npy")
+        if info.compress_type == zipfile.ZIP_STORED:
+            with open(path, "rb") as f:
+                f.seek(info.header_offset)
+                local = f.read(30)
+                name_len = int.from_bytes(local[26:28], "little")
+                extra_len = int.from_bytes(local[28:30], "little")
+                start = info.header_offset + 30 + name_len + extra_len
+                f.seek(start)
+                version = np.lib.format.read_magic(f)
+                shape, fortran, dtype = np.lib.format._read_array_header(f, version)
+                offset = f.tell()
+            if fortran or dtype.hasobject:
+                raise InputError(f"{path}:{key}: Fortran-order or object arrays are not supported")
+            return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
+    log.warning("%s: compressed npz member %r is decompressed into memory; store it uncompressed "
+                "(np.savez, not savez_compressed) to stream it", path, key)
+    with np.load(path, allow_pickle=False) as z:
+        return z[key]
+
+
+@dataclass
+class SampleSet:
+    """A set of videos read as a stream of batches (see the module docstring for the accepted inputs)."""
+
+    path: Path
+    kind: str  # "npy", "npz", "hdf5", "videos", "frames"
+    count: int
+    dtype: str
+    value_range: str | None = None  # resolved range ('0-255', '0-1', '-1-1')
+    range_source: str = ""  # 'dtype', 'declared' or 'detected'
+    files: list[Path] = field(default_factory=list)
+    _array: object = None
+    _h5: object = None
+
+    # -- construction ---------------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, value_range: str | None = None) -> SampleSet:
+        """Open a sample set; ``value_range`` declares float inputs' range (None: detect)."""
+        path = Path(path)
+        declared = parse_range(value_range)
+        if not path.exists():
+            raise InputError(f"{path}: no such file or directory")
+        if path.is_file():
+            suffix = path.suffix.lower()
+            if suffix == ".npy":
+                arr = np.load(path, mmap_mode="r", allow_pickle=False)
+                s = cls(path, "npy", 0, str(arr.dtype), _array=arr)
+            elif suffix == ".npz":
+                arr = _open_npz_array(path, _npz_member(path))
+                s = cls(path, "npz", 0, str(arr.dtype), _array=arr)
+            elif suffix in (".h5", ".hdf5"):
+                s = cls._open_hdf5(path)
+            elif suffix in VIDEO_EXTS:
+                s = cls(path.parent, "videos", 1, "uint8", files=[path])
+            else:
+                raise InputError(f"{path}: unsupported file type {suffix!r}; use a directory of videos or frames, "
+                                 ".npy, .npz or .h5")
+            if s._array is not None:
+                s._check_array_shape(s._array.shape)
+                s.count = int(s._array.shape[0])
+        else:
+            s = cls._open_dir(path)
+        if s.count == 0:
+            raise InputError(f"{path}: the sample set is empty")
+        s._resolve_range(declared)
+        return s
+
+    @classmethod
+    def _open_hdf5(cls, path: Path) -> SampleSet:
+        try:
+            import h5py
+        except ImportError as exc:
+            raise MissingDependencyError("h5py", "data", "reading HDF5 sample sets") from exc
+        f = h5py.File(path, "r")
+        keys = [k for k in f.keys() if isinstance(f[k], h5py.Dataset)]
+        key = keys[0] if len(keys) == 1 else next((k for k in ARRAY_KEYS if k in keys), None)
+        if key is None:
+            raise InputError(f"{path}: datasets {keys}; none is named one of {list(ARRAY_KEYS)}")
+        return cls(path, "hdf5", 0, str(f[key].dtype), _array=f[key], _h5=f)
+
+    @classmethod
+    def _open_dir(cls, path: Path) -> SampleSet:
+        entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
+        videos = [p for p in entries if p.is_file() and p.suffix.lower() in VIDEO_EXTS]
+        frame_dirs = [p for p in entries if p.is_dir()
+                      and any(q.suffix.lower() in IMAGE_EXTS for q in p.iterdir())]
+        if videos and frame_dirs:
+            raise InputError(f"{path}: holds both video files and frame folders; keep one kind per directory")
+        if videos:
+            return cls(path, "videos", len(videos), "uint8", files=videos)
+        if frame_dirs:
+            return cls(path, "frames", len(frame_dirs), "uint8", files=frame_dirs)
+        raise InputError(f"{path}: no videos ({', '.join(VIDEO_EXTS)}) and no folders of frames "
+                         f"({', '.join(IMAGE_EXTS)}) found; the directory is empty or unreadable")
+
+    def _check_array_shape(self, shape: tuple) -> None:
+        if len(shape) != 5:
+            raise InputError(f"{self.path}: expected an array of rank 5 (N, T, H, W, C), got shape {tuple(shape)}. "
+                             "A single video needs a leading axis (x[None]); channels go last.")
+        if shape[-1] != 3:
+            hint = " (channels first? transpose to (N, T, H, W, C))" if shape[2] == 3 or shape[1] == 3 else ""
+            hint += " (grayscale? repeat to 3 channels: np.repeat(x, 3, axis=-1))" if shape[-1] == 1 else ""
+            raise InputError(f"{self.path}: expected 3 RGB channels in the last axis, got shape {tuple(shape)}{hint}")
+
+    def _resolve_range(self, declared: str | None) -> None:
+        if self.dtype == "uint8":
+            if declared not in (None, "0-255"):
+                raise InputError(f"{self.path}: uint8 data is on the 0-255 scale, but --range {declared} was given")
+            self.value_range, self.range_source = "0-255", "dtype"
+        elif declared is not None:
+            self.value_range, self.range_source = declared, "declared"
+        elif not np.issubdtype(np.dtype(self.dtype), np.floating) and not np.issubdtype(np.dtype(self.dtype), np.integer):
+            raise InputError(f"{self.path}: unsupported dtype {self.dtype}; use uint8 or float")
+        else:
+            first = next(self.raw_videos(0, min(self.count, 16)))
+            self._check_finite(first, 0)
+            self.value_range, self.range_source = detect_range(first), "detected"
+            log.info("%s: value range %s detected from the first videos (override with --range)",
+                     self.path, self.value_range)
+
+    # -- reading --------------------------------------------------------------------------------------------
+
+    def raw_videos(self, start: int, stop: int) -> Iterator[np.ndarray]:
+        """Batches or single videos of the raw data, covering [start, stop)."""
+        if self._array is not None:
+            step = 16
+            for i in range(start, stop, step):
+                yield np.asarray(self._array[i:min(i + step, stop)])
+        else:
+            for i in range(start, stop):
+                p = self.files[i]
+                if self.kind == "videos":
+                    yield _decode_video(p)[None]
+                else:
+                    frames = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXTS)
+                    yield np.stack([_decode_image(q) for q in frames])[None]
+
+    def name_of(self, index: int) -> str:
+        """A human-readable name of video ``index`` for error messages."""
+        return str(self.files[index]) if self.files else f"{self.path}[{index}]"
+
+    def _check_finite(self, batch: np.ndarray, offset: int) -> None:
+        if np.issubdtype(batch.dtype, np.floating):
+            bad = ~np.isfinite(batch)
+            if bad.any():
+                idx = offset + int(np.argwhere(bad)[0][0])
+                raise InputError(f"{self.name_of(idx)}: {int(bad.sum())} NaN or inf values in this batch; "
+                                 "fix the generator's output (clip or drop the sample)")
+
+    def _check_values(self, batch: np.ndarray, offset: int) -> None:
+        self._check_finite(batch, offset)
+        if batch.dtype == np.uint8:
+            return
+        lo, hi = RANGES[self.value_range]
+        bmin, bmax = float(batch.min()), float(batch.max())
+        if bmin < lo - RANGE_TOL or bmax > hi + RANGE_TOL:
+            raise InputError(
+                f"{self.path}: values in [{bmin:.4g}, {bmax:.4g}] at videos {offset}..{offset + len(batch) - 1} lie "
+                f"outside the {self.range_source} range {self.value_range} ([{lo:g}, {hi:g}]). Clip the samples, or "
+                "pass the right --range (0-255, 0-1, -1-1).")
+
+    def iter_batches(self, batch_size: int, start: int = 0, stop: int | None = None, frames: int | None = None,
+                     min_frames: int = 1) -> Iterator[np.ndarray]:
+        """Validated batches (B, T, H, W, 3) covering videos [start, stop); ``frames`` keeps the first T frames."""
+        stop = self.count if stop is None else stop
+        shape0: tuple | None = None
+        pending: list[np.ndarray] = []
+        pending_n, pos = 0, start
+        for raw in self.raw_videos(start, stop):
+            self._check_array_shape((raw.shape[0],) + raw.shape[1:]) if raw.ndim == 5 else None
+            if frames is not None:
+                if raw.shape[1] < frames:
+                    raise InputError(f"{self.name_of(pos)}: {raw.shape[1]} frames, but the protocol takes the first "
+                                     f"{frames}; use longer videos or another protocol")
+                raw = raw[:, :frames]
+            if raw.shape[1] < min_frames:
+                raise InputError(f"{self.name_of(pos)}: {raw.shape[1]} frames; at least {min_frames} are needed "
+                                 "(I3D downsamples time x8 and then pools 2 steps)")
+            if shape0 is None:
+                shape0 = raw.shape[1:]
+            elif raw.shape[1:] != shape0:
+                raise InputError(f"{self.name_of(pos)}: shape (T, H, W, C) = {raw.shape[1:]} differs from the first "
+                                 f"video's {shape0}; all videos in a set must share frame count and size "
+                                 "(or use a protocol with a fixed clip length)")
+            self._check_values(raw, pos)
+            pending.append(raw)
+            pending_n += raw.shape[0]
+            pos += raw.shape[0]
+            while pending_n >= batch_size:
+                joined = np.concatenate(pending) if len(pending) > 1 else pending[0]
+                yield joined[:batch_size]
+                rest = joined[batch_size:]
+                pending, pending_n = ([rest] if len(rest) else []), len(rest)
+        if pending_n:
+            yield np.concatenate(pending) if len(pending) > 1 else pending[0]
+
+    def describe(self) -> dict:
+        """Provenance of the input: path, kind, count, dtype and range (with how it was decided)."""
+        return {"path": str(self.path.resolve()), "kind": self.kind, "count": self.count, "dtype": self.dtype,
+                "range": self.value_range, "range_source": self.range_source}
+
+    def fingerprint(self) -> str:
+        """A cheap identity of the input files (paths, sizes, mtimes) for cache keys."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for p in (self.files or [self.path]):
+            st = p.stat()
+            h.update(f"{p.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+        h.update(f"{self.value_range}".encode())
+        return h.hexdigest()[:16]
