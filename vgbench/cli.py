@@ -169,7 +169,7 @@ def list_cmd(what):
         for m in cards.names("metrics"):
             card = cards.metric(m)
             for tag, p in cards.metric_protocols(card).items():
-                click.echo(f"{m + "." + tag:30s} {' '.join(p.description.split())[:100]}")
+                click.echo(f"{m + '.' + tag:30s} {' '.join(p.description.split())[:100]}")
         return
     for name in cards.names(what):
         card = cards.get(what, name)
