@@ -112,24 +112,24 @@ def _npz_member(path: Path) -> str:
 
 
 def _open_npz_array(path: Path, key: str) -> np.ndarray:
-    """A read-only memory map of an uncompressed npz member (no copy), else a lazily loaded array."""
+    """A read-only memory map of an uncompressed npz member (no copy); a compressed one is loaded whole."""
     with zipfile.ZipFile(path) as zf:
         info = zf.getinfo(key + ".npy")
-        if info.compress_type == zipfile.ZIP_STORED:
-            with open(path, "rb") as f:
-                f.seek(info.header_offset)
-                local = f.read(30)
-                name_len = int.from_bytes(local[26:28], "little")
-                extra_len = int.from_bytes(local[28:30], "little")
-                start = info.header_offset + 30 + name_len + extra_len
-                f.seek(start)
-                version = np.lib.format.read_magic(f)
-                shape, fortran, dtype = np.lib.format._read_array_header(f, version)
-                offset = f.tell()
-            if fortran or dtype.hasobject:
-                raise InputError(f"{path}:{key}: Fortran-order or object arrays are not supported")
-            return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
-    log.warning("%s: compressed npz member %r is decompressed into memory; store it uncompressed "
+    if info.compress_type == zipfile.ZIP_STORED:
+        with open(path, "rb") as f:
+            f.seek(info.header_offset)
+            local = f.read(30)  # zip local file header: name and extra lengths at bytes 26-29
+            f.seek(info.header_offset + 30 + int.from_bytes(local[26:28], "little")
+                   + int.from_bytes(local[28:30], "little"))
+            version = np.lib.format.read_magic(f)
+            reader = {(1, 0): np.lib.format.read_array_header_1_0,
+                      (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if reader is not None:
+                shape, fortran, dtype = reader(f)
+                if fortran or dtype.hasobject:
+                    raise InputError(f"{path}:{key}: Fortran-order or object arrays are not supported")
+                return np.memmap(path, dtype=dtype, mode="r", offset=f.tell(), shape=shape)
+    log.warning("%s: npz member %r is compressed and is decompressed into memory; store it uncompressed "
                 "(np.savez, not savez_compressed) to stream it", path, key)
     with np.load(path, allow_pickle=False) as z:
         return z[key]
