@@ -17,7 +17,7 @@ def test_torchrun_two_processes_equal_single_process(tmp_path, i3d_tensors):
     np.save(a, random_videos(5, t=9, h=32, w=24, seed=1))
     np.save(b, random_videos(6, t=9, h=32, w=24, seed=2))
     env = dict(os.environ, OMP_NUM_THREADS="1")  # the weights come from the user's cache; nothing is written
-    args = ["eval", "--samples", str(a), "--reference", str(b), "--no-cache", "--no-store", "-q"]
+    args = ["-q", "eval", "--samples", str(a), "--reference", str(b), "--no-cache", "--no-store"]
     single = subprocess.run([sys.executable, "-m", "vgbench", *args], env=env, capture_output=True, text=True, check=True)
     multi = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",
                             "-m", "vgbench", *args], env=env, capture_output=True, text=True)
