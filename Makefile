@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(EXTRAS)
 PIP_C := $(if $(TORCH_CONSTRAINTS),-c $(TORCH_CONSTRAINTS),)
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test check-metrics bench lint clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ demo: $(STAMP)  ## FVD of two generated video sets with the real I3D weights (fe
 test: $(STAMP)  ## the whole suite, slow tests included (CI runs this)
 	$(VENV)/bin/vgbench weights fetch i3d.kinetics400_tfhub
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+check-metrics: $(STAMP)  ## the project's metric regression gate (.ci/expected_metrics.yaml)
+	rm -f $(VENV)/ci-results.jsonl
+	$(VENV)/bin/vgbench demo --results $(VENV)/ci-results.jsonl
+	$(VENV)/bin/vgbench check .ci/expected_metrics.yaml --results $(VENV)/ci-results.jsonl --junit $(VENV)/ci-check.xml
 
 bench: $(STAMP)  ## performance figures (benchmarks/README.md)
 	$(PY) benchmarks/bench_i3d.py

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 def evaluate(metric: str, samples, reference, protocol: str | None = None, store: bool | str | Path | None = None,
-             **kwargs) -> Result | None:
+             dataset: str = "", **kwargs) -> Result | None:
     """Evaluate ``metric`` (``fvd``, ``fvd.official``, ``fvd-star``, ...) and optionally append to a store.
 
     ``store``: True for the default results store, a path for another, None/False for none. Under torchrun
@@ -25,8 +25,38 @@ def evaluate(metric: str, samples, reference, protocol: str | None = None, store
     result = fn(card.name, samples, reference, protocol=tag, **kwargs)
     if dist.rank_and_size()[0] != 0:
         return None
+    result.dataset = dataset
     if store:
         path = results_mod.default_store() if store is True else Path(store)
         results_mod.append(result, path)
         log.info("result appended to %s", path)
     return result
+
+
+def tables(which: str = "all", fmt: str = "md", results: str | Path | None = None, plot_dir: str | Path | None = None) -> str:
+    """Render the paper's tables with measured rows from a results store; optionally write PNG charts."""
+    from vgbench import leaderboard
+
+    records = results_mod.read(results or results_mod.default_store())
+    text = leaderboard.render_tables(which, fmt, records)
+    if plot_dir is not None:
+        from vgbench import plots
+
+        for n in plots.PLOTTED:
+            if which in ("all", n):
+                plots.plot_table(leaderboard.with_results(leaderboard.get_table(n), records), Path(plot_dir))
+    return text
+
+
+def check(expected: str | Path, results: str | Path | None = None, junit: str | Path | None = None,
+          json_out: str | Path | None = None) -> tuple[bool, str]:
+    """Judge a results store against EXPECTED; returns (all passed, human summary) and writes optional reports."""
+    from vgbench import check as check_mod
+    from vgbench.hub import atomic_write_bytes
+
+    outcomes = check_mod.run_checks(expected, results_mod.read(results or results_mod.default_store()))
+    if junit:
+        atomic_write_bytes(junit, check_mod.to_junit(outcomes).encode())
+    if json_out:
+        atomic_write_bytes(json_out, check_mod.to_json(outcomes).encode())
+    return all(o.passed for o in outcomes), check_mod.summary(outcomes)

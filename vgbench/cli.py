@@ -68,8 +68,9 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
 @click.option("--results", type=click.Path(path_type=Path), default=None, help="JSONL results store (default: <cache>/results/results.jsonl).")
 @click.option("--no-store", is_flag=True, help="Print the result without appending it to the results store.")
 @click.option("--run", default="", help="A name for this run, shown in tables.")
+@click.option("--dataset", default="", help="The dataset the videos belong to (bair, ucf101, ...): tables show the run where it fits.")
 def eval_cmd(metric, samples, reference, protocol, backend, device, batch_size, samples_range, reference_range,
-             allow_fewer, save_stats, no_cache, results, no_store, run):
+             allow_fewer, save_stats, no_cache, results, no_store, run, dataset):
     """Evaluate generated videos against a reference and print one JSON record.
 
     \b
@@ -85,7 +86,7 @@ def eval_cmd(metric, samples, reference, protocol, backend, device, batch_size, 
     result = api.evaluate(metric, samples, reference, protocol=protocol, backend=backend, device=device,
                           batch_size=batch_size, samples_range=samples_range, reference_range=reference_range,
                           allow_fewer=allow_fewer, save_stats=save_stats, use_cache=not no_cache,
-                          store=None if no_store else (results or True), run=run)
+                          store=None if no_store else (results or True), run=run, dataset=dataset)
     if result is not None:
         click.echo(result.to_json())
 
@@ -213,7 +214,8 @@ def doctor(samples, value_range, limit, as_json):
 @cli.command()
 @click.option("-n", "--num-videos", type=click.IntRange(min=2), default=32, help="Videos per set.")
 @click.option("--no-store", is_flag=True, help="Do not append the results to the results store.")
-def demo(num_videos, no_store):
+@click.option("--results", type=click.Path(path_type=Path), default=None, help="JSONL results store (default: <cache>/results/results.jsonl).")
+def demo(num_videos, no_store, results):
     """FVD of two generated video sets (bouncing squares, slow vs fast) with the real I3D weights.
 
     \b
@@ -223,8 +225,51 @@ def demo(num_videos, no_store):
     """
     from vgbench import demo as d
 
-    for result in d.run(num_videos, store=not no_store):
+    for result in d.run(num_videos, store=False if no_store else (results or True)):
         click.echo(result.to_json())
+
+
+@cli.command()
+@click.argument("which", default="all", type=click.Choice(["1", "2", "3", "4", "5", "6", "7", "all"]))
+@click.option("--format", "fmt", type=click.Choice(["md", "latex", "csv", "html"]), default="md")
+@click.option("--results", type=click.Path(path_type=Path), default=None,
+              help="JSONL results store with measured rows (default: <cache>/results/results.jsonl).")
+@click.option("--plot", "plot_dir", type=click.Path(path_type=Path), default=None,
+              help="Also write PNG charts of Tables 4, 5 and 6 into this folder.")
+def table(which, fmt, results, plot_dir):
+    """Render the VideoGPT paper's Tables 1-7 with measured rows from a results store.
+
+    \b
+    Examples:
+      vgbench table
+      vgbench table 5 --format latex
+      vgbench table all --format html --results runs.jsonl
+      vgbench table --plot figures/
+    """
+    from vgbench import api
+
+    click.echo(api.tables(which, fmt, results, plot_dir), nl=False)
+
+
+@cli.command()
+@click.argument("expected", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--results", type=click.Path(path_type=Path), default=None, help="JSONL results store to check.")
+@click.option("--junit", type=click.Path(path_type=Path), default=None, help="Also write JUnit XML here.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write JSON here.")
+def check(expected, results, junit, json_out):
+    """Fail (exit 1) when a metric regressed, is missing, or was measured under another protocol.
+
+    \b
+    Examples:
+      vgbench check expected.yaml --results results.jsonl
+      vgbench check expected.toml --results results.jsonl --junit report.xml --json report.json
+    """
+    from vgbench import api
+
+    ok, text = api.check(expected, results, junit, json_out)
+    click.echo(text)
+    if not ok:
+        sys.exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:

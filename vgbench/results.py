@@ -44,6 +44,7 @@ class Result:
     off_protocol: bool = False
     notes: list[str] = field(default_factory=list)
     run: str = ""
+    dataset: str = ""
     world_size: int = 1
     elapsed_s: float = 0.0
     vgbench_version: str = ""

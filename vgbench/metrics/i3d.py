@@ -5,9 +5,9 @@ numerics: TF "SAME" padding with the odd extra pad on the trailing side, max-poo
 BatchNorm without gamma using moving statistics and eps 1e-3, 400-d logits averaged over time (no softmax).
 Measured against the TF-Hub golden (metrics.md §12a): FVD 10.13808 vs 10.13808536529541.
 
-Speed: BatchNorm is folded into the convolution (w / sqrt(var + eps), beta - mean / sqrt(var + eps)) and the
-three 1x1x1 convolutions that read an inception block's input are run as one. ``fold_bn=False`` keeps the
-straightforward layer-by-layer form (the benchmark baseline; equal to the folded form to ~1e-5 relative).
+Speed: activations are channels-last-3d, BatchNorm is folded into the convolution (w / sqrt(var + eps), beta - mean / sqrt(var + eps)) and the
+three 1x1x1 convolutions that read an inception block's input are run as one. ``fold_bn=False,
+channels_last=False`` is the straightforward layer-by-layer form (the benchmark baseline).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ class I3DConfig:
     num_classes: int = 400
     bn_eps: float = 1e-3  # Sonnet default; the VideoGPT ports use 1e-5 (a compatibility switch)
     fold_bn: bool = True  # fold BN into conv weights (fast); False keeps separate BN (reference form)
+    channels_last: bool = True  # channels-last-3d activations: ~1.6x faster oneDNN convs on CPU, same maths
 
 
 def tf_same_pads(size: int, k: int, s: int) -> tuple[int, int]:
@@ -159,6 +160,8 @@ class I3D(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[2] < MIN_FRAMES:
             raise ValueError(f"I3D needs at least {MIN_FRAMES} frames, got {x.shape[2]}")
+        if self.config.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
         x = self.conv1(x)  # (B, 64, T/2, 112, 112)
         x = max_pool_same(x, (1, 3, 3), (1, 2, 2))  # (B, 64, T/2, 56, 56)
         x = self.conv2c(self.conv2b(x))  # (B, 192, T/2, 56, 56)
@@ -212,4 +215,6 @@ def build_i3d(weights: dict[str, np.ndarray] | None = None, **config) -> I3D:
     model = I3D(I3DConfig(**config))
     if weights is not None:
         model.load_tf_tensors(weights)
+    if model.config.channels_last:
+        model = model.to(memory_format=torch.channels_last_3d)
     return model.eval().requires_grad_(False)

@@ -1,0 +1,93 @@
+"""Tables 1-7: every published number reproduced, golden renderings, measured rows and protocol marking."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from vgbench import leaderboard
+from vgbench.errors import UnknownNameError
+
+GOLDEN = Path(__file__).parent / "golden"
+RECORDS = [json.loads(line) for line in (GOLDEN / "results.jsonl").read_text().splitlines()]
+
+
+def published_numbers(spec_text: str) -> dict[str, list[str]]:
+    """Every value and ± of the spec's Tables 1-7 (value cells of markdown rows), by table number."""
+    out: dict[str, list[str]] = {}
+    for block in re.split(r"^## Table ", spec_text, flags=re.M)[1:]:
+        number = block[0]
+        body = block.split("\n## ")[0]
+        nums = []
+        for line in body.splitlines():
+            if not line.startswith("|") or line.startswith("|---") or "(↓)" in line or "(↑)" in line or "bits/dim |" in line:
+                continue
+            cells = [c.strip() for c in line.strip("|").split("|")][1:]  # skip the row label
+            if number == "5":
+                cells = cells[:-1]  # "total latents (derived)" is not in the paper
+            for c in cells:
+                nums += re.findall(r"\d+(?:\.\d+)?", c.replace("⚠", ""))
+        out[number] = nums
+    return out
+
+
+def test_every_published_number_is_rendered_in_every_format(shared_dir):
+    numbers = published_numbers((shared_dir / "spec" / "paper_tables.md").read_text())
+    assert sorted(numbers) == [str(n) for n in range(1, 8)] and sum(map(len, numbers.values())) == 118  # 8+16+4+12+50+12+16 cells by hand
+    for n, nums in numbers.items():
+        for fmt in leaderboard.FORMATS:
+            text = leaderboard.render_tables(n, fmt, [])
+            cells = re.findall(r"\d+(?:\.\d+)?", text)
+            for num in nums:
+                assert num in cells, f"table {n} ({fmt}) lacks {num}"
+
+
+@pytest.mark.parametrize("number", [str(n) for n in range(1, 8)])
+@pytest.mark.parametrize("fmt,ext", [("md", "md"), ("latex", "tex")])
+def test_golden_renderings(number, fmt, ext):
+    assert leaderboard.render_tables(number, fmt, RECORDS) == (GOLDEN / f"table{number}.{ext}").read_text()
+
+
+def test_measured_rows_are_marked_and_ranked_only_under_the_same_protocol():
+    t = leaderboard.with_results(leaderboard.get_table("5"), RECORDS)
+    paper = next(r for r in t.rows if r.label.endswith("paper-protocol"))
+    official = next(r for r in t.rows if r.label.endswith("official-protocol"))
+    assert paper.cells["fvd"].best and paper.cells["fvd"].text() == "101.2 ± 1.9"
+    assert official.cells["fvd"].off_protocol and not official.cells["fvd"].best  # 99.5 < 101.2 but not ranked
+    assert official.cells["fvd"].text() == "99.5†"
+    assert any("measured under fvd.official" in f and "Not ranked" in f for f in t.footnotes)
+    table2 = leaderboard.with_results(leaderboard.get_table("2"), RECORDS)  # ucf101: no BAIR runs shown
+    assert not any(r.measured for r in table2.rows)
+
+
+def test_changed_protocol_parameters_are_marked():
+    rec = dict(RECORDS[0], protocol_hash="0000000000000000")
+    t = leaderboard.with_results(leaderboard.get_table("1"), [rec])
+    assert t.rows[-1].cells["fvd"].off_protocol
+    assert "parameters that have changed" in t.footnotes[-1]
+
+
+def test_no_results_footer_and_best_marks():
+    md = leaderboard.render_tables("1", "md", [])
+    assert "| Video Transformer | **94 ± 2** |" in md
+    assert "No measured rows. Add one with `vgbench eval --dataset bair --run NAME" in md
+    assert "<b>32.97 ± 1.7</b>" in leaderboard.render_tables("2", "html", [])
+    csv_text = leaderboard.render_tables("3", "csv", [])
+    assert csv_text.splitlines()[2] == "With Attention,0.0033,,14.9,,published,NMSE;R-FVD"
+
+
+def test_unknown_table_and_format():
+    with pytest.raises(UnknownNameError, match="Unknown table '9'"):
+        leaderboard.render_tables("9", "md", [])
+    with pytest.raises(UnknownNameError, match="Unknown format 'pdf'.*Available: csv, html, latex, md"):
+        leaderboard.render(leaderboard.get_table("1"), "pdf")
+
+
+def test_plots(tmp_path):
+    pytest.importorskip("matplotlib", reason="matplotlib comes with the dev extra that make test installs")
+    from vgbench import plots
+
+    for n in plots.PLOTTED:
+        out = plots.plot_table(leaderboard.with_results(leaderboard.get_table(n), RECORDS), tmp_path)
+        assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000

@@ -1,0 +1,166 @@
+"""``vgbench check``: compare a results store with expected metric values, for CI regression gates.
+
+EXPECTED (YAML or TOML) lists checks::
+
+    checks:
+      - name: demo-fvd              # optional, defaults to metric.protocol
+        metric: fvd
+        protocol: official          # required: a number is only compared with one made the same way
+        run: "demo: fast vs slow"   # optional: pick records of this run
+        expected: 166.8
+        tolerance: {rel: 0.001}     # or {abs: 0.5}
+        mode: no_worse              # or within
+
+``no_worse`` fails when the value got worse by more than the tolerance (the metric card's direction decides what
+worse means); ``within`` fails when it moved either way. A missing metric, or one measured only under another
+protocol or with changed protocol parameters, is a failure with its reason, never a pass.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
+
+from vgbench import cards
+from vgbench.errors import CardError, UnknownNameError
+
+MODES = ("no_worse", "within")
+
+
+@dataclass
+class Expectation:
+    """One line of EXPECTED."""
+
+    name: str
+    metric: str
+    protocol: str
+    expected: float
+    tol_abs: float | None
+    tol_rel: float | None
+    mode: str
+    run: str | None = None
+
+    def tolerance(self) -> float:
+        """The allowed deviation in the metric's units."""
+        if self.tol_abs is not None:
+            return self.tol_abs
+        return abs(self.expected) * self.tol_rel
+
+
+@dataclass
+class Outcome:
+    """The verdict for one expectation."""
+
+    name: str
+    passed: bool
+    reason: str
+    value: float | None
+    expected: float
+    tolerance: float
+
+
+def load_expected(path: str | Path) -> list[Expectation]:
+    """Parse EXPECTED (YAML or TOML by suffix) with clear errors naming the field."""
+    path = Path(path)
+    text = path.read_text()
+    if path.suffix == ".toml":
+        import tomllib
+
+        data = tomllib.loads(text)
+    else:
+        data = yaml.safe_load(text)
+    if not isinstance(data, dict) or not isinstance(data.get("checks"), list) or not data["checks"]:
+        raise CardError(path, "checks", "required: a non-empty list of checks")
+    out = []
+    for i, c in enumerate(data["checks"]):
+        where = f"checks[{i}]"
+        allowed = {"name", "metric", "protocol", "expected", "tolerance", "mode", "run"}
+        unknown = set(c) - allowed
+        if unknown:
+            raise CardError(path, f"{where}.{sorted(unknown)[0]}", "unknown key", str(sorted(allowed)))
+        for key in ("metric", "protocol", "expected", "tolerance"):
+            if key not in c:
+                raise CardError(path, f"{where}.{key}", "required key is missing")
+        tol = c["tolerance"]
+        if not isinstance(tol, dict) or len(tol) != 1 or next(iter(tol)) not in ("abs", "rel"):
+            raise CardError(path, f"{where}.tolerance", "must be a mapping with exactly one of abs, rel", got=tol)
+        if float(next(iter(tol.values()))) < 0:
+            raise CardError(path, f"{where}.tolerance", "must not be negative", got=tol)
+        mode = c.get("mode", "no_worse")
+        if mode not in MODES:
+            raise CardError(path, f"{where}.mode", "value not allowed", str(MODES), mode)
+        cards.resolve_protocol(c["metric"], c["protocol"])  # unknown names get did-you-mean errors
+        out.append(Expectation(c.get("name") or f"{c['metric']}.{c['protocol']}", c["metric"], c["protocol"],
+                               float(c["expected"]), tol.get("abs"), tol.get("rel"), mode, c.get("run")))
+    return out
+
+
+def evaluate_check(exp: Expectation, records: list[dict]) -> Outcome:
+    """Judge one expectation against the latest matching record."""
+    tol = exp.tolerance()
+    same_metric = [r for r in records if r.get("metric") == exp.metric and (exp.run is None or r.get("run") == exp.run)]
+    if not same_metric:
+        where = f" in run '{exp.run}'" if exp.run else ""
+        return Outcome(exp.name, False, f"missing: no {exp.metric} result{where} in the results store", None, exp.expected, tol)
+    matching = [r for r in same_metric if r.get("protocol") == exp.protocol]
+    if not matching:
+        seen = sorted({r.get("protocol") for r in same_metric})
+        return Outcome(exp.name, False, f"protocol mismatch: {exp.metric} was measured under {seen}, expected "
+                       f"'{exp.protocol}'", None, exp.expected, tol)
+    r = matching[-1]
+    card, tag, p = cards.resolve_protocol(exp.metric, exp.protocol)
+    current = cards.protocol_hash(card.name, tag, p, card.card_version)
+    if r.get("protocol_hash") != current:
+        return Outcome(exp.name, False, f"protocol mismatch: the record's protocol hash {r.get('protocol_hash')} differs "
+                       f"from {exp.metric}.{exp.protocol}'s current {current} (its parameters changed)", r["value"], exp.expected, tol)
+    if r.get("off_protocol"):
+        return Outcome(exp.name, False, "protocol mismatch: the record is marked off-protocol", r["value"], exp.expected, tol)
+    value = float(r["value"])
+    delta = value - exp.expected
+    if exp.mode == "within":
+        ok = abs(delta) <= tol
+        verdict = f"moved by {delta:+.6g} (allowed ±{tol:.6g})"
+    else:
+        worse = -delta if card.higher_is_better else delta
+        ok = worse <= tol
+        verdict = f"{'worse' if worse > 0 else 'better or equal'} by {abs(delta):.6g} (allowed worse by {tol:.6g})"
+    return Outcome(exp.name, ok, ("ok: " if ok else "regression: ") + verdict, value, exp.expected, tol)
+
+
+def run_checks(expected: str | Path, records: list[dict]) -> list[Outcome]:
+    """Every expectation of EXPECTED judged against ``records``."""
+    return [evaluate_check(e, records) for e in load_expected(expected)]
+
+
+def summary(outcomes: list[Outcome]) -> str:
+    """Human summary, one line per check and a closing count."""
+    lines = []
+    for o in outcomes:
+        val = "—" if o.value is None else f"{o.value:.6g}"
+        lines.append(f"{'PASS' if o.passed else 'FAIL'}  {o.name}: {val} vs expected {o.expected:.6g}  {o.reason}")
+    failed = sum(not o.passed for o in outcomes)
+    lines.append(f"{len(outcomes) - failed} passed, {failed} failed")
+    return "\n".join(lines)
+
+
+def to_json(outcomes: list[Outcome]) -> str:
+    """Machine-readable outcomes."""
+    return json.dumps({"passed": all(o.passed for o in outcomes), "checks": [asdict(o) for o in outcomes]}, indent=2)
+
+
+def to_junit(outcomes: list[Outcome]) -> str:
+    """JUnit XML (one testcase per check) for CI systems."""
+    suite = ET.Element("testsuite", name="vgbench-check", tests=str(len(outcomes)),
+                       failures=str(sum(not o.passed for o in outcomes)))
+    for o in outcomes:
+        case = ET.SubElement(suite, "testcase", classname="vgbench.check", name=o.name)
+        if not o.passed:
+            ET.SubElement(case, "failure", message=o.reason).text = o.reason
+    return ET.tostring(suite, encoding="unicode")
+
+
+__all__ = ["Expectation", "Outcome", "load_expected", "run_checks", "summary", "to_json", "to_junit", "UnknownNameError"]
