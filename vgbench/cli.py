@@ -23,6 +23,7 @@ log = logging.getLogger("vgbench")
 def _setup_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
     logging.basicConfig(stream=sys.stderr, level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.captureWarnings(True)  # library warnings (e.g. singular covariances) go to the same stderr log
 
 
 @click.group(context_settings=CONTEXT)

@@ -68,12 +68,17 @@ def detect_range(batch: np.ndarray) -> str:
 # Readers: each yields single videos (T, H, W, C) or slices of an array, with a known count.
 
 
-def _decode_video(path: Path) -> np.ndarray:
-    """All frames of a video file as uint8 (T, H, W, 3) RGB, via PyAV."""
+def _av():
     try:
         import av
     except ImportError as exc:
-        raise MissingDependencyError("av", "data", "reading video files") from exc
+        raise MissingDependencyError("av", "data", "reading video and image files") from exc
+    return av
+
+
+def _decode_video(path: Path) -> np.ndarray:
+    """All frames of a video file as uint8 (T, H, W, 3) RGB, via PyAV."""
+    av = _av()
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
@@ -87,10 +92,7 @@ def _decode_video(path: Path) -> np.ndarray:
 
 
 def _decode_image(path: Path) -> np.ndarray:
-    try:
-        import av
-    except ImportError as exc:
-        raise MissingDependencyError("av", "data", "reading image files") from exc
+    av = _av()
     try:
         with av.open(str(path)) as container:
             frame = next(container.decode(video=0))
