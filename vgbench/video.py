@@ -242,10 +242,18 @@ class SampleSet:
 
     def raw_videos(self, start: int, stop: int) -> Iterator[np.ndarray]:
         """Batches or single videos of the raw data, covering [start, stop)."""
-        if self._array is not None:
-            step = 16
-            for i in range(start, stop, step):
-                yield np.asarray(self._array[i:min(i + step, stop)])
+        if isinstance(self._array, np.memmap):
+            # Plain reads of each chunk: mapped pages would stay resident and make RSS grow with N.
+            arr = self._array
+            per = int(np.prod(arr.shape[1:]))
+            for i in range(start, stop, 16):
+                k = min(16, stop - i)
+                flat = np.fromfile(arr.filename, dtype=arr.dtype, count=k * per,
+                                   offset=arr.offset + i * per * arr.dtype.itemsize)
+                yield flat.reshape((k,) + arr.shape[1:])
+        elif self._array is not None:
+            for i in range(start, stop, 16):
+                yield np.asarray(self._array[i:min(i + 16, stop)])
         else:
             for i in range(start, stop):
                 p = self.files[i]
