@@ -52,8 +52,9 @@ def main() -> None:
         for n, mode in configs:
             kind = "real" if mode == "real" else "fake"
             subprocess.run([sys.executable, "-c", CHILD, str(n), kind, folder, "gen"], check=True)
-            out = subprocess.run([sys.executable, "-c", CHILD, str(n), kind, folder],
-                                 capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD, str(n), kind, folder], capture_output=True, text=True, check=True
+            )
             row = json.loads(out.stdout.strip().splitlines()[-1])
             rows.append(row)
             print(f"{mode:9s} N={n:5d}  peak RSS {row['peak_rss_mb']:7.1f} MB  ({row['seconds']} s)")

@@ -14,7 +14,7 @@ import warnings
 
 from vgbench import cards, demo, weights
 from vgbench.metrics.frechet import frechet_distance_from_stats
-from vgbench.metrics.fvd import extract_stats, build_extractor
+from vgbench.metrics.fvd import build_extractor, extract_stats
 from vgbench.video import SampleSet
 
 

@@ -37,8 +37,11 @@ def _write(tmp_path, data, kind="metrics", name="fvdx"):
 
 
 def _fvd_data():
-    return yaml.safe_load(next(r / "metrics" / "fvd.yaml" for r in cards.card_roots()
-                               if (r / "metrics" / "fvd.yaml").exists()).read_text())
+    return yaml.safe_load(
+        next(
+            r / "metrics" / "fvd.yaml" for r in cards.card_roots() if (r / "metrics" / "fvd.yaml").exists()
+        ).read_text()
+    )
 
 
 def test_unknown_key_names_file_and_field(tmp_path):
@@ -54,7 +57,9 @@ def test_bad_values_name_file_field_and_allowed(tmp_path):
     data = _fvd_data()
     data["name"] = "fvdx"
     data["protocols"]["official"]["resize"] = "bicubic"
-    with pytest.raises(CardError, match=r"'protocols.official.resize': value not allowed; expected one of 'tf_legacy'.*got 'bicubic'"):
+    with pytest.raises(
+        CardError, match=r"'protocols.official.resize': value not allowed; expected one of 'tf_legacy'.*got 'bicubic'"
+    ):
         cards.load_card_file(_write(tmp_path, data), "metrics")
     data["protocols"]["official"]["resize"] = "tf_legacy"
     data["protocols"]["official"]["frames"] = 8
@@ -76,7 +81,9 @@ def test_name_must_match_file(tmp_path):
 
 
 def test_did_you_mean():
-    with pytest.raises(UnknownNameError, match=r"Unknown metric 'fdv'. Did you mean 'fvd'.*Available: fvd, fvd-star, r-fvd"):
+    with pytest.raises(
+        UnknownNameError, match=r"Unknown metric 'fdv'. Did you mean 'fvd'.*Available: fvd, fvd-star, r-fvd"
+    ):
         cards.resolve_protocol("fdv")
     with pytest.raises(UnknownNameError, match=r"Unknown protocol of metric 'fvd' 'oficial'. Did you mean 'official'"):
         cards.resolve_protocol("fvd", "oficial")

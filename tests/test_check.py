@@ -14,8 +14,15 @@ from vgbench.errors import CardError, UnknownNameError
 
 def rec(metric="fvd", protocol="official", value=100.0, run="ci", **kw):
     card, tag, p = cards.resolve_protocol(metric, protocol)
-    return {"metric": metric, "protocol": protocol, "value": value, "run": run, "off_protocol": False,
-            "protocol_hash": cards.protocol_hash(card.name, tag, p, card.card_version), **kw}
+    return {
+        "metric": metric,
+        "protocol": protocol,
+        "value": value,
+        "run": run,
+        "off_protocol": False,
+        "protocol_hash": cards.protocol_hash(card.name, tag, p, card.card_version),
+        **kw,
+    }
 
 
 EXPECTED = """
@@ -33,8 +40,11 @@ def invoke(tmp_path, records, expected=EXPECTED, suffix=".yaml", extra=()):
 
 
 def test_clean_results_pass_and_reports_are_written(tmp_path):
-    res = invoke(tmp_path, [rec(value=100.9), rec("fvd-star", value=50.3)],
-                 extra=["--junit", str(tmp_path / "j.xml"), "--json", str(tmp_path / "j.json")])
+    res = invoke(
+        tmp_path,
+        [rec(value=100.9), rec("fvd-star", value=50.3)],
+        extra=["--junit", str(tmp_path / "j.xml"), "--json", str(tmp_path / "j.json")],
+    )
     assert res.exit_code == 0, res.output
     assert "PASS  fvd-demo" in res.output and res.output.strip().endswith("2 passed, 0 failed")
     suite = ET.parse(tmp_path / "j.xml").getroot()
@@ -73,10 +83,14 @@ def test_toml_and_bad_files(tmp_path):
     toml = '[[checks]]\nmetric = "fvd"\nprotocol = "official"\nexpected = 100.0\ntolerance = {rel = 0.01}\n'
     res = invoke(tmp_path, [rec(value=100.0)], expected=toml, suffix=".toml")
     assert res.exit_code == 0, res.output
-    (tmp_path / "bad.yaml").write_text("checks:\n  - {metric: fvd, protocol: official, expected: 1, tolerance: {pct: 1}}\n")
+    (tmp_path / "bad.yaml").write_text(
+        "checks:\n  - {metric: fvd, protocol: official, expected: 1, tolerance: {pct: 1}}\n"
+    )
     with pytest.raises(CardError, match=r"checks\[0\].tolerance': must be a mapping with exactly one of abs, rel"):
         load_expected(tmp_path / "bad.yaml")
-    (tmp_path / "bad2.yaml").write_text("checks:\n  - {metric: fvd, protocol: oficial, expected: 1, tolerance: {abs: 1}}\n")
+    (tmp_path / "bad2.yaml").write_text(
+        "checks:\n  - {metric: fvd, protocol: oficial, expected: 1, tolerance: {abs: 1}}\n"
+    )
     with pytest.raises(UnknownNameError, match="Did you mean 'official'"):
         load_expected(tmp_path / "bad2.yaml")
     (tmp_path / "bad3.yaml").write_text("checks: []\n")

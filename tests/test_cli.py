@@ -57,6 +57,9 @@ def test_environment_overrides(tmp_path):
 
 
 def test_help_is_fast_and_does_not_import_torch():
-    code = "import sys; from vgbench.cli import main; sys.argv=['vgbench','--help']\ntry: main()\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
+    code = (
+        "import sys; from vgbench.cli import main; sys.argv=['vgbench','--help']\n"
+        "try: main()\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("False")

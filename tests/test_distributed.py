@@ -18,9 +18,26 @@ def test_torchrun_two_processes_equal_single_process(tmp_path, i3d_tensors):
     np.save(b, random_videos(6, t=9, h=32, w=24, seed=2))
     env = dict(os.environ, OMP_NUM_THREADS="1")  # the weights come from the user's cache; nothing is written
     args = ["-q", "eval", "--samples", str(a), "--reference", str(b), "--no-cache", "--no-store"]
-    single = subprocess.run([sys.executable, "-m", "vgbench", *args], env=env, capture_output=True, text=True, check=True)
-    multi = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",
-                            "-m", "vgbench", *args], env=env, capture_output=True, text=True)
+    single = subprocess.run(
+        [sys.executable, "-m", "vgbench", *args], env=env, capture_output=True, text=True, check=True
+    )
+    multi = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            "29533",
+            "-m",
+            "vgbench",
+            *args,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert multi.returncode == 0, multi.stderr[-2000:]
     lines = [json.loads(x) for x in multi.stdout.splitlines() if x.startswith("{")]
     assert len(lines) == 1  # only rank 0 prints

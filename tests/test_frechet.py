@@ -37,8 +37,11 @@ def test_small_n_is_finite_real_and_permutation_invariant():
     rng = np.random.default_rng(2)
     x, y = rng.normal(size=(50, 400)), rng.normal(1.0, 2.0, size=(50, 400))
     d1 = frechet_distance_from_stats(FeatureStats.from_features(x), FeatureStats.from_features(y), warn=False)
-    d2 = frechet_distance_from_stats(FeatureStats.from_features(x[rng.permutation(50)]),
-                                     FeatureStats.from_features(y[rng.permutation(50)]), warn=False)
+    d2 = frechet_distance_from_stats(
+        FeatureStats.from_features(x[rng.permutation(50)]),
+        FeatureStats.from_features(y[rng.permutation(50)]),
+        warn=False,
+    )
     assert np.isfinite(d1) and isinstance(d1, float)
     assert d1 == pytest.approx(d2, rel=1e-10)
     assert d1 > 400  # mean shift alone contributes 400

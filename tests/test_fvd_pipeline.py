@@ -73,7 +73,9 @@ def test_trials_use_disjoint_chunks_and_report_population_std(mocked, tmp_path):
 def test_too_few_samples_is_refused_or_marked(mocked, tmp_path):
     s = tmp_path / "s.npy"
     np.save(s, random_videos(300, t=9, h=4, w=4))
-    with pytest.raises(ProtocolError, match=r"needs 2560 samples videos \(256 per trial x 10 trials\), got 300.*--allow-fewer"):
+    with pytest.raises(
+        ProtocolError, match=r"needs 2560 samples videos \(256 per trial x 10 trials\), got 300.*--allow-fewer"
+    ):
         api.evaluate("fvd", s, s, protocol="videogpt_paper")
     r = api.evaluate("fvd", s, s, protocol="videogpt_paper", allow_fewer=True)
     assert r.off_protocol and len(r.trial_values) == 1
@@ -125,7 +127,9 @@ def test_truncation_quirk_of_videogpt_drops_63_levels():
 def test_quantisation_modes():
     x = np.array([-1.0, -0.5, 0.0, 0.999, 1.0], np.float32).reshape(1, 1, 1, 5, 1).repeat(3, -1)
     assert to_network_scale(x, "-1-1", "round")[0, 0, 0, :, 0].tolist() == [0, 64, 128, 255, 255]
-    assert to_network_scale(x, "-1-1", "none")[0, 0, 0, :, 0].tolist() == pytest.approx([0, 63.75, 127.5, 254.87, 255], abs=0.01)
+    assert to_network_scale(x, "-1-1", "none")[0, 0, 0, :, 0].tolist() == pytest.approx(
+        [0, 63.75, 127.5, 254.87, 255], abs=0.01
+    )
     y = np.array([0.0, 0.5, 1.0], np.float32).reshape(1, 1, 1, 3, 1).repeat(3, -1)
     assert to_network_scale(y, "0-1", "truncate")[0, 0, 0, :, 0].tolist() == [0, 127, 255]
 

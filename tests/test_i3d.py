@@ -30,17 +30,34 @@ def test_converted_weights_match_the_spec(i3d_tensors):
     assert not any("gamma" in k for k in i3d_tensors)  # Sonnet BN without scale
 
 
-@pytest.mark.parametrize("size,k,s,pads", [(224, 7, 2, (2, 3)), (112, 3, 2, (0, 1)), (16, 7, 2, (2, 3)),
-                                           (8, 3, 2, (0, 1)), (5, 3, 2, (1, 1)), (56, 3, 1, (1, 1)), (4, 2, 2, (0, 0))])
+@pytest.mark.parametrize(
+    "size,k,s,pads",
+    [
+        (224, 7, 2, (2, 3)),
+        (112, 3, 2, (0, 1)),
+        (16, 7, 2, (2, 3)),
+        (8, 3, 2, (0, 1)),
+        (5, 3, 2, (1, 1)),
+        (56, 3, 1, (1, 1)),
+        (4, 2, 2, (0, 0)),
+    ],
+)
 def test_tf_same_pads(size, k, s, pads):
     assert tf_same_pads(size, k, s) == pads
 
 
-@pytest.mark.parametrize("shape,k,s", [((1, 2, 8, 112, 112), (1, 3, 3), (1, 2, 2)), ((1, 2, 5, 9, 9), (3, 3, 3), (2, 2, 2)),
-                                       ((1, 2, 3, 7, 6), (2, 2, 2), (2, 2, 2)), ((1, 2, 9, 28, 27), (3, 3, 3), (2, 2, 2))])
+@pytest.mark.parametrize(
+    "shape,k,s",
+    [
+        ((1, 2, 8, 112, 112), (1, 3, 3), (1, 2, 2)),
+        ((1, 2, 5, 9, 9), (3, 3, 3), (2, 2, 2)),
+        ((1, 2, 3, 7, 6), (2, 2, 2), (2, 2, 2)),
+        ((1, 2, 9, 28, 27), (3, 3, 3), (2, 2, 2)),
+    ],
+)
 def test_max_pool_same_equals_explicit_minus_inf_padding(shape, k, s):
     x = torch.randn(shape)
-    pads = [tf_same_pads(n, ki, si) for n, ki, si in zip(shape[2:], k, s)]
+    pads = [tf_same_pads(n, ki, si) for n, ki, si in zip(shape[2:], k, s, strict=True)]
     ref = F.max_pool3d(F.pad(x, [p for pair in reversed(pads) for p in pair], value=float("-inf")), k, s)
     assert torch.equal(max_pool_same(x, k, s), ref)
 

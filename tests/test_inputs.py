@@ -70,11 +70,14 @@ def test_gif_and_real_ucf_avi(tmp_path, shared_dir):
     assert b[0].shape[2:] == (240, 320, 3) and b[0].shape[1] > 16 and b[0].dtype == np.uint8
 
 
-@pytest.mark.parametrize("shape,match", [
-    ((4, 9, 8, 8), r"rank 5 \(N, T, H, W, C\), got shape \(4, 9, 8, 8\)"),
-    ((4, 9, 8, 8, 1), r"3 RGB channels.*grayscale\? repeat"),
-    ((4, 3, 9, 8, 8), r"3 RGB channels.*channels first\?"),
-])
+@pytest.mark.parametrize(
+    "shape,match",
+    [
+        ((4, 9, 8, 8), r"rank 5 \(N, T, H, W, C\), got shape \(4, 9, 8, 8\)"),
+        ((4, 9, 8, 8, 1), r"3 RGB channels.*grayscale\? repeat"),
+        ((4, 3, 9, 8, 8), r"3 RGB channels.*channels first\?"),
+    ],
+)
 def test_wrong_rank_or_channels(tmp_path, shape, match):
     np.save(tmp_path / "x.npy", np.zeros(shape, np.uint8))
     with pytest.raises(InputError, match=match):

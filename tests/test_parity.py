@@ -1,5 +1,6 @@
 """Parity with the reference pipelines: the golden values of metrics.md §12 and the TF backend."""
 
+import json
 import subprocess
 import sys
 
@@ -44,10 +45,23 @@ def test_official_example_through_the_cli(tmp_path, i3d_tensors):
     zeros, whites = tmp_path / "zeros.npy", tmp_path / "whites.npy"
     np.save(zeros, np.zeros((16, 15, 64, 64, 3), np.uint8))
     np.save(whites, np.full((16, 15, 64, 64, 3), 255, np.uint8))
-    out = subprocess.run([sys.executable, "-m", "vgbench", "eval", "--samples", str(zeros), "--reference",
-                          str(whites), "--no-store", "--no-cache"], capture_output=True, text=True, check=True)
-    import json
-
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vgbench",
+            "eval",
+            "--samples",
+            str(zeros),
+            "--reference",
+            str(whites),
+            "--no-store",
+            "--no-cache",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     record = json.loads(out.stdout)
     assert abs(record["value"] - GOLDEN_EXAMPLE_FVD) <= 0.01
     assert record["protocol"] == "official" and record["n_samples"] == 16 and record["n_reference"] == 16

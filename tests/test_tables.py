@@ -21,7 +21,13 @@ def published_numbers(spec_text: str) -> dict[str, list[str]]:
         body = block.split("\n## ")[0]
         nums = []
         for line in body.splitlines():
-            if not line.startswith("|") or line.startswith("|---") or "(↓)" in line or "(↑)" in line or "bits/dim |" in line:
+            if (
+                not line.startswith("|")
+                or line.startswith("|---")
+                or "(↓)" in line
+                or "(↑)" in line
+                or "bits/dim |" in line
+            ):
                 continue
             cells = [c.strip() for c in line.strip("|").split("|")][1:]  # skip the row label
             if number == "5":
@@ -34,7 +40,9 @@ def published_numbers(spec_text: str) -> dict[str, list[str]]:
 
 def test_every_published_number_is_rendered_in_every_format(shared_dir):
     numbers = published_numbers((shared_dir / "spec" / "paper_tables.md").read_text())
-    assert sorted(numbers) == [str(n) for n in range(1, 8)] and sum(map(len, numbers.values())) == 118  # 8+16+4+12+50+12+16 cells by hand
+    assert (
+        sorted(numbers) == [str(n) for n in range(1, 8)] and sum(map(len, numbers.values())) == 118
+    )  # 8+16+4+12+50+12+16 cells by hand
     for n, nums in numbers.items():
         for fmt in leaderboard.FORMATS:
             text = leaderboard.render_tables(n, fmt, [])

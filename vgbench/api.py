@@ -13,8 +13,15 @@ from vgbench.results import Result
 log = logging.getLogger(__name__)
 
 
-def evaluate(metric: str, samples, reference, protocol: str | None = None, store: bool | str | Path | None = None,
-             dataset: str = "", **kwargs) -> Result | None:
+def evaluate(
+    metric: str,
+    samples,
+    reference,
+    protocol: str | None = None,
+    store: bool | str | Path | None = None,
+    dataset: str = "",
+    **kwargs,
+) -> Result | None:
     """Evaluate ``metric`` (``fvd``, ``fvd.official``, ``fvd-star``, ...) and optionally append to a store.
 
     ``store``: True for the default results store, a path for another, None/False for none. Under torchrun
@@ -33,7 +40,9 @@ def evaluate(metric: str, samples, reference, protocol: str | None = None, store
     return result
 
 
-def tables(which: str = "all", fmt: str = "md", results: str | Path | None = None, plot_dir: str | Path | None = None) -> str:
+def tables(
+    which: str = "all", fmt: str = "md", results: str | Path | None = None, plot_dir: str | Path | None = None
+) -> str:
     """Render the paper's tables with measured rows from a results store; optionally write PNG charts."""
     from vgbench import leaderboard
 
@@ -48,8 +57,12 @@ def tables(which: str = "all", fmt: str = "md", results: str | Path | None = Non
     return text
 
 
-def check(expected: str | Path, results: str | Path | None = None, junit: str | Path | None = None,
-          json_out: str | Path | None = None) -> tuple[bool, str]:
+def check(
+    expected: str | Path,
+    results: str | Path | None = None,
+    junit: str | Path | None = None,
+    json_out: str | Path | None = None,
+) -> tuple[bool, str]:
     """Judge a results store against EXPECTED; returns (all passed, human summary) and writes optional reports."""
     from vgbench import check as check_mod
     from vgbench.hub import atomic_write_bytes

@@ -239,21 +239,26 @@ def _check_semantics(card: Any, path: Path) -> None:
         if not card.protocols and not card.protocols_from:
             raise CardError(path, "protocols", "a metric needs protocols or protocols_from")
         if card.protocols and card.default_protocol not in card.protocols:
-            raise CardError(path, "default_protocol", "not among the card's protocols",
-                            str(sorted(card.protocols)), card.default_protocol)
+            raise CardError(
+                path,
+                "default_protocol",
+                "not among the card's protocols",
+                str(sorted(card.protocols)),
+                card.default_protocol,
+            )
         for tag, p in card.protocols.items():
             if p.trials < 1:
                 raise CardError(path, f"protocols.{tag}.trials", "must be at least 1", got=p.trials)
             if p.trials > 1 and p.std == "none":
-                raise CardError(path, f"protocols.{tag}.std", "several trials need a std convention",
-                                "'population'", p.std)
+                raise CardError(
+                    path, f"protocols.{tag}.std", "several trials need a std convention", "'population'", p.std
+                )
             if p.frames is not None and p.frames < 9:
                 raise CardError(path, f"protocols.{tag}.frames", "I3D needs at least 9 frames", ">= 9", p.frames)
     if isinstance(card, ModelCard):
-        for key in ("content_sha256",):
-            v = getattr(card.weights, key)
-            if len(v) != 64 or any(c not in "0123456789abcdef" for c in v):
-                raise CardError(path, f"weights.{key}", "not a full sha256", "64 lower-case hex digits", v)
+        v = card.weights.content_sha256
+        if len(v) != 64 or any(c not in "0123456789abcdef" for c in v):
+            raise CardError(path, "weights.content_sha256", "not a full sha256", "64 lower-case hex digits", v)
 
 
 def load_card_file(path: Path, kind: str) -> Any:

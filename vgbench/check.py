@@ -26,7 +26,7 @@ from pathlib import Path
 import yaml
 
 from vgbench import cards
-from vgbench.errors import CardError, UnknownNameError
+from vgbench.errors import CardError
 
 MODES = ("no_worse", "within")
 
@@ -94,8 +94,18 @@ def load_expected(path: str | Path) -> list[Expectation]:
         if mode not in MODES:
             raise CardError(path, f"{where}.mode", "value not allowed", str(MODES), mode)
         cards.resolve_protocol(c["metric"], c["protocol"])  # unknown names get did-you-mean errors
-        out.append(Expectation(c.get("name") or f"{c['metric']}.{c['protocol']}", c["metric"], c["protocol"],
-                               float(c["expected"]), tol.get("abs"), tol.get("rel"), mode, c.get("run")))
+        out.append(
+            Expectation(
+                c.get("name") or f"{c['metric']}.{c['protocol']}",
+                c["metric"],
+                c["protocol"],
+                float(c["expected"]),
+                tol.get("abs"),
+                tol.get("rel"),
+                mode,
+                c.get("run"),
+            )
+        )
     return out
 
 
@@ -105,20 +115,37 @@ def evaluate_check(exp: Expectation, records: list[dict]) -> Outcome:
     same_metric = [r for r in records if r.get("metric") == exp.metric and (exp.run is None or r.get("run") == exp.run)]
     if not same_metric:
         where = f" in run '{exp.run}'" if exp.run else ""
-        return Outcome(exp.name, False, f"missing: no {exp.metric} result{where} in the results store", None, exp.expected, tol)
+        return Outcome(
+            exp.name, False, f"missing: no {exp.metric} result{where} in the results store", None, exp.expected, tol
+        )
     matching = [r for r in same_metric if r.get("protocol") == exp.protocol]
     if not matching:
         seen = sorted({r.get("protocol") for r in same_metric})
-        return Outcome(exp.name, False, f"protocol mismatch: {exp.metric} was measured under {seen}, expected "
-                       f"'{exp.protocol}'", None, exp.expected, tol)
+        return Outcome(
+            exp.name,
+            False,
+            f"protocol mismatch: {exp.metric} was measured under {seen}, expected '{exp.protocol}'",
+            None,
+            exp.expected,
+            tol,
+        )
     r = matching[-1]
     card, tag, p = cards.resolve_protocol(exp.metric, exp.protocol)
     current = cards.protocol_hash(card.name, tag, p, card.card_version)
     if r.get("protocol_hash") != current:
-        return Outcome(exp.name, False, f"protocol mismatch: the record's protocol hash {r.get('protocol_hash')} differs "
-                       f"from {exp.metric}.{exp.protocol}'s current {current} (its parameters changed)", r["value"], exp.expected, tol)
+        return Outcome(
+            exp.name,
+            False,
+            f"protocol mismatch: the record's protocol hash {r.get('protocol_hash')} differs "
+            f"from {exp.metric}.{exp.protocol}'s current {current} (its parameters changed)",
+            r["value"],
+            exp.expected,
+            tol,
+        )
     if r.get("off_protocol"):
-        return Outcome(exp.name, False, "protocol mismatch: the record is marked off-protocol", r["value"], exp.expected, tol)
+        return Outcome(
+            exp.name, False, "protocol mismatch: the record is marked off-protocol", r["value"], exp.expected, tol
+        )
     value = float(r["value"])
     delta = value - exp.expected
     if exp.mode == "within":
@@ -154,13 +181,11 @@ def to_json(outcomes: list[Outcome]) -> str:
 
 def to_junit(outcomes: list[Outcome]) -> str:
     """JUnit XML (one testcase per check) for CI systems."""
-    suite = ET.Element("testsuite", name="vgbench-check", tests=str(len(outcomes)),
-                       failures=str(sum(not o.passed for o in outcomes)))
+    suite = ET.Element(
+        "testsuite", name="vgbench-check", tests=str(len(outcomes)), failures=str(sum(not o.passed for o in outcomes))
+    )
     for o in outcomes:
         case = ET.SubElement(suite, "testcase", classname="vgbench.check", name=o.name)
         if not o.passed:
             ET.SubElement(case, "failure", message=o.reason).text = o.reason
     return ET.tostring(suite, encoding="unicode")
-
-
-__all__ = ["Expectation", "Outcome", "load_expected", "run_checks", "summary", "to_json", "to_junit", "UnknownNameError"]

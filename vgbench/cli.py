@@ -52,26 +52,78 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
 
 
 @cli.command("eval")
-@click.option("--metric", "-m", default="fvd", help="Metric, optionally with protocol: fvd, fvd-star, r-fvd, fvd.official.")
-@click.option("--samples", "-s", required=True, type=click.Path(path_type=Path),
-              help="Generated videos: a folder of videos or frame folders, .npy/.npz (N,T,H,W,C), or .h5.")
-@click.option("--reference", "-r", required=True, type=click.Path(path_type=Path),
-              help="Reference videos (same forms) or a stats file written by --save-stats.")
-@click.option("--protocol", "-p", default=None, help="Protocol tag (default: the metric's default). See `vgbench list protocols`.")
-@click.option("--backend", type=click.Choice(["torch", "tf", "tfhub"]), default="torch", help="Feature network implementation.")
+@click.option(
+    "--metric", "-m", default="fvd", help="Metric, optionally with protocol: fvd, fvd-star, r-fvd, fvd.official."
+)
+@click.option(
+    "--samples",
+    "-s",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Generated videos: a folder of videos or frame folders, .npy/.npz (N,T,H,W,C), or .h5.",
+)
+@click.option(
+    "--reference",
+    "-r",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Reference videos (same forms) or a stats file written by --save-stats.",
+)
+@click.option(
+    "--protocol", "-p", default=None, help="Protocol tag (default: the metric's default). See `vgbench list protocols`."
+)
+@click.option(
+    "--backend", type=click.Choice(["torch", "tf", "tfhub"]), default="torch", help="Feature network implementation."
+)
 @click.option("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Videos per forward pass (default: the protocol's).")
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=None, help="Videos per forward pass (default: the protocol's)."
+)
 @click.option("--range", "samples_range", default="auto", help="Value range of float samples: auto, 0-255, 0-1, -1-1.")
 @click.option("--reference-range", default="auto", help="Value range of float reference videos.")
-@click.option("--allow-fewer", is_flag=True, help="Run with fewer videos than the protocol needs; the result is marked off-protocol.")
-@click.option("--save-stats", type=click.Path(path_type=Path), default=None, help="Also write the samples' feature statistics here (.npz).")
+@click.option(
+    "--allow-fewer",
+    is_flag=True,
+    help="Run with fewer videos than the protocol needs; the result is marked off-protocol.",
+)
+@click.option(
+    "--save-stats",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write the samples' feature statistics here (.npz).",
+)
 @click.option("--no-cache", is_flag=True, help="Do not read or write cached reference statistics.")
-@click.option("--results", type=click.Path(path_type=Path), default=None, help="JSONL results store (default: <cache>/results/results.jsonl).")
+@click.option(
+    "--results",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="JSONL results store (default: <cache>/results/results.jsonl).",
+)
 @click.option("--no-store", is_flag=True, help="Print the result without appending it to the results store.")
 @click.option("--run", default="", help="A name for this run, shown in tables.")
-@click.option("--dataset", default="", help="The dataset the videos belong to (bair, ucf101, ...): tables show the run where it fits.")
-def eval_cmd(metric, samples, reference, protocol, backend, device, batch_size, samples_range, reference_range,
-             allow_fewer, save_stats, no_cache, results, no_store, run, dataset):
+@click.option(
+    "--dataset",
+    default="",
+    help="The dataset the videos belong to (bair, ucf101, ...): tables show the run where it fits.",
+)
+def eval_cmd(
+    metric,
+    samples,
+    reference,
+    protocol,
+    backend,
+    device,
+    batch_size,
+    samples_range,
+    reference_range,
+    allow_fewer,
+    save_stats,
+    no_cache,
+    results,
+    no_store,
+    run,
+    dataset,
+):
     """Evaluate generated videos against a reference and print one JSON record.
 
     \b
@@ -84,10 +136,23 @@ def eval_cmd(metric, samples, reference, protocol, backend, device, batch_size, 
     """
     from vgbench import api
 
-    result = api.evaluate(metric, samples, reference, protocol=protocol, backend=backend, device=device,
-                          batch_size=batch_size, samples_range=samples_range, reference_range=reference_range,
-                          allow_fewer=allow_fewer, save_stats=save_stats, use_cache=not no_cache,
-                          store=None if no_store else (results or True), run=run, dataset=dataset)
+    result = api.evaluate(
+        metric,
+        samples,
+        reference,
+        protocol=protocol,
+        backend=backend,
+        device=device,
+        batch_size=batch_size,
+        samples_range=samples_range,
+        reference_range=reference_range,
+        allow_fewer=allow_fewer,
+        save_stats=save_stats,
+        use_cache=not no_cache,
+        store=None if no_store else (results or True),
+        run=run,
+        dataset=dataset,
+    )
     if result is not None:
         click.echo(result.to_json())
 
@@ -201,8 +266,10 @@ def doctor(samples, value_range, limit, as_json):
     if as_json:
         click.echo(json.dumps(asdict(report)))
         return
-    click.echo(f"{report.path}: {report.count} videos ({report.kind}), dtype {report.dtype}, "
-               f"range {report.range} ({report.range_source})")
+    click.echo(
+        f"{report.path}: {report.count} videos ({report.kind}), dtype {report.dtype}, "
+        f"range {report.range} ({report.range_source})"
+    )
     click.echo(f"  frames: {report.frames}")
     click.echo(f"  sizes (HxWxC): {report.sizes}")
     click.echo(f"  values: min {report.min:.4g}, max {report.max:.4g}, mean {report.mean:.4g}")
@@ -215,7 +282,12 @@ def doctor(samples, value_range, limit, as_json):
 @cli.command()
 @click.option("-n", "--num-videos", type=click.IntRange(min=2), default=32, help="Videos per set.")
 @click.option("--no-store", is_flag=True, help="Do not append the results to the results store.")
-@click.option("--results", type=click.Path(path_type=Path), default=None, help="JSONL results store (default: <cache>/results/results.jsonl).")
+@click.option(
+    "--results",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="JSONL results store (default: <cache>/results/results.jsonl).",
+)
 def demo(num_videos, no_store, results):
     """FVD of two generated video sets (bouncing squares, slow vs fast) with the real I3D weights.
 
@@ -233,10 +305,19 @@ def demo(num_videos, no_store, results):
 @cli.command()
 @click.argument("which", default="all", type=click.Choice(["1", "2", "3", "4", "5", "6", "7", "all"]))
 @click.option("--format", "fmt", type=click.Choice(["md", "latex", "csv", "html"]), default="md")
-@click.option("--results", type=click.Path(path_type=Path), default=None,
-              help="JSONL results store with measured rows (default: <cache>/results/results.jsonl).")
-@click.option("--plot", "plot_dir", type=click.Path(path_type=Path), default=None,
-              help="Also write PNG charts of Tables 4, 5 and 6 into this folder.")
+@click.option(
+    "--results",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="JSONL results store with measured rows (default: <cache>/results/results.jsonl).",
+)
+@click.option(
+    "--plot",
+    "plot_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write PNG charts of Tables 4, 5 and 6 into this folder.",
+)
 def table(which, fmt, results, plot_dir):
     """Render the VideoGPT paper's Tables 1-7 with measured rows from a results store.
 

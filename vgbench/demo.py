@@ -27,7 +27,7 @@ def bouncing_squares(n: int, speed: tuple[float, float], seed: int, frames: int 
         out[i] = bg
         for t in range(frames):
             y, x = pos.astype(int)
-            out[i, t, y:y + side, x:x + side] = color
+            out[i, t, y : y + side, x : x + side] = color
             pos += vel
             for a in range(2):  # reflect at the walls
                 if pos[a] < 0 or pos[a] > size - side:
@@ -38,14 +38,12 @@ def bouncing_squares(n: int, speed: tuple[float, float], seed: int, frames: int 
 
 def make_sets(folder: Path, n: int = 32) -> dict[str, Path]:
     """Write the demo sets as .npz files in ``folder`` (atomically) and return their paths."""
-    from vgbench.hub import atomic_path
-
     sets = {"slow_a": ((0.5, 1.5), 1), "slow_b": ((0.5, 1.5), 2), "fast": ((4.0, 6.0), 3)}
     paths = {}
     for name, (speed, seed) in sets.items():
         path = folder / f"{name}.npz"
         if not path.exists():
-            with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            with hub.atomic_path(path) as tmp, open(tmp, "wb") as f:
                 np.savez(f, videos=bouncing_squares(n, speed, seed))
         paths[name] = path
     return paths

@@ -7,11 +7,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vgbench.metrics.i3d import MIN_FRAMES
+from vgbench.metrics.i3d import FEATURE_DIM, MIN_FRAMES
 from vgbench.video import SampleSet
 
 SMALL_N = 256  # below this FVD is strongly biased and unstable (metrics.md §13)
-FEATURE_DIM = 400
 
 
 @dataclass
@@ -49,14 +48,20 @@ def inspect(path: str, value_range: str | None = None, limit: int | None = None)
         constant += int((flat.max(axis=1) == flat.min(axis=1)).sum())
     w = []
     if min(frames) < MIN_FRAMES:
-        w.append(f"{sum(c for f, c in frames.items() if f < MIN_FRAMES)} videos have fewer than {MIN_FRAMES} frames; "
-                 "I3D (FVD) cannot score them")
+        w.append(
+            f"{sum(c for f, c in frames.items() if f < MIN_FRAMES)} videos have fewer than {MIN_FRAMES} frames; "
+            "I3D (FVD) cannot score them"
+        )
     if len(frames) > 1 or len(sizes) > 1:
-        w.append(f"mixed frame counts {dict(frames)} or sizes {dict(sizes)}; a set must be uniform "
-                 "(or use a protocol with a fixed clip length)")
+        w.append(
+            f"mixed frame counts {dict(frames)} or sizes {dict(sizes)}; a set must be uniform "
+            "(or use a protocol with a fixed clip length)"
+        )
     if s.count <= FEATURE_DIM:
-        w.append(f"N = {s.count} <= {FEATURE_DIM}: I3D covariances are singular; FVD is biased upwards and only "
-                 "comparable at equal N")
+        w.append(
+            f"N = {s.count} <= {FEATURE_DIM}: I3D covariances are singular; FVD is biased upwards and only "
+            "comparable at equal N"
+        )
     elif s.count < SMALL_N:
         w.append(f"N = {s.count} is small; FVD varies strongly between sample sets at this size")
     if s.dtype == "uint8" and hi <= 1:
@@ -69,7 +74,18 @@ def inspect(path: str, value_range: str | None = None, limit: int | None = None)
         w.append(f"{constant} videos are constant (a single value)")
     sizes_hw = {k.rsplit("x", 1)[0] for k in sizes}
     if any(k != "224x224" for k in sizes_hw):
-        w.append(f"frames are resized to 224x224 for I3D (from {', '.join(sorted(sizes_hw))}); "
-                 "the protocol fixes how")
-    return Report(str(s.path), s.kind, s.count, s.dtype, s.value_range, s.range_source,
-                  dict(sorted(frames.items())), dict(sorted(sizes.items())), lo, hi, total / max(n_vals, 1), w)
+        w.append(f"frames are resized to 224x224 for I3D (from {', '.join(sorted(sizes_hw))}); the protocol fixes how")
+    return Report(
+        str(s.path),
+        s.kind,
+        s.count,
+        s.dtype,
+        s.value_range,
+        s.range_source,
+        dict(sorted(frames.items())),
+        dict(sorted(sizes.items())),
+        lo,
+        hi,
+        total / max(n_vals, 1),
+        w,
+    )

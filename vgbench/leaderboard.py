@@ -106,12 +106,24 @@ def load_tables() -> dict[str, Table]:
             except TypeError as exc:
                 raise CardError(index_path, f"tables.{number}.columns[{i}]", str(exc)) from exc
             if col.direction not in ARROWS:
-                raise CardError(index_path, f"tables.{number}.columns[{i}].direction", "value not allowed",
-                                "'down' or 'up'", col.direction)
+                raise CardError(
+                    index_path,
+                    f"tables.{number}.columns[{i}].direction",
+                    "value not allowed",
+                    "'down' or 'up'",
+                    col.direction,
+                )
             cols.append(col)
         rows = _read_rows(folder / f"table{number}.csv", {c.metric for c in cols})
-        tables[str(number)] = Table(str(number), " ".join(spec["title"].split()), spec["dataset"],
-                                    spec["row_header"], cols, rows, list(spec.get("footnotes", [])))
+        tables[str(number)] = Table(
+            str(number),
+            " ".join(spec["title"].split()),
+            spec["dataset"],
+            spec["row_header"],
+            cols,
+            rows,
+            list(spec.get("footnotes", [])),
+        )
     return tables
 
 
@@ -123,7 +135,9 @@ def _read_rows(path: Path, metrics: set[str]) -> list[Row]:
         rows: dict[int, Row] = {}
         for line, rec in enumerate(reader, 2):
             if rec["metric"] not in metrics:
-                raise CardError(path, f"line {line}.metric", "not a column of this table", str(sorted(metrics)), rec["metric"])
+                raise CardError(
+                    path, f"line {line}.metric", "not a column of this table", str(sorted(metrics)), rec["metric"]
+                )
             for key in ("value", "std"):
                 if rec[key]:
                     try:
@@ -157,7 +171,7 @@ def _fmt(x: float, decimals: int) -> str:
 
 
 def with_results(table: Table, records: list[dict]) -> Table:
-    """Add one row per run of ``records`` (same dataset as the table), then mark the best published-comparable values."""
+    """Add a row per run of ``records`` for the table's dataset, then mark the best comparable values."""
     by_run: dict[str, dict[str, dict]] = {}
     for r in records:
         if r.get("dataset", "") != table.dataset:
@@ -172,11 +186,24 @@ def with_results(table: Table, records: list[dict]) -> Table:
             col = next(c for c in table.columns if c.metric == metric)
             key = f"{r['metric']}.{r['protocol']}"
             current = _current_hash(r)
-            off = key != col.protocol or r.get("off_protocol", False) or (current is not None and current != r.get("protocol_hash"))
+            off = (
+                key != col.protocol
+                or r.get("off_protocol", False)
+                or (current is not None and current != r.get("protocol_hash"))
+            )
             if off:
-                why = (f"measured under {key}" + (" (off-protocol run)" if r.get("off_protocol") else "")
-                       + (" with protocol parameters that have changed since" if current not in (None, r.get("protocol_hash")) else ""))
-                notes.append(f"{DAGGER} {run}, {col.header}: {why}; the published numbers use {col.protocol}. Not ranked.")
+                why = (
+                    f"measured under {key}"
+                    + (" (off-protocol run)" if r.get("off_protocol") else "")
+                    + (
+                        " with protocol parameters that have changed since"
+                        if current not in (None, r.get("protocol_hash"))
+                        else ""
+                    )
+                )
+                notes.append(
+                    f"{DAGGER} {run}, {col.header}: {why}; the published numbers use {col.protocol}. Not ranked."
+                )
             std, dec = r.get("std"), _decimals(r["value"])
             cells[metric] = Cell(_fmt(r["value"], dec), _fmt(std, dec) if std else "", off_protocol=off)
         table.rows.append(Row(f"VideoGPT — vgbench, {run}", cells, measured=True))
@@ -196,7 +223,9 @@ def _current_hash(record: dict) -> str | None:
 def mark_best(table: Table) -> None:
     """Mark the best value of each column among published and same-protocol measured cells (ties all marked)."""
     for col in table.columns:
-        cells = [r.cells[col.metric] for r in table.rows if col.metric in r.cells and not r.cells[col.metric].off_protocol]
+        cells = [
+            r.cells[col.metric] for r in table.rows if col.metric in r.cells and not r.cells[col.metric].off_protocol
+        ]
         if not cells:
             continue
         pick = min if col.direction == "down" else max
@@ -219,14 +248,20 @@ def render(table: Table, fmt: str) -> str:
 def _footer(table: Table) -> list[str]:
     lines = list(table.footnotes)
     if not any(r.measured for r in table.rows):
-        lines.append(f"No measured rows. Add one with `vgbench eval --dataset {table.dataset} --run NAME ...`, then "
-                     "`vgbench table --results <store>`.")
+        lines.append(
+            f"No measured rows. Add one with `vgbench eval --dataset {table.dataset} --run NAME ...`, then "
+            "`vgbench table --results <store>`."
+        )
     return lines
 
 
 def _md(t: Table) -> str:
-    out = [f"**Table {t.number}: {t.title}**", "", "| " + " | ".join([t.row_header] + [c.title for c in t.columns]) + " |",
-           "|" + "---|" * (len(t.columns) + 1)]
+    out = [
+        f"**Table {t.number}: {t.title}**",
+        "",
+        "| " + " | ".join([t.row_header] + [c.title for c in t.columns]) + " |",
+        "|" + "---|" * (len(t.columns) + 1),
+    ]
     for r in t.rows:
         cells = []
         for c in t.columns:
@@ -239,27 +274,49 @@ def _md(t: Table) -> str:
 
 
 def _tex_escape(s: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("#", r"\#"), ("_", r"\_"),
-                 ("×", r"$\times$"), ("↓", r"$\downarrow$"), ("↑", r"$\uparrow$"), ("—", "---"), (DAGGER, r"$^\dagger$"),
-                 ("*", r"$^*$"), ("±", r"$\pm$")):
+    for a, b in (
+        ("\\", r"\textbackslash{}"),
+        ("&", r"\&"),
+        ("%", r"\%"),
+        ("#", r"\#"),
+        ("_", r"\_"),
+        ("×", r"$\times$"),
+        ("↓", r"$\downarrow$"),
+        ("↑", r"$\uparrow$"),
+        ("—", "---"),
+        (DAGGER, r"$^\dagger$"),
+        ("*", r"$^*$"),
+        ("±", r"$\pm$"),
+    ):
         s = s.replace(a, b)
     return s
 
 
 def _latex(t: Table) -> str:
-    out = [r"\begin{table}[t]", r"\centering", r"\begin{tabular}{l" + "c" * len(t.columns) + "}", r"\toprule",
-           " & ".join(_tex_escape(h) for h in [t.row_header] + [c.title for c in t.columns]) + r" \\", r"\midrule"]
-    for r in t.rows:
-        if r.measured and not any(x.measured for x in t.rows[:t.rows.index(r)]):
-            out.append(r"\midrule")
+    out = [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\begin{tabular}{l" + "c" * len(t.columns) + "}",
+        r"\toprule",
+        " & ".join(_tex_escape(h) for h in [t.row_header] + [c.title for c in t.columns]) + r" \\",
+        r"\midrule",
+    ]
+    for i, r in enumerate(t.rows):
+        if r.measured and (i == 0 or not t.rows[i - 1].measured):
+            out.append(r"\midrule")  # published rows above, measured below
         cells = []
         for c in t.columns:
             cell = r.cells.get(c.metric)
             text = "" if cell is None else _tex_escape(cell.text(pm=" ± "))
             cells.append(rf"\textbf{{{text}}}" if cell is not None and cell.best else text)
         out.append(" & ".join([_tex_escape(r.label)] + cells) + r" \\")
-    out += [r"\bottomrule", r"\end{tabular}", rf"\caption{{{_tex_escape(t.title)}}}", rf"\label{{tab:videogpt-{t.number}}}",
-            r"\end{table}"]
+    out += [
+        r"\bottomrule",
+        r"\end{tabular}",
+        rf"\caption{{{_tex_escape(t.title)}}}",
+        rf"\label{{tab:videogpt-{t.number}}}",
+        r"\end{table}",
+    ]
     out += [f"% {line}" for line in _footer(t)]
     return "\n".join(out) + "\n"
 
@@ -285,9 +342,14 @@ def _csv(t: Table) -> str:
 
 def _html(t: Table) -> str:
     e = html.escape
-    out = [f'<table class="vgbench" id="table-{t.number}">', f"<caption>Table {t.number}: {e(t.title)}</caption>",
-           "<thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in [t.row_header] + [c.title for c in t.columns]) + "</tr></thead>",
-           "<tbody>"]
+    out = [
+        f'<table class="vgbench" id="table-{t.number}">',
+        f"<caption>Table {t.number}: {e(t.title)}</caption>",
+        "<thead><tr>"
+        + "".join(f"<th>{e(h)}</th>" for h in [t.row_header] + [c.title for c in t.columns])
+        + "</tr></thead>",
+        "<tbody>",
+    ]
     for r in t.rows:
         tds = []
         for c in t.columns:
@@ -310,4 +372,4 @@ def render_tables(which: str, fmt: str, records: list[dict]) -> str:
         if n not in tables:
             raise UnknownNameError(did_you_mean("table", n, tables))
         parts.append(render(with_results(tables[n], records), fmt))
-    return ("\n" if fmt != "csv" else "\n").join(parts)
+    return "\n".join(parts)

@@ -29,17 +29,23 @@ def plot_table(table: Table, folder: Path) -> Path:
     fig, axes = plt.subplots(1, len(table.columns), figsize=(4.2 * len(table.columns), 3.6), squeeze=False)
     labels = [r.label for r in published]
     xs = list(range(len(labels)))
-    for ax, col in zip(axes[0], table.columns):
+    for ax, col in zip(axes[0], table.columns, strict=True):
         ys = [float(r.cells[col.metric].value) for r in published]
         errs = [float(r.cells[col.metric].std or 0) for r in published]
         ax.errorbar(xs, ys, yerr=errs, fmt="o-", color="tab:blue", capsize=3, label="published")
         for i, r in enumerate(measured):
             if col.metric in r.cells:
                 c = r.cells[col.metric]
-                ax.axhline(float(c.value), color=f"C{i + 1}", ls="--",
-                           label=r.label.replace("VideoGPT — vgbench, ", "measured: ") + (" (other protocol)" if c.off_protocol else ""))
-        ax.set_xticks(xs, labels, rotation=45 if len(labels) > 4 else 0, ha="right" if len(labels) > 4 else "center",
-                      fontsize=8)
+                ax.axhline(
+                    float(c.value),
+                    color=f"C{i + 1}",
+                    ls="--",
+                    label=r.label.replace("VideoGPT — vgbench, ", "measured: ")
+                    + (" (other protocol)" if c.off_protocol else ""),
+                )
+        ax.set_xticks(
+            xs, labels, rotation=45 if len(labels) > 4 else 0, ha="right" if len(labels) > 4 else "center", fontsize=8
+        )
         ax.set_title(col.title)
         ax.set_xlabel(table.row_header)
         ax.grid(alpha=0.3)

@@ -36,9 +36,11 @@ class Registry(Generic[T]):
     def register(self, name: str, target: T | str | None = None) -> Callable[[T], T] | T | str:
         """Register ``target`` under ``name``; without a target, act as a decorator."""
         if target is None:
+
             def deco(obj: T) -> T:
                 self.register(name, obj)
                 return obj
+
             return deco
         if name in self._items:
             raise VgbenchError(f"{self.kind} '{name}' is registered twice; names must be unique.")

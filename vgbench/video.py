@@ -13,6 +13,7 @@ Every batch is validated: rank, channels, frame count, NaN/inf, values outside t
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import zipfile
@@ -37,8 +38,18 @@ def parse_range(value: str | None) -> str | None:
     """Normalise a ``--range`` value; None means auto-detect."""
     if value in (None, "", "auto"):
         return None
-    aliases = {"0-255": "0-255", "0,255": "0-255", "uint8": "0-255", "0-1": "0-1", "0,1": "0-1",
-               "-1-1": "-1-1", "-1,1": "-1-1", "[-1,1]": "-1-1", "[0,1]": "0-1", "[0,255]": "0-255"}
+    aliases = {
+        "0-255": "0-255",
+        "0,255": "0-255",
+        "uint8": "0-255",
+        "0-1": "0-1",
+        "0,1": "0-1",
+        "-1-1": "-1-1",
+        "-1,1": "-1-1",
+        "[-1,1]": "-1-1",
+        "[0,1]": "0-1",
+        "[0,255]": "0-255",
+    }
     if value not in aliases:
         raise InputError(f"unknown value range {value!r}; allowed: auto, 0-255, 0-1, -1-1")
     return aliases[value]
@@ -109,8 +120,10 @@ def _npz_member(path: Path) -> str:
     for key in ARRAY_KEYS:
         if key in members:
             return key
-    raise InputError(f"{path}: several arrays {members} and none is named one of {list(ARRAY_KEYS)}; "
-                     "save the videos under the key 'videos'")
+    raise InputError(
+        f"{path}: several arrays {members} and none is named one of {list(ARRAY_KEYS)}; "
+        "save the videos under the key 'videos'"
+    )
 
 
 def _open_npz_array(path: Path, key: str) -> np.ndarray:
@@ -121,18 +134,27 @@ def _open_npz_array(path: Path, key: str) -> np.ndarray:
         with open(path, "rb") as f:
             f.seek(info.header_offset)
             local = f.read(30)  # zip local file header: name and extra lengths at bytes 26-29
-            f.seek(info.header_offset + 30 + int.from_bytes(local[26:28], "little")
-                   + int.from_bytes(local[28:30], "little"))
+            f.seek(
+                info.header_offset
+                + 30
+                + int.from_bytes(local[26:28], "little")
+                + int.from_bytes(local[28:30], "little")
+            )
             version = np.lib.format.read_magic(f)
-            reader = {(1, 0): np.lib.format.read_array_header_1_0,
-                      (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            reader = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(
+                version
+            )
             if reader is not None:
                 shape, fortran, dtype = reader(f)
                 if fortran or dtype.hasobject:
                     raise InputError(f"{path}:{key}: Fortran-order or object arrays are not supported")
                 return np.memmap(path, dtype=dtype, mode="r", offset=f.tell(), shape=shape)
-    log.warning("%s: npz member %r is compressed and is decompressed into memory; store it uncompressed "
-                "(np.savez, not savez_compressed) to stream it", path, key)
+    log.warning(
+        "%s: npz member %r is compressed and is decompressed into memory; store it uncompressed "
+        "(np.savez, not savez_compressed) to stream it",
+        path,
+        key,
+    )
     with np.load(path, allow_pickle=False) as z:
         return z[key]
 
@@ -173,8 +195,9 @@ class SampleSet:
             elif suffix in VIDEO_EXTS:
                 s = cls(path.parent, "videos", 1, "uint8", files=[path])
             else:
-                raise InputError(f"{path}: unsupported file type {suffix!r}; use a directory of videos or frames, "
-                                 ".npy, .npz or .h5")
+                raise InputError(
+                    f"{path}: unsupported file type {suffix!r}; use a directory of videos or frames, .npy, .npz or .h5"
+                )
             if s._array is not None:
                 s._check_array_shape(s._array.shape)
                 s.count = int(s._array.shape[0])
@@ -192,7 +215,7 @@ class SampleSet:
         except ImportError as exc:
             raise MissingDependencyError("h5py", "data", "reading HDF5 sample sets") from exc
         f = h5py.File(path, "r")
-        keys = [k for k in f.keys() if isinstance(f[k], h5py.Dataset)]
+        keys = [k for k in f if isinstance(f[k], h5py.Dataset)]
         key = keys[0] if len(keys) == 1 else next((k for k in ARRAY_KEYS if k in keys), None)
         if key is None:
             raise InputError(f"{path}: datasets {keys}; none is named one of {list(ARRAY_KEYS)}")
@@ -202,21 +225,24 @@ class SampleSet:
     def _open_dir(cls, path: Path) -> SampleSet:
         entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
         videos = [p for p in entries if p.is_file() and p.suffix.lower() in VIDEO_EXTS]
-        frame_dirs = [p for p in entries if p.is_dir()
-                      and any(q.suffix.lower() in IMAGE_EXTS for q in p.iterdir())]
+        frame_dirs = [p for p in entries if p.is_dir() and any(q.suffix.lower() in IMAGE_EXTS for q in p.iterdir())]
         if videos and frame_dirs:
             raise InputError(f"{path}: holds both video files and frame folders; keep one kind per directory")
         if videos:
             return cls(path, "videos", len(videos), "uint8", files=videos)
         if frame_dirs:
             return cls(path, "frames", len(frame_dirs), "uint8", files=frame_dirs)
-        raise InputError(f"{path}: no videos ({', '.join(VIDEO_EXTS)}) and no folders of frames "
-                         f"({', '.join(IMAGE_EXTS)}) found; the directory is empty or unreadable")
+        raise InputError(
+            f"{path}: no videos ({', '.join(VIDEO_EXTS)}) and no folders of frames "
+            f"({', '.join(IMAGE_EXTS)}) found; the directory is empty or unreadable"
+        )
 
     def _check_array_shape(self, shape: tuple) -> None:
         if len(shape) != 5:
-            raise InputError(f"{self.path}: expected an array of rank 5 (N, T, H, W, C), got shape {tuple(shape)}. "
-                             "A single video needs a leading axis (x[None]); channels go last.")
+            raise InputError(
+                f"{self.path}: expected an array of rank 5 (N, T, H, W, C), got shape {tuple(shape)}. "
+                "A single video needs a leading axis (x[None]); channels go last."
+            )
         if shape[-1] != 3:
             hint = " (channels first? transpose to (N, T, H, W, C))" if shape[2] == 3 or shape[1] == 3 else ""
             hint += " (grayscale? repeat to 3 channels: np.repeat(x, 3, axis=-1))" if shape[-1] == 1 else ""
@@ -229,14 +255,17 @@ class SampleSet:
             self.value_range, self.range_source = "0-255", "dtype"
         elif declared is not None:
             self.value_range, self.range_source = declared, "declared"
-        elif not np.issubdtype(np.dtype(self.dtype), np.floating) and not np.issubdtype(np.dtype(self.dtype), np.integer):
+        elif not np.issubdtype(np.dtype(self.dtype), np.floating) and not np.issubdtype(
+            np.dtype(self.dtype), np.integer
+        ):
             raise InputError(f"{self.path}: unsupported dtype {self.dtype}; use uint8 or float")
         else:
             first = next(self.raw_videos(0, min(self.count, 16)))
             self._check_finite(first, 0)
             self.value_range, self.range_source = detect_range(first), "detected"
-            log.info("%s: value range %s detected from the first videos (override with --range)",
-                     self.path, self.value_range)
+            log.info(
+                "%s: value range %s detected from the first videos (override with --range)", self.path, self.value_range
+            )
 
     # -- reading --------------------------------------------------------------------------------------------
 
@@ -248,12 +277,13 @@ class SampleSet:
             per = int(np.prod(arr.shape[1:]))
             for i in range(start, stop, 16):
                 k = min(16, stop - i)
-                flat = np.fromfile(arr.filename, dtype=arr.dtype, count=k * per,
-                                   offset=arr.offset + i * per * arr.dtype.itemsize)
+                flat = np.fromfile(
+                    arr.filename, dtype=arr.dtype, count=k * per, offset=arr.offset + i * per * arr.dtype.itemsize
+                )
                 yield flat.reshape((k,) + arr.shape[1:])
         elif self._array is not None:
             for i in range(start, stop, 16):
-                yield np.asarray(self._array[i:min(i + 16, stop)])
+                yield np.asarray(self._array[i : min(i + 16, stop)])
         else:
             for i in range(start, stop):
                 p = self.files[i]
@@ -272,8 +302,10 @@ class SampleSet:
             bad = ~np.isfinite(batch)
             if bad.any():
                 idx = offset + int(np.argwhere(bad)[0][0])
-                raise InputError(f"{self.name_of(idx)}: {int(bad.sum())} NaN or inf values in this batch; "
-                                 "fix the generator's output (clip or drop the sample)")
+                raise InputError(
+                    f"{self.name_of(idx)}: {int(bad.sum())} NaN or inf values in this batch; "
+                    "fix the generator's output (clip or drop the sample)"
+                )
 
     def _check_values(self, batch: np.ndarray, offset: int) -> None:
         self._check_finite(batch, offset)
@@ -285,31 +317,38 @@ class SampleSet:
             raise InputError(
                 f"{self.path}: values in [{bmin:.4g}, {bmax:.4g}] at videos {offset}..{offset + len(batch) - 1} lie "
                 f"outside the {self.range_source} range {self.value_range} ([{lo:g}, {hi:g}]). Clip the samples, or "
-                "pass the right --range (0-255, 0-1, -1-1).")
+                "pass the right --range (0-255, 0-1, -1-1)."
+            )
 
-    def iter_batches(self, batch_size: int, start: int = 0, stop: int | None = None, frames: int | None = None,
-                     min_frames: int = 1) -> Iterator[np.ndarray]:
+    def iter_batches(
+        self, batch_size: int, start: int = 0, stop: int | None = None, frames: int | None = None, min_frames: int = 1
+    ) -> Iterator[np.ndarray]:
         """Validated batches (B, T, H, W, 3) covering videos [start, stop); ``frames`` keeps the first T frames."""
         stop = self.count if stop is None else stop
         shape0: tuple | None = None
         pending: list[np.ndarray] = []
         pending_n, pos = 0, start
         for raw in self.raw_videos(start, stop):
-            self._check_array_shape((raw.shape[0],) + raw.shape[1:]) if raw.ndim == 5 else None
             if frames is not None:
                 if raw.shape[1] < frames:
-                    raise InputError(f"{self.name_of(pos)}: {raw.shape[1]} frames, but the protocol takes the first "
-                                     f"{frames}; use longer videos or another protocol")
+                    raise InputError(
+                        f"{self.name_of(pos)}: {raw.shape[1]} frames, but the protocol takes the first "
+                        f"{frames}; use longer videos or another protocol"
+                    )
                 raw = raw[:, :frames]
             if raw.shape[1] < min_frames:
-                raise InputError(f"{self.name_of(pos)}: {raw.shape[1]} frames; at least {min_frames} are needed "
-                                 "(I3D downsamples time x8 and then pools 2 steps)")
+                raise InputError(
+                    f"{self.name_of(pos)}: {raw.shape[1]} frames; at least {min_frames} are needed "
+                    "(I3D downsamples time x8 and then pools 2 steps)"
+                )
             if shape0 is None:
                 shape0 = raw.shape[1:]
             elif raw.shape[1:] != shape0:
-                raise InputError(f"{self.name_of(pos)}: shape (T, H, W, C) = {raw.shape[1:]} differs from the first "
-                                 f"video's {shape0}; all videos in a set must share frame count and size "
-                                 "(or use a protocol with a fixed clip length)")
+                raise InputError(
+                    f"{self.name_of(pos)}: shape (T, H, W, C) = {raw.shape[1:]} differs from the first "
+                    f"video's {shape0}; all videos in a set must share frame count and size "
+                    "(or use a protocol with a fixed clip length)"
+                )
             self._check_values(raw, pos)
             pending.append(raw)
             pending_n += raw.shape[0]
@@ -324,15 +363,19 @@ class SampleSet:
 
     def describe(self) -> dict:
         """Provenance of the input: path, kind, count, dtype and range (with how it was decided)."""
-        return {"path": str(self.path.resolve()), "kind": self.kind, "count": self.count, "dtype": self.dtype,
-                "range": self.value_range, "range_source": self.range_source}
+        return {
+            "path": str(self.path.resolve()),
+            "kind": self.kind,
+            "count": self.count,
+            "dtype": self.dtype,
+            "range": self.value_range,
+            "range_source": self.range_source,
+        }
 
     def fingerprint(self) -> str:
         """A cheap identity of the input files (paths, sizes, mtimes) for cache keys."""
-        import hashlib
-
         h = hashlib.sha256()
-        for p in (self.files or [self.path]):
+        for p in self.files or [self.path]:
             st = p.stat()
             h.update(f"{p.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
         h.update(f"{self.value_range}".encode())

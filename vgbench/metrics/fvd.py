@@ -32,16 +32,15 @@ import torch
 
 from vgbench import cards, dist, hub
 from vgbench import weights as weights_mod
-from vgbench.errors import InputError, MissingDependencyError, ProtocolError, VgbenchError
+from vgbench.errors import InputError, ProtocolError, VgbenchError
 from vgbench.metrics.frechet import FeatureStats, frechet_distance_from_stats
-from vgbench.metrics.i3d import MIN_FRAMES, build_i3d
+from vgbench.metrics.i3d import FEATURE_DIM, MIN_FRAMES, build_i3d
 from vgbench.metrics.resize import resize_frames
 from vgbench.results import Result
 from vgbench.video import SampleSet
 
 log = logging.getLogger(__name__)
 
-FEATURE_DIM = 400
 STATS_FORMAT = "vgbench-feature-stats/1"
 BACKENDS = ("torch", "tf", "tfhub")
 
@@ -103,7 +102,7 @@ def preprocess(x: torch.Tensor, p: cards.Protocol) -> torch.Tensor:
         nh, nw = math.ceil(h * scale), math.ceil(w * scale)
         frames = resize_frames(frames, (nh, nw), p.resize)
         top, left = (nh - s) // 2, (nw - s) // 2
-        frames = frames[:, :, top:top + s, left:left + s]
+        frames = frames[:, :, top : top + s, left : left + s]
     if p.scale == "minus_one_one":
         frames = frames * 2.0 / 255.0 - 1.0  # TF: 2. * x / 255. - 1, same order of operations
     return frames.reshape(b, t, c, s, s).permute(0, 2, 1, 3, 4).contiguous()
@@ -115,8 +114,12 @@ def exact_math(enabled: bool):
     if not enabled or not torch.cuda.is_available():
         yield
         return
-    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-             torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction, torch.get_float32_matmul_precision())
+    saved = (
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
+        torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction,
+        torch.get_float32_matmul_precision(),
+    )
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction = False
@@ -124,8 +127,11 @@ def exact_math(enabled: bool):
     try:
         yield
     finally:
-        (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-         torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction) = saved[:3]
+        (
+            torch.backends.cuda.matmul.allow_tf32,
+            torch.backends.cudnn.allow_tf32,
+            torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction,
+        ) = saved[:3]
         torch.set_float32_matmul_precision(saved[3])
 
 
@@ -156,8 +162,9 @@ class TorchExtractor:
             return self.model(x).double().cpu().numpy()
 
 
-def build_extractor(model_name: str, protocol: cards.Protocol, backend: str = "torch", device: str = "auto",
-                    tensors: dict | None = None) -> Callable[[np.ndarray], np.ndarray]:
+def build_extractor(
+    model_name: str, protocol: cards.Protocol, backend: str = "torch", device: str = "auto", tensors: dict | None = None
+) -> Callable[[np.ndarray], np.ndarray]:
     """An extractor for ``backend`` (torch, tf or tfhub) configured by ``protocol``."""
     if backend not in BACKENDS:
         raise VgbenchError(f"unknown backend {backend!r}; allowed: {', '.join(BACKENDS)}")
@@ -187,16 +194,22 @@ def _short_hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def extract_stats(samples: SampleSet, extractor: Callable, protocol: cards.Protocol,
-                  chunks: list[tuple[int, int]], batch_size: int, desc: str = "") -> list[FeatureStats]:
+def extract_stats(
+    samples: SampleSet,
+    extractor: Callable,
+    protocol: cards.Protocol,
+    chunks: list[tuple[int, int]],
+    batch_size: int,
+    desc: str = "",
+) -> list[FeatureStats]:
     """Streaming feature statistics of each video range in ``chunks``; shards ranges over torchrun processes."""
     rank, size = dist.rank_and_size()
     unique = sorted(set(chunks))
     out: dict[tuple[int, int], FeatureStats] = {}
-    total = sum(dist.shard(a, b, rank, size)[1] - dist.shard(a, b, rank, size)[0] for a, b in unique)
-    bar = _progress(total, desc, disable=rank != 0)
+    shards = {c: dist.shard(*c, rank, size) for c in unique}
+    bar = _progress(sum(hi - lo for lo, hi in shards.values()), desc, disable=rank != 0)
     for a, b in unique:
-        lo, hi = dist.shard(a, b, rank, size)
+        lo, hi = shards[(a, b)]
         stats = FeatureStats.empty(FEATURE_DIM)
         if hi > lo:
             for batch in samples.iter_batches(batch_size, lo, hi, frames=protocol.frames, min_frames=MIN_FRAMES):
@@ -249,7 +262,7 @@ def load_stats(path: str | Path) -> tuple[list[FeatureStats], dict]:
         if "format" not in z.files or str(z["format"]) != STATS_FORMAT:
             raise InputError(f"{path}: not a vgbench stats file (expected format {STATS_FORMAT})")
         meta = json.loads(str(z["meta"]))
-        stats = [FeatureStats(int(n), s, so) for n, s, so in zip(z["n"], z["sum"], z["sum_outer"])]
+        stats = [FeatureStats(int(n), s, so) for n, s, so in zip(z["n"], z["sum"], z["sum_outer"], strict=True)]
     return stats, meta
 
 
@@ -257,8 +270,9 @@ def load_stats(path: str | Path) -> tuple[list[FeatureStats], dict]:
 # Planning counts and trials
 
 
-def plan_chunks(n: int, per_trial: int | None, trials: int, role: str, name: str,
-                allow_fewer: bool) -> tuple[list[tuple[int, int]], list[str], bool]:
+def plan_chunks(
+    n: int, per_trial: int | None, trials: int, role: str, name: str, allow_fewer: bool
+) -> tuple[list[tuple[int, int]], list[str], bool]:
     """Video ranges for each trial: (chunks, notes, off_protocol)."""
     if per_trial is None:
         return [(0, n)] * trials, ([f"{role}: all {n} videos used in every trial"] if trials > 1 else []), False
@@ -267,10 +281,16 @@ def plan_chunks(n: int, per_trial: int | None, trials: int, role: str, name: str
         notes = [f"{role}: first {need} of {n} videos used"] if n > need else []
         return [(i * per_trial, (i + 1) * per_trial) for i in range(trials)], notes, False
     if role == "reference" and n >= per_trial:
-        return [(0, per_trial)] * trials, [f"reference: the same {per_trial} clips reused in all {trials} trials"], False
-    msg = (f"protocol {name} needs {need} {role} videos ({per_trial} per trial x {trials} trials), got {n}. "
-           f"Provide more, choose another --protocol (see `vgbench list protocols`), or pass --allow-fewer "
-           "(the result is then marked off-protocol).")
+        return (
+            [(0, per_trial)] * trials,
+            [f"reference: the same {per_trial} clips reused in all {trials} trials"],
+            False,
+        )
+    msg = (
+        f"protocol {name} needs {need} {role} videos ({per_trial} per trial x {trials} trials), got {n}. "
+        f"Provide more, choose another --protocol (see `vgbench list protocols`), or pass --allow-fewer "
+        "(the result is then marked off-protocol)."
+    )
     if not allow_fewer:
         raise ProtocolError(msg)
     k = max(1, n // per_trial)
@@ -291,21 +311,39 @@ class FVDInputs:
     count: int
 
 
-def _reference_stats(reference: str | Path, extractor, card: cards.MetricCard, tag: str, p: cards.Protocol,
-                     fkey: dict, batch_size: int, trials: int, allow_fewer: bool, value_range: str | None,
-                     use_cache: bool) -> tuple[FVDInputs, list[str], bool]:
+def _reference_stats(
+    reference: str | Path,
+    extractor,
+    card: cards.MetricCard,
+    tag: str,
+    p: cards.Protocol,
+    fkey: dict,
+    batch_size: int,
+    trials: int,
+    allow_fewer: bool,
+    value_range: str | None,
+    use_cache: bool,
+) -> tuple[FVDInputs, list[str], bool]:
     if is_stats_file(reference):
         stats, meta = load_stats(reference)
         if meta.get("feature_key") != fkey:
-            diff = {k: (meta.get("feature_key", {}).get(k), v) for k, v in fkey.items()
-                    if meta.get("feature_key", {}).get(k) != v}
-            raise ProtocolError(f"{reference}: these statistics were made with other feature settings than protocol "
-                                f"{card.name}.{tag}: (file, protocol) = {diff}. Recompute them with --save-stats.")
+            diff = {
+                k: (meta.get("feature_key", {}).get(k), v)
+                for k, v in fkey.items()
+                if meta.get("feature_key", {}).get(k) != v
+            }
+            raise ProtocolError(
+                f"{reference}: these statistics were made with other feature settings than protocol "
+                f"{card.name}.{tag}: (file, protocol) = {diff}. Recompute them with --save-stats."
+            )
         if len(stats) not in (1, trials):
             raise ProtocolError(f"{reference}: holds {len(stats)} trial statistics; protocol needs 1 or {trials}")
         stats = stats * trials if len(stats) == 1 else stats
-        return FVDInputs(stats, {"stats_file": str(Path(reference).resolve()), **meta.get("source", {})},
-                         stats[0].n), [], False
+        return (
+            FVDInputs(stats, {"stats_file": str(Path(reference).resolve()), **meta.get("source", {})}, stats[0].n),
+            [],
+            False,
+        )
     ref = SampleSet.open(reference, value_range)
     chunks, notes, off = plan_chunks(ref.count, p.num_reference, trials, "reference", f"{card.name}.{tag}", allow_fewer)
     key = _short_hash({"fkey": fkey, "fingerprint": ref.fingerprint(), "chunks": chunks})
@@ -320,11 +358,22 @@ def _reference_stats(reference: str | Path, extractor, card: cards.MetricCard, t
     return FVDInputs(stats, ref.describe(), chunks[0][1] - chunks[0][0]), notes, off
 
 
-def evaluate_fvd(metric: str, samples: str | Path, reference: str | Path, protocol: str | None = None,
-                 backend: str = "torch", device: str = "auto", batch_size: int | None = None,
-                 allow_fewer: bool = False, save_stats: str | Path | None = None, use_cache: bool = True,
-                 samples_range: str | None = None, reference_range: str | None = None, run: str = "",
-                 tensors: dict | None = None) -> Result:
+def evaluate_fvd(
+    metric: str,
+    samples: str | Path,
+    reference: str | Path,
+    protocol: str | None = None,
+    backend: str = "torch",
+    device: str = "auto",
+    batch_size: int | None = None,
+    allow_fewer: bool = False,
+    save_stats: str | Path | None = None,
+    use_cache: bool = True,
+    samples_range: str | None = None,
+    reference_range: str | None = None,
+    run: str = "",
+    tensors: dict | None = None,
+) -> Result:
     """Evaluate an FVD-family metric (``fvd``, ``fvd-star``, ``r-fvd``) of ``samples`` against ``reference``.
 
     ``reference`` is a sample set or a stats file written with ``save_stats``. Returns a :class:`Result`; the caller
@@ -343,14 +392,15 @@ def evaluate_fvd(metric: str, samples: str | Path, reference: str | Path, protoc
     fake = SampleSet.open(samples, samples_range)
     chunks, notes, off = plan_chunks(fake.count, p.num_samples, p.trials, "samples", name, allow_fewer)
     trials = len(chunks)
-    ref, ref_notes, ref_off = _reference_stats(reference, extractor, card, tag, p, fkey, batch_size, trials,
-                                               allow_fewer, reference_range, use_cache)
+    ref, ref_notes, ref_off = _reference_stats(
+        reference, extractor, card, tag, p, fkey, batch_size, trials, allow_fewer, reference_range, use_cache
+    )
     fake_stats = extract_stats(fake, extractor, p, chunks, batch_size, desc="samples")
     if save_stats is not None and dist.rank_and_size()[0] == 0:
         write_stats(save_stats, fake_stats, {"feature_key": fkey, "source": fake.describe(), "chunks": chunks})
 
     values = []
-    for fs, rs in zip(fake_stats, ref.stats):
+    for fs, rs in zip(fake_stats, ref.stats, strict=True):
         v = frechet_distance_from_stats(fs, rs, sqrtm=p.fd_sqrtm, dtype=p.fd_dtype)
         values.append(float(np.float32(v)) if p.result_dtype == "float32" else v)
     if min(fake_stats[0].n, ref.stats[0].n) <= FEATURE_DIM:
@@ -358,22 +408,28 @@ def evaluate_fvd(metric: str, samples: str | Path, reference: str | Path, protoc
     value = float(np.mean(values))
     std = float(np.std(values)) if p.std == "population" and len(values) > 1 else None
     return Result(
-        metric=card.name, protocol=tag, protocol_hash=cards.protocol_hash(card.name, tag, p, card.card_version),
-        protocol_params=cards.protocol_dict(p), card_version=card.card_version,
-        value=value, std=std, trial_values=values,
-        n_samples=fake_stats[0].n, n_reference=ref.stats[0].n, higher_is_better=card.higher_is_better,
+        metric=card.name,
+        protocol=tag,
+        protocol_hash=cards.protocol_hash(card.name, tag, p, card.card_version),
+        protocol_params=cards.protocol_dict(p),
+        card_version=card.card_version,
+        value=value,
+        std=std,
+        trial_values=values,
+        n_samples=fake_stats[0].n,
+        n_reference=ref.stats[0].n,
+        higher_is_better=card.higher_is_better,
         samples={"role": card.samples_role, **fake.describe()},
         reference={"role": card.reference_role, **ref.describe},
         extractor={"name": model_card.name, "content_sha256": ext_hash, "bn_eps": p.bn_eps},
-        backend=backend, device=str(getattr(extractor, "device", "cpu")), batch_size=batch_size, seed=p.seed,
-        off_protocol=off or ref_off, notes=notes + ref_notes, run=run, world_size=dist.rank_and_size()[1],
-        elapsed_s=round(time.time() - t0, 3), torch_version=torch.__version__,
+        backend=backend,
+        device=str(getattr(extractor, "device", "cpu")),
+        batch_size=batch_size,
+        seed=p.seed,
+        off_protocol=off or ref_off,
+        notes=notes + ref_notes,
+        run=run,
+        world_size=dist.rank_and_size()[1],
+        elapsed_s=round(time.time() - t0, 3),
+        torch_version=torch.__version__,
     )
-
-
-def check_tf_available() -> None:
-    """Raise a clear error when the TensorFlow extra is missing."""
-    try:
-        import tensorflow  # noqa: F401
-    except ImportError as exc:
-        raise MissingDependencyError("tensorflow", "tf", "the tf and tfhub backends") from exc

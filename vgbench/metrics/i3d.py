@@ -5,7 +5,8 @@ numerics: TF "SAME" padding with the odd extra pad on the trailing side, max-poo
 BatchNorm without gamma using moving statistics and eps 1e-3, 400-d logits averaged over time (no softmax).
 Measured against the TF-Hub golden (metrics.md §12a): FVD 10.13808 vs 10.13808536529541.
 
-Speed: activations are channels-last-3d, BatchNorm is folded into the convolution (w / sqrt(var + eps), beta - mean / sqrt(var + eps)) and the
+Speed: activations are channels-last-3d, BatchNorm is folded into the convolution
+(w / sqrt(var + eps), beta - mean / sqrt(var + eps)) and the
 three 1x1x1 convolutions that read an inception block's input are run as one. ``fold_bn=False,
 channels_last=False`` is the straightforward layer-by-layer form (the benchmark baseline).
 """
@@ -20,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-TF_PREFIX = "RGB/inception_i3d/"
+from vgbench.weights import TF_PREFIX
 
 # Inception blocks: (name, c0, c1a, c1b, c2a, c2b, c3) as in DM i3d.py (metrics.md §1.3).
 MIXED = (
@@ -34,6 +35,7 @@ MIXED = (
     ("Mixed_5b", 256, 160, 320, 32, 128, 128),
     ("Mixed_5c", 384, 192, 384, 48, 128, 128),
 )
+FEATURE_DIM = 400  # Kinetics-400 logits: the FVD feature
 MIN_FRAMES = 9  # T is downsampled x8 with ceil, then a 2-frame VALID pool (metrics.md §1.4)
 
 
@@ -57,8 +59,15 @@ def tf_same_pads(size: int, k: int, s: int) -> tuple[int, int]:
 class Unit3D(nn.Module):
     """Conv3d (no bias) -> BatchNorm (no gamma, moving stats) -> ReLU, or a plain conv with bias (logits)."""
 
-    def __init__(self, cin: int, cout: int, k: tuple[int, int, int], s: tuple[int, int, int] = (1, 1, 1),
-                 bn: bool = True, relu: bool = True):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        k: tuple[int, int, int],
+        s: tuple[int, int, int] = (1, 1, 1),
+        bn: bool = True,
+        relu: bool = True,
+    ):
         super().__init__()
         self.k, self.s, self.bn, self.relu = k, s, bn, relu
         self.conv = nn.Conv3d(cin, cout, k, s, bias=True)  # bias holds folded BN or the logits bias
@@ -68,7 +77,7 @@ class Unit3D(nn.Module):
         self.register_buffer("bn_beta", torch.zeros(cout), persistent=False)
         self.folded = True
         # Stride-1 convs with odd kernels pad symmetrically, which Conv3d does itself without a copy.
-        self.native_pad = all(si == 1 and ki % 2 == 1 for ki, si in zip(k, s))
+        self.native_pad = all(si == 1 and ki % 2 == 1 for ki, si in zip(k, s, strict=True))
         if self.native_pad:
             self.conv.padding = tuple(ki // 2 for ki in k)
 
@@ -94,7 +103,7 @@ class Unit3D(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T, H, W)
         if not self.native_pad:
-            pads = [tf_same_pads(n, k, s) for n, k, s in zip(x.shape[2:], self.k, self.s)]
+            pads = [tf_same_pads(n, k, s) for n, k, s in zip(x.shape[2:], self.k, self.s, strict=True)]
             if any(p for pair in pads for p in pair):
                 x = F.pad(x, [p for pair in reversed(pads) for p in pair])  # F.pad wants W first
         x = self.conv(x)
@@ -106,11 +115,11 @@ class Unit3D(nn.Module):
 
 def max_pool_same(x: torch.Tensor, k: tuple[int, int, int], s: tuple[int, int, int]) -> torch.Tensor:
     """Max pool with TF 'SAME' padding; padding never wins (it is -inf)."""
-    pads = [tf_same_pads(n, ki, si) for n, ki, si in zip(x.shape[2:], k, s)]
+    pads = [tf_same_pads(n, ki, si) for n, ki, si in zip(x.shape[2:], k, s, strict=True)]
     # PyTorch pads `before` on both sides (as -inf) and ceil mode adds the trailing partial window; when the
     # output count equals TF's, the windows are the same, so no padded copy is needed.
     native = True
-    for n, (b, _), ki, si in zip(x.shape[2:], pads, k, s):
+    for n, (b, _), ki, si in zip(x.shape[2:], pads, k, s, strict=True):
         if b > ki // 2:
             native = False
             break
@@ -142,7 +151,7 @@ class Mixed(nn.Module):
 
 
 class I3D(nn.Module):
-    """I3D logits network. Input float32 (B, 3, T>=9, 224, 224) in [-1, 1]; output (B, 400) logits averaged over time."""
+    """I3D logits. Input float32 (B, 3, T>=9, 224, 224) in [-1, 1]; output (B, 400) logits averaged over time."""
 
     def __init__(self, config: I3DConfig | None = None):
         super().__init__()
@@ -183,21 +192,34 @@ class I3D(nn.Module):
         used: set[str] = set()
 
         def unit(scope: str) -> dict:
-            names = {k: f"{TF_PREFIX}{scope}/{k}" for k in
-                     ("conv_3d/w", "batch_norm/beta", "batch_norm/moving_mean", "batch_norm/moving_variance")}
+            names = {
+                k: f"{TF_PREFIX}{scope}/{k}"
+                for k in ("conv_3d/w", "batch_norm/beta", "batch_norm/moving_mean", "batch_norm/moving_variance")
+            }
             missing = [n for n in names.values() if n not in t]
             if missing:
                 raise KeyError(f"I3D weights lack {missing[0]}")
             used.update(names.values())
-            return {"w": t[names["conv_3d/w"]], "beta": t[names["batch_norm/beta"]],
-                    "mean": t[names["batch_norm/moving_mean"]], "var": t[names["batch_norm/moving_variance"]]}
+            return {
+                "w": t[names["conv_3d/w"]],
+                "beta": t[names["batch_norm/beta"]],
+                "mean": t[names["batch_norm/moving_mean"]],
+                "var": t[names["batch_norm/moving_variance"]],
+            }
 
-        for mod, scope in ((self.conv1, "Conv3d_1a_7x7"), (self.conv2b, "Conv3d_2b_1x1"), (self.conv2c, "Conv3d_2c_3x3")):
+        for mod, scope in (
+            (self.conv1, "Conv3d_1a_7x7"),
+            (self.conv2b, "Conv3d_2b_1x1"),
+            (self.conv2c, "Conv3d_2c_3x3"),
+        ):
             mod.load(**unit(scope), eps=eps, fold=fold)
         for name, block in self.mixed.items():
             b2b = "Conv3d_0a_3x3" if name == "Mixed_5b" else "Conv3d_0b_3x3"  # DM's naming slip, kept by TF-Hub
-            stem = [unit(f"{name}/Branch_0/Conv3d_0a_1x1"), unit(f"{name}/Branch_1/Conv3d_0a_1x1"),
-                    unit(f"{name}/Branch_2/Conv3d_0a_1x1")]
+            stem = [
+                unit(f"{name}/Branch_0/Conv3d_0a_1x1"),
+                unit(f"{name}/Branch_1/Conv3d_0a_1x1"),
+                unit(f"{name}/Branch_2/Conv3d_0a_1x1"),
+            ]
             block.stem.load(**{k: np.concatenate([u[k] for u in stem], axis=-1) for k in stem[0]}, eps=eps, fold=fold)
             block.b1b.load(**unit(f"{name}/Branch_1/Conv3d_0b_3x3"), eps=eps, fold=fold)
             block.b2b.load(**unit(f"{name}/Branch_2/{b2b}"), eps=eps, fold=fold)

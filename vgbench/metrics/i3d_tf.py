@@ -12,7 +12,8 @@ import numpy as np
 
 from vgbench import cards, hub
 from vgbench.errors import DownloadError, MissingDependencyError, VgbenchError
-from vgbench.metrics.i3d import MIXED, TF_PREFIX
+from vgbench.metrics.i3d import MIXED
+from vgbench.weights import TF_PREFIX
 
 TFHUB_HANDLE = "https://tfhub.dev/deepmind/i3d-kinetics-400/1"
 
@@ -58,8 +59,9 @@ class TFExtractor:
         tf, t = self.tf, self.t
         y = tf.nn.conv3d(x, t[f"{TF_PREFIX}{scope}/conv_3d/w"], strides=(1, *stride, 1), padding="SAME")
         mean, var = t[f"{TF_PREFIX}{scope}/batch_norm/moving_mean"], t[f"{TF_PREFIX}{scope}/batch_norm/moving_variance"]
-        y = tf.nn.batch_normalization(y, mean, var, offset=t[f"{TF_PREFIX}{scope}/batch_norm/beta"], scale=None,
-                                      variance_epsilon=self.eps)
+        y = tf.nn.batch_normalization(
+            y, mean, var, offset=t[f"{TF_PREFIX}{scope}/batch_norm/beta"], scale=None, variance_epsilon=self.eps
+        )
         return tf.nn.relu(y)
 
     def _pool(self, x, k, s):
@@ -78,14 +80,20 @@ class TFExtractor:
             elif name == "Mixed_5b":
                 x = self._pool(x, (2, 2, 2), (2, 2, 2))
             b2 = "Conv3d_0a_3x3" if name == "Mixed_5b" else "Conv3d_0b_3x3"
-            x = tf.concat([
-                self._unit(x, f"{name}/Branch_0/Conv3d_0a_1x1"),
-                self._unit(self._unit(x, f"{name}/Branch_1/Conv3d_0a_1x1"), f"{name}/Branch_1/Conv3d_0b_3x3"),
-                self._unit(self._unit(x, f"{name}/Branch_2/Conv3d_0a_1x1"), f"{name}/Branch_2/{b2}"),
-                self._unit(self._pool(x, (3, 3, 3), (1, 1, 1)), f"{name}/Branch_3/Conv3d_0b_1x1"),
-            ], axis=4)
+            x = tf.concat(
+                [
+                    self._unit(x, f"{name}/Branch_0/Conv3d_0a_1x1"),
+                    self._unit(self._unit(x, f"{name}/Branch_1/Conv3d_0a_1x1"), f"{name}/Branch_1/Conv3d_0b_3x3"),
+                    self._unit(self._unit(x, f"{name}/Branch_2/Conv3d_0a_1x1"), f"{name}/Branch_2/{b2}"),
+                    self._unit(self._pool(x, (3, 3, 3), (1, 1, 1)), f"{name}/Branch_3/Conv3d_0b_1x1"),
+                ],
+                axis=4,
+            )
         x = tf.nn.avg_pool3d(x, (1, 2, 7, 7, 1), (1, 1, 1, 1, 1), padding="VALID")
-        w, b = self.t[f"{TF_PREFIX}Logits/Conv3d_0c_1x1/conv_3d/w"], self.t[f"{TF_PREFIX}Logits/Conv3d_0c_1x1/conv_3d/b"]
+        w, b = (
+            self.t[f"{TF_PREFIX}Logits/Conv3d_0c_1x1/conv_3d/w"],
+            self.t[f"{TF_PREFIX}Logits/Conv3d_0c_1x1/conv_3d/b"],
+        )
         x = tf.nn.conv3d(x, w, (1, 1, 1, 1, 1), padding="SAME") + b
         return tf.reduce_mean(tf.squeeze(x, (2, 3)), axis=1)
 
@@ -102,21 +110,27 @@ class TFHubExtractor:
     def __init__(self, protocol: cards.Protocol):
         tf = _tf()
         if protocol.bn_eps != 1e-3:
-            raise VgbenchError(f"the TF-Hub module has BN eps 1e-3 built in; protocol asks for {protocol.bn_eps}. "
-                               "Use --backend torch for this protocol.")
+            raise VgbenchError(
+                f"the TF-Hub module has BN eps 1e-3 built in; protocol asks for {protocol.bn_eps}. "
+                "Use --backend torch for this protocol."
+            )
         try:
             import tensorflow_hub as tfhub
         except ImportError as exc:
             raise MissingDependencyError("tensorflow_hub", "tf", "the tfhub backend") from exc
         if hub.offline():
-            raise DownloadError(f"--backend tfhub loads {TFHUB_HANDLE}, but VGBENCH_OFFLINE is set. "
-                                "Use --backend torch (same weights) or unset VGBENCH_OFFLINE.")
+            raise DownloadError(
+                f"--backend tfhub loads {TFHUB_HANDLE}, but VGBENCH_OFFLINE is set. "
+                "Use --backend torch (same weights) or unset VGBENCH_OFFLINE."
+            )
         try:
             self.fn = tfhub.load(TFHUB_HANDLE).signatures["default"]
         except Exception as exc:  # the hub raises many types for unreachable hosts
-            raise DownloadError(f"could not load {TFHUB_HANDLE} ({type(exc).__name__}: {exc}). The hub must be "
-                                "reachable (or TFHUB_CACHE_DIR hold the module); --backend torch uses the same "
-                                "weights offline.") from exc
+            raise DownloadError(
+                f"could not load {TFHUB_HANDLE} ({type(exc).__name__}: {exc}). The hub must be "
+                "reachable (or TFHUB_CACHE_DIR hold the module); --backend torch uses the same "
+                "weights offline."
+            ) from exc
         self.tf, self.protocol = tf, protocol
 
     def __call__(self, x0255: np.ndarray) -> np.ndarray:
