@@ -20,7 +20,8 @@ demo: $(STAMP)  ## FVD of two generated video sets with the real I3D weights (fe
 	$(VENV)/bin/vgbench weights fetch i3d.kinetics400_tfhub
 	$(VENV)/bin/vgbench demo
 
-test: $(STAMP)  ## the whole suite, slow tests included (CI runs this)
+test: $(STAMP)  ## lint, then the whole suite, slow tests included (CI runs this)
+	$(VENV)/bin/ruff check vgbench tests benchmarks
 	$(VENV)/bin/vgbench weights fetch i3d.kinetics400_tfhub
 	$(PY) -m pytest $(PYTEST_ARGS)
 
