@@ -36,8 +36,12 @@ def test_errors_exit_1_with_one_line(capsys, tmp_path):
     err = capsys.readouterr().err
     assert err.startswith("error: Unknown metric 'fdv'. Did you mean 'fvd'") and "Traceback" not in err
     with pytest.raises(SystemExit) as exc:
-        main(["eval", "--samples", "x"])
-    assert exc.value.code == 2  # usage error
+        main(["eval", "--samples", str(tmp_path)])
+    assert exc.value.code == 1  # FVD without a reference: a clear error
+    assert "metric fvd needs --reference (real videos)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["eval", "--reference", "x"])
+    assert exc.value.code == 2  # usage error: --samples is required
 
 
 def test_doctor_reports_and_warns(tmp_path):

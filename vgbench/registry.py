@@ -69,6 +69,12 @@ class Registry(Generic[T]):
 # Code objects a card may name (its ``fn`` or ``arch`` field); targets are lazy.
 METRIC_FNS: Registry = Registry("metric function")
 METRIC_FNS.register("frechet_video_distance", "vgbench.metrics.fvd:evaluate_fvd")
+METRIC_FNS.register("inception_score", "vgbench.metrics.inception:evaluate_is")
 
 ARCHS: Registry = Registry("model architecture")
 ARCHS.register("i3d", "vgbench.metrics.i3d:build_i3d")
+ARCHS.register("c3d", "vgbench.metrics.c3d:build_c3d")
+
+# Structure checks of published weight files, by architecture: (role, arrays, where, config) -> None or raise.
+STRUCTURE_CHECKS: Registry = Registry("weight-file structure check")
+STRUCTURE_CHECKS.register("c3d", "vgbench.metrics.c3d:check_file")

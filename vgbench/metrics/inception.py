@@ -1,0 +1,212 @@
+"""The UCF-101 Inception Score (TGANv2 style) under named protocols.
+
+Maths (tgan2 ``tgan2/evaluations/inception_score.py``; metrics.md §9.4), as pure functions: for each split of the
+(N, K) float64 probabilities, p <- p + eps, KL_i = sum_y p_iy (log p_iy - log mean_j p_jy), score = exp(mean_i KL_i);
+split s covers rows [s*n//splits, (s+1)*n//splits); 0 log 0 counts as 0. Protocols (``metrics/is.yaml``):
+``is.tganv2`` = 10 fresh sets of 2048 with one split each, eps 1e-20; ``is.styleganv`` = one set of 2048 shuffled
+with RandomState(42) into 10 splits, no eps. Both report mean and population std of their scores.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vgbench import cards, dist, hub
+from vgbench import weights as weights_mod
+from vgbench.errors import InputError
+from vgbench.metrics.c3d import build_c3d
+from vgbench.metrics.fvd import _progress, exact_math, plan_chunks, resolve_device
+from vgbench.results import Result
+from vgbench.video import SampleSet
+
+PROBS_FORMAT = "vgbench-class-probabilities/1"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Pure maths
+
+
+def split_scores(probs: np.ndarray, splits: int = 1, eps: float = 0.0) -> np.ndarray:
+    """Inception Score of each of ``splits`` contiguous parts of ``probs`` (N, K), tgan2's formula and boundaries."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2:
+        raise InputError(f"probabilities must be (N, K), got shape {probs.shape}")
+    n = len(probs)
+    if not 1 <= splits <= n:
+        raise InputError(f"cannot cut {n} samples into {splits} splits; need 1 <= splits <= N")
+    scores = np.empty(splits, dtype=np.float64)
+    for i in range(splits):
+        part = probs[i * n // splits : (i + 1) * n // splits] + eps
+        with np.errstate(divide="ignore", invalid="ignore"):
+            kl = part * (np.log(part) - np.log(part.mean(axis=0, keepdims=True)))
+        # 0 log 0 = 0, the limit: where the references are finite this changes nothing; with eps = 0 and a
+        # probability that underflowed to 0 they return NaN, vgbench the score that NaN stands for.
+        kl = np.where(part > 0, kl, 0.0)
+        scores[i] = np.exp(kl.sum(axis=1).mean())
+    return scores
+
+
+def inception_score(
+    probs: np.ndarray, splits: int = 1, eps: float = 0.0, shuffle_seed: int | None = None
+) -> tuple[float, float]:
+    """(mean, population std) of :func:`split_scores`; ``shuffle_seed`` first shuffles rows with RandomState(seed)."""
+    if shuffle_seed is not None:
+        probs = np.array(probs, dtype=np.float64)
+        np.random.RandomState(shuffle_seed).shuffle(probs)
+    s = split_scores(probs, splits, eps)
+    return float(s.mean()), float(s.std())
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Inputs
+
+
+def to_minus_one_one(batch: np.ndarray, value_range: str) -> np.ndarray:
+    """A raw batch -> float32 in [-1, 1]: uint8 and 0-255 floats as (u - 128) / 128 (tgan2's data scaling),
+    so that the classifier's 128 (x + 1) restores the pixel values exactly; 0-1 as 2x - 1; -1-1 as is."""
+    x = batch.astype(np.float32, copy=False)
+    if value_range == "0-255":
+        return (x - np.float32(128.0)) / np.float32(128.0)
+    if value_range == "0-1":
+        return x * np.float32(2.0) - np.float32(1.0)
+    return x
+
+
+class C3DExtractor:
+    """Softmax probabilities (B, 101) float64 of clips (B, T, H, W, 3) in [-1, 1]."""
+
+    def __init__(self, arrays: dict, mean: np.ndarray, config: dict, device: str = "auto", exact: bool = True):
+        self.device = resolve_device(device)
+        self.exact = exact
+        self.model = build_c3d(arrays, mean, **config).to(self.device)
+        if self.device.type == "cpu":
+            self.model.net.to(memory_format=torch.channels_last_3d)  # faster oneDNN convs, same maths
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode(), exact_math(self.exact):
+            return self.model(torch.from_numpy(np.ascontiguousarray(x)).to(self.device)).double().cpu().numpy()
+
+
+def extract_probs(
+    samples: SampleSet, extractor, frames: int, chunks: list[tuple[int, int]], batch_size: int, num_classes: int
+) -> list[np.ndarray]:
+    """Per-sample probabilities (n, K) of each range in ``chunks``; under torchrun each process classifies its
+    shard and the rows are summed across processes (each row is non-zero on exactly one)."""
+    rank, size = dist.rank_and_size()
+    shards = [dist.shard(a, b, rank, size) for a, b in chunks]
+    bar = _progress(sum(hi - lo for lo, hi in shards), "samples", disable=rank != 0)
+    out = []
+    for (a, b), (lo, hi) in zip(chunks, shards, strict=True):
+        full = np.zeros((b - a, num_classes), np.float64)
+        pos = lo - a
+        for batch in samples.iter_batches(batch_size, lo, hi, frames=frames, min_frames=frames):
+            full[pos : pos + len(batch)] = extractor(to_minus_one_one(batch, samples.value_range))
+            pos += len(batch)
+            bar.update(len(batch))
+        out.append(dist.all_reduce_sum([full])[0])
+    bar.close()
+    return out
+
+
+def write_probs(path: str | Path, probs: list[np.ndarray], meta: dict) -> None:
+    """Per-sample probabilities of every trial (.npz, no pickle), written atomically."""
+    with hub.atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(
+            f,
+            format=np.array(PROBS_FORMAT),
+            meta=np.array(json.dumps(meta, sort_keys=True)),
+            probs=np.concatenate(probs),
+            trial_sizes=np.array([len(p) for p in probs], np.int64),
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The evaluation
+
+
+def evaluate_is(
+    metric: str,
+    samples: str | Path,
+    reference=None,
+    protocol: str | None = None,
+    device: str = "auto",
+    batch_size: int | None = None,
+    allow_fewer: bool = False,
+    samples_range: str | None = None,
+    save_probs: str | Path | None = None,
+    run: str = "",
+    arrays: dict | None = None,
+    backend: str = "torch",
+) -> Result:
+    """Inception Score of ``samples`` under an ``is`` protocol (``reference`` is not used and must be None).
+
+    ``arrays`` = {"weights": ..., "mean": ...} overrides the cached files (tests). ``save_probs`` writes the
+    per-sample probabilities for comparison with another implementation.
+    """
+    t0 = time.time()
+    dist.maybe_init()
+    card, tag, p = cards.resolve_protocol(metric, protocol)
+    name = f"{card.name}.{tag}"
+    if reference is not None:
+        raise InputError(f"{name} scores generated videos only; drop --reference (no real data enters the score)")
+    if backend != "torch":
+        raise InputError(f"{name} has only the torch backend, got --backend {backend}")
+    model_card = cards.model(card.extractor)
+    if arrays is None:
+        arrays, hashes = weights_mod.load_published(model_card.name)
+    else:
+        hashes = {role: weights_mod.content_hash(a) for role, a in arrays.items()}
+    extractor = C3DExtractor(arrays["weights"], arrays["mean"]["mean"], model_card.config, device, p.exact)
+    batch_size = batch_size or p.batch_size
+    frames = p.frames or model_card.config["frames"]
+
+    fake = SampleSet.open(samples, samples_range)
+    chunks, notes, off = plan_chunks(fake.count, p.num_samples, p.trials, "samples", name, allow_fewer)
+    splits = p.splits or 1
+    if chunks[0][1] - chunks[0][0] < splits:
+        raise InputError(
+            f"{name}: {chunks[0][1] - chunks[0][0]} samples per trial cannot make {splits} splits; "
+            f"provide at least {splits} (the protocol wants {p.num_samples})"
+        )
+    probs = extract_probs(fake, extractor, frames, chunks, batch_size, model_card.config["num_classes"])
+    if save_probs is not None and dist.rank_and_size()[0] == 0:
+        write_probs(save_probs, probs, {"protocol": name, "chunks": chunks, "source": fake.describe()})
+
+    values = []
+    for trial in probs:
+        if p.shuffle_seed is not None:
+            trial = trial.copy()
+            np.random.RandomState(p.shuffle_seed).shuffle(trial)
+        values.extend(float(v) for v in split_scores(trial, splits, p.eps or 0.0))
+    std = float(np.std(values)) if p.std == "population" and len(values) > 1 else None
+    return Result(
+        metric=card.name,
+        protocol=tag,
+        protocol_hash=cards.protocol_hash(card.name, tag, p, card.card_version),
+        protocol_params=cards.protocol_dict(p),
+        card_version=card.card_version,
+        value=float(np.mean(values)),
+        std=std,
+        trial_values=values,
+        n_samples=len(probs[0]),
+        n_reference=0,
+        higher_is_better=card.higher_is_better,
+        samples={"role": card.samples_role, **fake.describe()},
+        reference={},
+        extractor={"name": model_card.name, **{f"{role}_sha256": h for role, h in hashes.items()}},
+        backend="torch",
+        device=str(extractor.device),
+        batch_size=batch_size,
+        seed=p.shuffle_seed if p.shuffle_seed is not None else p.seed,
+        off_protocol=off,
+        notes=notes,
+        run=run,
+        world_size=dist.rank_and_size()[1],
+        elapsed_s=round(time.time() - t0, 3),
+        torch_version=torch.__version__,
+    )
