@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import email.utils
+import http.client
 import json
 import logging
 import os
@@ -250,7 +251,7 @@ def download(
                 reason, wait = f"HTTP {exc.code} {exc.reason}", _retry_after(exc.headers)
             except _Retry as exc:
                 reason, wait = str(exc), exc.wait
-            except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as exc:
                 reason, wait = f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}", None
             if attempt == retries:
                 raise DownloadError(

@@ -34,6 +34,16 @@ def cache_dir(sub: str, root: str | os.PathLike | None = None) -> Path:
     return cache_root(root) / sub
 
 
+def data_root(root: str | os.PathLike | None = None) -> Path:
+    """Where datasets live: ``--root`` > ``VGBENCH_DATA`` > ``$XDG_DATA_HOME/vgbench`` > ``~/.local/share/vgbench``."""
+    if root is not None:
+        return Path(root).expanduser()
+    if os.environ.get("VGBENCH_DATA"):
+        return Path(os.environ["VGBENCH_DATA"]).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg).expanduser() / "vgbench"
+
+
 def offline() -> bool:
     """True when ``VGBENCH_OFFLINE`` is set to a true value: never touch the network."""
     return os.environ.get("VGBENCH_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")

@@ -78,3 +78,8 @@ ARCHS.register("c3d", "vgbench.metrics.c3d:build_c3d")
 # Structure checks of published weight files, by architecture: (role, arrays, where, config) -> None or raise.
 STRUCTURE_CHECKS: Registry = Registry("weight-file structure check")
 STRUCTURE_CHECKS.register("c3d", "vgbench.metrics.c3d:check_file")
+
+# Dataset preparation functions a dataset card's ``prepare`` field names.
+DATASET_PREPARERS: Registry = Registry("dataset preparer")
+for _name in ("bair", "ucf101", "tgif", "moving_mnist"):
+    DATASET_PREPARERS.register(_name, f"vgbench.datasets.{_name}:prepare")

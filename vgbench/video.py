@@ -172,16 +172,27 @@ class SampleSet:
     files: list[Path] = field(default_factory=list)
     _array: object = None
     _h5: object = None
+    _dataset: object = None  # a ClipDataset for dataset references (bair:test)
+    ref: str = ""
 
     # -- construction ---------------------------------------------------------------------------------------
 
     @classmethod
     def open(cls, path: str | os.PathLike, value_range: str | None = None) -> SampleSet:
         """Open a sample set; ``value_range`` declares float inputs' range (None: detect)."""
-        path = Path(path)
         declared = parse_range(value_range)
-        if not path.exists():
-            raise InputError(f"{path}: no such file or directory")
+        if not Path(path).exists():
+            from vgbench import datasets
+
+            if datasets.parse_ref(str(path)) is not None:
+                ds = datasets.open_split(str(path))
+                s = cls(ds.store.folder, "dataset", len(ds), "uint8", _dataset=ds, ref=str(path))
+                s._resolve_range(declared)
+                return s
+            raise InputError(
+                f"{path}: no such file or directory (nor a dataset reference NAME:SPLIT such as bair:test)"
+            )
+        path = Path(path)
         if path.is_file():
             suffix = path.suffix.lower()
             if suffix == ".npy":
@@ -284,6 +295,9 @@ class SampleSet:
         elif self._array is not None:
             for i in range(start, stop, 16):
                 yield np.asarray(self._array[i : min(i + 16, stop)])
+        elif self._dataset is not None:
+            for i in range(start, stop):
+                yield self._dataset[i]["video"].numpy()[None]
         else:
             for i in range(start, stop):
                 p = self.files[i]
@@ -295,6 +309,8 @@ class SampleSet:
 
     def name_of(self, index: int) -> str:
         """A human-readable name of video ``index`` for error messages."""
+        if self._dataset is not None:
+            return f"{self.ref}[{index}]"
         return str(self.files[index]) if self.files else f"{self.path}[{index}]"
 
     def _check_finite(self, batch: np.ndarray, offset: int) -> None:
@@ -363,6 +379,20 @@ class SampleSet:
 
     def describe(self) -> dict:
         """Provenance of the input: path, kind, count, dtype and range (with how it was decided)."""
+        if self._dataset is not None:
+            ds = self._dataset
+            return {
+                "dataset": self.ref,
+                "path": str(self.path),
+                "kind": "dataset",
+                "count": self.count,
+                "dtype": "uint8",
+                "range": "0-255",
+                "windows": ds.windows,
+                "clip_len": ds.clip_len,
+                "seed": ds.seed,
+                "store_params": ds.store.manifest.get("params"),
+            }
         return {
             "path": str(self.path.resolve()),
             "kind": self.kind,
@@ -375,6 +405,11 @@ class SampleSet:
     def fingerprint(self) -> str:
         """A cheap identity of the input files (paths, sizes, mtimes) for cache keys."""
         h = hashlib.sha256()
+        if self._dataset is not None:
+            ds = self._dataset
+            h.update(f"{self.ref}\0{ds.clip_len}\0{ds.seed}\0{ds.windows}\0".encode())
+            h.update((ds.store.folder / "manifest.json").read_bytes())
+            return h.hexdigest()[:16]
         for p in self.files or [self.path]:
             st = p.stat()
             h.update(f"{p.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())

@@ -99,7 +99,12 @@ class FeatureStats:
     def sigma(self) -> np.ndarray:
         """Unbiased (n-1) covariance."""
         if self.n < 2:
-            raise ValueError(f"a covariance needs at least 2 samples, got {self.n}")
+            from vgbench.errors import InputError
+
+            raise InputError(
+                f"a Fréchet distance needs at least 2 videos per set to estimate a covariance, got {self.n}; "
+                "provide more videos"
+            )
         mu = self.mu
         cov = (self.sum_outer - self.n * np.outer(mu, mu)) / (self.n - 1)
         return (cov + cov.T) / 2  # exact symmetry against rounding

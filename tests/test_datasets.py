@@ -1,0 +1,381 @@
+"""Dataset preparation on the real samples in ../shared/data, resumability, bad inputs, loaders, references."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tarfile
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from vgbench import cards, datasets
+from vgbench.datasets import bair, moving_mnist, tgif, ucf101
+from vgbench.datasets.common import resize_short_side_center_crop
+from vgbench.datasets.loader import ClipDataset
+from vgbench.datasets.store import Store
+from vgbench.datasets.videofiles import decode_rgb
+from vgbench.errors import InputError, MissingDependencyError
+
+from .conftest import write_video
+from .httpserver import FileServer
+
+AVI = "data/ucf101/UCF-101/Basketball/v_Basketball_g01_c01.avi"
+
+
+@pytest.fixture
+def data_root(tmp_path, monkeypatch):
+    root = tmp_path / "data"
+    monkeypatch.setenv("VGBENCH_DATA", str(root))
+    monkeypatch.delenv("VGBENCH_OFFLINE", raising=False)
+    return root
+
+
+def test_every_dataset_card_loads():
+    assert cards.names("datasets") == ["bair", "moving_mnist", "tgif", "ucf101"]
+    for name in cards.names("datasets"):
+        card = cards.dataset(name)
+        assert card.sources and card.splits and card.prepare == name
+    assert cards.dataset("bair").splits == {"train": 43264, "test": 256}
+    assert cards.dataset("moving_mnist").sources["sequences"].bytes == 819200096
+
+
+# ----------------------------------------------------------------------------------------------------------
+# BAIR
+
+
+def test_bair_prepare_resume_and_values(shared_dir, data_root):
+    src = shared_dir / "data/bair"
+    s = datasets.prepare("bair", src=src)
+    assert s.counts == {"test": 1, "train": 1} and s.written_shards == 2 and "INCOMPLETE" in s.text()
+    store = datasets.open_store("bair")
+    with open(next((src / "SYNTHETIC_tfds_fake_examples/softmotion30_44k/test").glob("*.tfrecords")), "rb") as f:
+        (ex,) = list(bair.read_file(f, "test"))
+    assert np.array_equal(store.frames("test", 0), ex["frames"])
+    assert np.array_equal(store.extra("test", 0, "actions"), ex["actions"])
+    assert store.videos("test")[0].name == "traj_0_to_255/0"
+    store.verify()
+    again = datasets.prepare("bair", src=src)
+    assert again.written_shards == 0 and again.skipped_shards == 2
+    (store.folder / "train/shard-00000.json").unlink()  # as if interrupted before the train shard finished
+    assert datasets.prepare("bair", src=src).written_shards == 1
+    info = datasets.info("bair")
+    assert info["splits"]["test"] == {"videos": 1, "frames": 30, "frame_shape": [64, 64, 3], "length_min": 30,
+                                      "length_max": 30}  # fmt: skip
+    assert info["manifest"]["params"]["camera"] == "image_aux1" and info["manifest"]["complete"]
+    main = datasets.prepare("bair", src=src, camera="main")
+    assert main.store.name == "image_main"
+    with pytest.raises(InputError, match="unknown BAIR camera 'side'"):
+        datasets.prepare("bair", src=src, camera="side")
+
+
+def test_bair_from_tar_and_truncated_tar(shared_dir, data_root, tmp_path):
+    tar_path = tmp_path / "bair.tar"
+    with tarfile.open(tar_path, "w") as t:
+        t.add(shared_dir / "data/bair/SYNTHETIC_tfds_fake_examples/softmotion30_44k", arcname="softmotion30_44k")
+    datasets.prepare("bair", src=tar_path)
+    a = datasets.open_store("bair").frames("train", 0)
+    with open(next((shared_dir / "data/bair").rglob("train/*.tfrecords")), "rb") as f:
+        assert np.array_equal(a, next(bair.read_file(f, "x"))["frames"])
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(tar_path.read_bytes()[:700_000])
+    with pytest.raises(InputError, match="truncated|not a readable tar"):
+        datasets.prepare("bair", src=cut, root=tmp_path / "other")
+
+
+def test_corrupt_tfrecord_is_an_error_naming_file_and_offset(shared_dir, data_root, tmp_path):
+    bad = tmp_path / "softmotion30_44k/test"
+    bad.mkdir(parents=True)
+    raw = bytearray(next((shared_dir / "data/bair").rglob("test/*.tfrecords")).read_bytes())
+    raw[9000] ^= 0x55
+    (bad / "traj_0_to_255.tfrecords").write_bytes(bytes(raw))
+    with pytest.raises(InputError, match=r"traj_0_to_255.tfrecords: corrupt record at byte 0: payload CRC"):
+        datasets.prepare("bair", src=tmp_path)
+
+
+def test_bair_windows_train_random_and_eval_fixed(shared_dir, data_root):
+    datasets.prepare("bair", src=shared_dir / "data/bair")
+    store = datasets.open_store("bair")
+    train = ClipDataset(store, "train", windows="random", seed=3)
+    starts = set()
+    for epoch in range(60):
+        train.set_epoch(epoch)
+        starts.add(train.locate(0)[1])
+    assert starts == set(range(15))  # 0..14 inclusive for 30 frames and 16-frame clips
+    item = train[0]
+    assert item["video"].shape == (3, 16, 64, 64) and item["video"].dtype == torch.float32
+    assert -0.5 <= item["video"].min() and item["video"].max() <= 0.5
+    ev = datasets.open_split("bair:test", seed=5)
+    assert ev[0]["video"].shape == (16, 64, 64, 3) and ev[0]["video"].dtype == torch.uint8
+    assert ev.locate(0) == datasets.open_split("bair:test", seed=5).locate(0)  # deterministic per seed
+    s = ev.locate(0)[1]
+    assert np.array_equal(ev[0]["video"].numpy(), store.frames("test", 0)[s : s + 16])
+    with_actions = ClipDataset(store, "train", extras=("actions",))
+    assert with_actions[0]["actions"].shape == (16, 4)
+
+
+def test_fvd_reference_from_a_prepared_split(shared_dir, data_root, tmp_path, i3d_tensors):
+    from vgbench.metrics import fvd
+
+    digits = moving_mnist.read_idx(shared_dir / "data/mnist/t10k-images-idx3-ubyte.gz")
+    gen = moving_mnist.MovingMNIST(digits, length=20, seed=0)
+    np.save(tmp_path / "seq.npy", np.stack([gen[i][..., 0] for i in range(20)]).transpose(1, 0, 2, 3))
+    datasets.prepare("moving_mnist", src=tmp_path / "seq.npy")
+    ref = datasets.open_split("moving_mnist:test")
+    np.save(tmp_path / "same.npy", np.stack([ref[i]["video"].numpy() for i in range(len(ref))]))
+    r = fvd.evaluate_fvd("fvd", tmp_path / "same.npy", "moving_mnist:test", tensors=i3d_tensors, device="cpu")
+    assert r.value == pytest.approx(0.0, abs=1e-2) and r.n_reference == 4 == r.n_samples
+    assert r.reference["dataset"] == "moving_mnist:test" and r.reference["windows"] == "fixed"
+    with pytest.raises(InputError, match="no split 'val2'"):
+        fvd.evaluate_fvd("fvd", tmp_path / "same.npy", "moving_mnist:val2", tensors=i3d_tensors, device="cpu")
+    datasets.prepare("bair", src=shared_dir / "data/bair")
+    with pytest.raises(InputError, match="at least 2 videos per set"):  # the sample holds one test video
+        fvd.evaluate_fvd("fvd", tmp_path / "same.npy", "bair:test", tensors=i3d_tensors, device="cpu")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# UCF-101
+
+
+def test_ucf_split_lists(shared_dir):
+    classes, folds = ucf101.read_split_lists(shared_dir / "data/ucf101/ucfTrainTestlist")
+    assert len(classes) == 101 and classes[7] == "Basketball" and classes[36] == "HandstandPushups"
+    counts = {k: (len(v["train"]), len(v["test"])) for k, v in folds.items()}
+    assert counts == {"1": (9537, 3783), "2": (9586, 3734), "3": (9624, 3696)}
+    for v in folds.values():
+        assert len(set(v["train"]) | set(v["test"])) == 13320 and not set(v["train"]) & set(v["test"])
+    assert "HandstandPushups/v_HandStandPushups_g01_c01.avi" in folds["1"]["test"]
+
+
+def test_ucf_prepare_fold1_on_the_real_video(shared_dir, data_root):
+    s = datasets.prepare("ucf101", src=shared_dir / "data/ucf101", fold="1", resolution=64)
+    assert s.counts == {"test": 1} and s.failures == 13319  # every other listed video is missing, and reported
+    assert "13319 videos listed in the split files are missing" in s.text()
+    store = datasets.open_store("ucf101", "fold1_64")
+    ref = store.videos("test")[0]
+    assert (ref.name, ref.label, ref.length) == ("Basketball/v_Basketball_g01_c01.avi", 7, 141)
+    frames = store.frames("test", 0)
+    expected = resize_short_side_center_crop(decode_rgb(shared_dir / AVI), 64)
+    assert frames.shape == (141, 64, 64, 3) and np.array_equal(frames, expected)
+    reasons = {f["reason"] for f in store.failures()}
+    assert reasons == {"listed in the split file but missing from the source"}
+    clips = ClipDataset(store, "test", windows="all", step=16, output="uint8_thwc")
+    assert len(clips) == (141 - 16) // 16 + 1 and clips.locate(7) == (0, 112)
+    assert len(ClipDataset(store, "test", windows="all", step=1)) == 126
+    assert datasets.prepare("ucf101", src=shared_dir / "data/ucf101", fold="all", resolution=64).counts == {"all": 1}
+
+
+def test_decoded_ucf_frame_values(shared_dir):
+    x = decode_rgb(shared_dir / AVI)
+    assert x.shape == (141, 240, 320, 3) and x.dtype == np.uint8
+    y = resize_short_side_center_crop(x[:2], 128)  # 240x320 -> 128x171 (ceil) -> centre 128x128
+    assert y.shape == (2, 128, 128, 3)
+    ref = torch.nn.functional.interpolate(torch.from_numpy(x[:2]).permute(0, 3, 1, 2).float(), size=(128, 171),
+                                          mode="bilinear", align_corners=False)[:, :, :, 21:149]  # fmt: skip
+    assert np.array_equal(y, ref.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy())
+
+
+@pytest.fixture
+def ucf_copy(shared_dir, tmp_path):
+    root = tmp_path / "ucf"
+    shutil.copytree(shared_dir / "data/ucf101", root)
+    os.chmod(root, 0o755)
+    for p in root.rglob("*"):
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
+    return root
+
+
+def test_ucf_label_from_folder_and_bad_videos(ucf_copy, data_root):
+    hp = ucf_copy / "UCF-101/HandstandPushups"
+    hp.mkdir()
+    shutil.copy(ucf_copy / "UCF-101/Basketball/v_Basketball_g01_c01.avi", hp / "v_HandStandPushups_g01_c01.avi")
+    (ucf_copy / "UCF-101/Basketball/v_Basketball_g01_c02.avi").write_bytes(b"\0not a video" * 100)
+    s = datasets.prepare("ucf101", src=ucf_copy, resolution=32, workers=2)
+    store = datasets.open_store("ucf101", "fold1_32")
+    labels = {r.name: r.label for r in store.videos("test")}
+    assert labels == {"Basketball/v_Basketball_g01_c01.avi": 7, "HandstandPushups/v_HandStandPushups_g01_c01.avi": 36}
+    bad = [f for f in store.failures() if f["name"] == "Basketball/v_Basketball_g01_c02.avi"]
+    assert len(bad) == 1 and bad[0]["reason"].startswith("cannot decode") and s.failures == 13320 - 2
+
+
+def test_ucf_missing_split_file_and_bad_archives(ucf_copy, data_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("VGBENCH_OFFLINE", "1")
+    (ucf_copy / "ucfTrainTestlist/testlist01.txt").unlink()
+    with pytest.raises(InputError, match="split file testlist01.txt is missing"):
+        datasets.prepare("ucf101", src=ucf_copy)
+    z = tmp_path / "UCF101_videos.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.write(ucf_copy / "UCF-101/Basketball/v_Basketball_g01_c01.avi", "UCF-101/Basketball/x.avi")
+    z.write_bytes(z.read_bytes()[: z.stat().st_size // 2])
+    with pytest.raises(InputError, match="not a complete zip archive"):
+        datasets.prepare("ucf101", src=z)
+    rar = tmp_path / "UCF101.rar"
+    rar.write_bytes(b"Rar!\x1a\x07\x00" + np.random.default_rng(0).bytes(5000))  # a truncated / corrupt RAR
+    with pytest.raises((InputError, MissingDependencyError), match="cannot unpack|no unrar tool|no UCF-101 videos"):
+        datasets.prepare("ucf101", src=rar)
+    assert not any(p.name.startswith(".") for p in (data_root / "ucf101/extracted").iterdir())  # no half extraction
+
+
+# ----------------------------------------------------------------------------------------------------------
+# TGIF
+
+
+def test_tgif_lists_and_tsv(shared_dir):
+    test = tgif.read_split(shared_dir / "data/tgif/splits/test.txt")
+    val = tgif.read_split(shared_dir / "data/tgif/splits/val.txt")
+    assert len(test) == len(set(test)) == 11360 and len(val) == 10708 and not set(test) & set(val)
+    rows = tgif.read_tsv(shared_dir / "data/tgif/tgif-v1.0.readme_rows.tsv")
+    assert len(rows) == 10 and rows[0][0] in val and all(r[0].endswith(".gif") for r in rows)
+    assert tgif.gif_name(rows[0][0]) == "tumblr_mevmyaKtDf1rgvhr8o1_500.gif"
+
+
+def test_gif_decoding_matches_pillow(shared_dir):
+    from PIL import Image
+
+    path = shared_dir / "data/tgif/gifs_from_tgif_qa/1.gif"
+    ours = decode_rgb(path)
+    with Image.open(path) as im:
+        theirs = []
+        for i in range(im.n_frames):
+            im.seek(i)
+            theirs.append(np.asarray(im.convert("RGB")))
+    assert ours.shape == (45, 225, 225, 3) == np.stack(theirs).shape
+    assert np.abs(ours.astype(int) - np.stack(theirs)).max() <= 1
+
+
+def test_tgif_prepare_from_folder_with_a_single_frame_gif(shared_dir, data_root, tmp_path):
+    src = tmp_path / "gifs"
+    (src / "test").mkdir(parents=True)
+    (src / "val").mkdir()
+    for n in ("1", "3"):
+        shutil.copy(shared_dir / f"data/tgif/gifs_from_tgif_qa/{n}.gif", src / "test" / f"{n}.gif")
+    shutil.copy(shared_dir / "data/tgif/gifs_from_tgif_qa/4.gif", src / "val" / "4.gif")
+    write_video(src / "test/still.gif", np.full((1, 32, 32, 3), 200, np.uint8), codec="gif")
+    s = datasets.prepare("tgif", src=src)
+    assert s.counts == {"test": 2, "train": 1} and s.failures == 1
+    store = datasets.open_store("tgif")
+    assert [r.length for r in store.videos("test")] == [45, 42] and store.frames("train", 0).shape == (27, 64, 64, 3)
+    (fail,) = store.failures()
+    assert fail["name"] == "test/still.gif" and "only 1 frames" in fail["reason"]
+
+
+def test_tgif_downloads_record_status_and_retry_only_missing(shared_dir, tmp_path):
+    gif = (shared_dir / "data/tgif/gifs_from_tgif_qa/4.gif").read_bytes()
+    files = {"/a/tumblr_a_250.gif": gif, "/b/tumblr_b_250.gif": gif, "/c/tumblr_c_250.gif": b"<html>gone</html>"}
+    with FileServer(files) as srv:
+        urls = {"test": [f"{srv.url}/a/tumblr_a_250.gif", f"{srv.url}/c/tumblr_c_250.gif"],
+                "val": [f"{srv.url}/b/tumblr_b_250.gif", f"{srv.url}/d/tumblr_d_250.gif"]}  # fmt: skip
+        folder = tmp_path / "gifs"
+        report = tgif.download_gifs(urls, folder, workers=4)
+        assert report["test"] == {"ok": 1, "not_gif": 1} and report["val"] == {"ok": 1, "dead": 1}
+        assert "test: 1 of 2 GIFs available (not_gif 1)" in tgif.availability_text(report)
+        assert (folder / "tumblr_a_250.gif").read_bytes() == gif
+        n = len(srv.log)
+        tgif.download_gifs(urls, folder, workers=4)
+        assert sorted(p for p, _ in srv.log[n:]) == ["/c/tumblr_c_250.gif", "/d/tumblr_d_250.gif"]
+        (folder / "tumblr_a_250.gif").unlink()
+        srv.files["/a/tumblr_a_250.gif"] = (shared_dir / "data/tgif/gifs_from_tgif_qa/1.gif").read_bytes()
+        tgif.download_gifs(urls, folder)
+        status = tgif.read_status(folder / "status.jsonl")
+        assert status[urls["test"][0]]["status"] == "changed" and status[urls["val"][1]]["http"] == 404
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Moving MNIST
+
+
+def test_mnist_idx_files(shared_dir, tmp_path):
+    imgs = moving_mnist.read_idx(shared_dir / "data/mnist/t10k-images-idx3-ubyte.gz")
+    labels = moving_mnist.read_idx(shared_dir / "data/mnist/t10k-labels-idx1-ubyte.gz")
+    train_labels = moving_mnist.read_idx(shared_dir / "data/mnist/train-labels-idx1-ubyte.gz")
+    assert imgs.shape == (10000, 28, 28) and labels.shape == (10000,) and train_labels.shape == (60000,)
+    assert labels[:5].tolist() == [7, 2, 1, 0, 4] and train_labels[:5].tolist() == [5, 0, 4, 1, 9]
+    assert np.bincount(labels).tolist()[:3] == [980, 1135, 1032]
+    cut = tmp_path / "cut.gz"
+    cut.write_bytes((shared_dir / "data/mnist/t10k-images-idx3-ubyte.gz").read_bytes()[:5000])
+    with pytest.raises(InputError, match="truncated"):
+        moving_mnist.read_idx(cut)
+
+
+def test_generator_is_deterministic_and_bounces(shared_dir):
+    digits = moving_mnist.read_idx(shared_dir / "data/mnist/t10k-images-idx3-ubyte.gz")
+    gen = moving_mnist.MovingMNIST(digits, length=100, seed=1)
+    a, b = gen[3], moving_mnist.MovingMNIST(digits, length=100, seed=1)[3]
+    assert a.shape == (20, 64, 64, 1) and a.dtype == np.uint8 and np.array_equal(a, b)
+    assert not np.array_equal(a, gen[4]) and not np.array_equal(a, moving_mnist.MovingMNIST(digits, seed=2)[3])
+    assert a.max() == 255 and (a > 0).mean() > 0.05
+    traj = gen.trajectory(np.random.default_rng(0))
+    assert traj.min() >= 0 and traj.max() <= 36
+    steps = np.linalg.norm(np.diff(traj, axis=0), axis=1)
+    assert steps.max() <= 5 * np.sqrt(2) + 1
+
+
+def test_moving_mnist_prepare_by_index(shared_dir, data_root, tmp_path):
+    digits = moving_mnist.read_idx(shared_dir / "data/mnist/t10k-images-idx3-ubyte.gz")
+    gen = moving_mnist.MovingMNIST(digits, length=50, seed=0)
+    seqs = np.stack([gen[i][..., 0] for i in range(50)]).transpose(1, 0, 2, 3)  # time-major like the real file
+    np.save(tmp_path / "mnist_test_seq.npy", seqs)
+    s = datasets.prepare("moving_mnist", src=tmp_path / "mnist_test_seq.npy")
+    assert s.counts == {"test": 10, "train": 35, "val": 5} and "not the standard split" in s.text()
+    store = datasets.open_store("moving_mnist")
+    assert np.array_equal(store.frames("val", 2)[..., 0], seqs[:, 37])
+    assert moving_mnist.split_ranges(10000) == {"train": (0, 7000), "val": (7000, 8000), "test": (8000, 10000)}
+    rgb = datasets.open_split("moving_mnist:test")[0]["video"]
+    assert rgb.shape == (16, 64, 64, 3)
+    np.save(tmp_path / "bad.npy", np.zeros((20, 3, 32, 32), np.uint8))
+    with pytest.raises(InputError, match="expected uint8 \\(T, N, 64, 64\\)"):
+        datasets.prepare("moving_mnist", src=tmp_path / "bad.npy", root=tmp_path / "r2")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Loaders with DataLoader workers and DistributedSampler
+
+
+def test_loader_workers_and_distributed_sampler(shared_dir, data_root, tmp_path):
+    digits = moving_mnist.read_idx(shared_dir / "data/mnist/t10k-images-idx3-ubyte.gz")
+    gen = moving_mnist.MovingMNIST(digits, length=30, seed=0)
+    np.save(tmp_path / "seq.npy", np.stack([gen[i][..., 0] for i in range(30)]).transpose(1, 0, 2, 3))
+    datasets.prepare("moving_mnist", src=tmp_path / "seq.npy")
+    ds = ClipDataset(datasets.open_store("moving_mnist"), "train", seed=7)
+    from torch.utils.data import DataLoader, DistributedSampler
+
+    serial = torch.cat([b["video"] for b in DataLoader(ds, batch_size=4)])
+    parallel = torch.cat([b["video"] for b in DataLoader(ds, batch_size=4, num_workers=2)])
+    assert serial.shape == (21, 1, 16, 64, 64) and torch.equal(serial, parallel)
+    parts = [list(DistributedSampler(ds, num_replicas=2, rank=r, shuffle=True, seed=1)) for r in (0, 1)]
+    assert sorted(parts[0] + parts[1])[:21] == list(range(21)) or len(set(parts[0]) | set(parts[1])) == 21
+
+
+def test_cli_data_info_and_unknown_dataset(shared_dir, data_root):
+    from click.testing import CliRunner
+
+    from vgbench.cli import cli
+
+    out = CliRunner().invoke(cli, ["data", "prepare", "bair", "--from", str(shared_dir / "data/bair")])
+    assert out.exit_code == 0, out.output
+    out = CliRunner().invoke(cli, ["data", "info", "bair", "--json"])
+    info = json.loads(out.output)
+    assert info["splits"]["train"]["videos"] == 1 and info["card_splits"]["train"] == 43264
+    text = CliRunner().invoke(cli, ["data", "info", "bair"]).output
+    assert "test: 1 videos, 30 frames of (64, 64, 3)" in text
+    res = CliRunner().invoke(cli, ["data", "prepare", "biar"])
+    assert res.exit_code != 0 and "Did you mean 'bair'" in str(res.exception)
+
+
+def test_data_root_resolution(monkeypatch, tmp_path):
+    from vgbench import hub
+
+    monkeypatch.setenv("VGBENCH_DATA", str(tmp_path / "d"))
+    assert hub.data_root() == tmp_path / "d" and hub.data_root(tmp_path / "x") == tmp_path / "x"
+    monkeypatch.delenv("VGBENCH_DATA")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert hub.data_root() == tmp_path / "xdg/vgbench"
+
+
+def test_manual_source_message(data_root, monkeypatch):
+    monkeypatch.setenv("VGBENCH_OFFLINE", "1")
+    with pytest.raises(Exception, match=r"VGBENCH_OFFLINE.*\n.*Put it at .*bair_robot_pushing_dataset_v0.tar"):
+        datasets.prepare("bair")

@@ -1,0 +1,157 @@
+"""UCF-101: archive -> videos -> prepared store of fold 1, 2, 3 or all videos (datasets.md §2).
+
+Archives: the official ``UCF101.rar`` is unpacked with the ``rarfile`` library (the ``data`` extra), which drives
+an unrar tool: ``unar`` or ``bsdtar`` (Debian packages ``unar`` / ``libarchive-tools``) or ``unrar``. The TFDS
+mirror ``UCF101_videos.zip`` and the split zip are read with Python's ``zipfile``. Extraction goes to a temporary
+folder renamed into place when complete, so an interrupted run starts the extraction again and never uses half of
+it. Class labels come from the folder name (``classInd.txt`` order, 0-based), never the file name: the folder
+``HandstandPushups`` holds ``v_HandStandPushups_*`` files. Videos are decoded with PyAV, the shorter side resized
+to R (64 or 128; bilinear, half-pixel, long side ceil) and centre-cropped, all frames kept (clips are cut by the
+loader: 16 frames, configurable step).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+from vgbench.datasets.common import Summary, dataset_dir, fetch_sources, store_dir
+from vgbench.datasets.store import StoreWriter
+from vgbench.datasets.videofiles import Item, convert
+from vgbench.errors import InputError, MissingDependencyError
+
+FOLDS = ("1", "2", "3", "all")
+
+
+def extract(archive: Path, dest: Path) -> Path:
+    """Unpack a .zip or .rar into ``dest`` (atomically: a temp folder renamed when complete); returns ``dest``."""
+    if dest.exists():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        suffix = archive.suffix.lower()
+        if suffix == ".zip":
+            try:
+                with zipfile.ZipFile(archive) as zf:
+                    bad = zf.testzip()
+                    if bad is not None:
+                        raise InputError(f"{archive}: member {bad} is corrupt; download the archive again")
+                    zf.extractall(tmp)
+            except zipfile.BadZipFile as exc:
+                raise InputError(f"{archive}: not a complete zip archive ({exc}); download it again") from exc
+        elif suffix == ".rar":
+            _extract_rar(archive, tmp)
+        else:
+            raise InputError(f"{archive}: unsupported archive type {suffix!r}; expected .rar or .zip (or a folder)")
+        tmp.rename(dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return dest
+
+
+def _extract_rar(archive: Path, out: Path) -> None:
+    try:
+        import rarfile
+    except ImportError as exc:
+        raise MissingDependencyError("rarfile", "data", "unpacking UCF101.rar") from exc
+    try:
+        with rarfile.RarFile(archive) as rf:
+            rf.extractall(out)
+    except rarfile.RarCannotExec as exc:
+        raise InputError(
+            f"{archive}: no unrar tool found ({exc}). Install one: `apt install unar` or `apt install "
+            "libarchive-tools` (bsdtar), or unpack the archive yourself and pass the folder with --from."
+        ) from exc
+    except (rarfile.Error, OSError) as exc:
+        raise InputError(f"{archive}: cannot unpack ({type(exc).__name__}: {exc}); download it again") from exc
+
+
+def read_split_lists(folder: Path) -> tuple[list[str], dict[str, dict[str, list[str]]]]:
+    """(class names in classInd order, {fold: {'train': [rel paths], 'test': [...]}}) from ``ucfTrainTestlist``."""
+
+    def lines(name: str) -> list[str]:
+        path = folder / name
+        if not path.exists():
+            raise InputError(f"{folder}: split file {name} is missing; need classInd.txt and train/testlist0[1-3].txt")
+        return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]  # CRLF handled by strip
+
+    classes = [ln.split()[1] for ln in sorted(lines("classInd.txt"), key=lambda x: int(x.split()[0]))]
+    folds = {}
+    for k in ("1", "2", "3"):
+        folds[k] = {
+            "train": [ln.split()[0] for ln in lines(f"trainlist0{k}.txt")],
+            "test": [ln.split()[0] for ln in lines(f"testlist0{k}.txt")],
+        }
+    return classes, folds
+
+
+def _find(root: Path, name: str) -> Path | None:
+    return next((p for p in root.rglob(name) if p.is_dir()), None)
+
+
+def locate(src: Path, card, root=None) -> tuple[Path, Path]:
+    """(videos root holding <Class>/*.avi, split-list folder) from --from, the downloads, or extraction."""
+    work = dataset_dir(card.name, root) / "extracted"
+    if src is not None and src.is_file():
+        src = extract(src, work / src.stem)
+    if src is None:
+        got = fetch_sources(card, ["videos"], root)
+        src = extract(got["videos"], work / got["videos"].stem)
+    videos = _find(src, "UCF-101") or src
+    if not any(videos.glob("*/*.avi")):
+        raise InputError(f"{src}: no UCF-101 videos (<Class>/*.avi) found; the archive may be incomplete or wrong")
+    lists = _find(src, "ucfTrainTestlist")
+    if lists is None:
+        got = fetch_sources(card, ["splits"], root)
+        lists = _find(extract(got["splits"], work / "splits"), "ucfTrainTestlist")
+        if lists is None:
+            raise InputError(f"{got['splits']}: holds no ucfTrainTestlist folder")
+    return videos, lists
+
+
+def plan(videos_root: Path, lists: Path, fold: str) -> dict[str, list[Item]]:
+    """Items per split for ``fold`` ('1'..'3' or 'all'), labelled from the folder name."""
+    if fold not in FOLDS:
+        raise InputError(f"unknown UCF-101 fold {fold!r}; allowed: {', '.join(FOLDS)}")
+    classes, folds = read_split_lists(lists)
+    index = {c: i for i, c in enumerate(classes)}
+    on_disk = {p.relative_to(videos_root).as_posix().lower(): p for p in videos_root.glob("*/*.avi")}
+    if not on_disk:
+        raise InputError(f"{videos_root}: no <Class>/*.avi videos found")
+
+    def item(rel: str) -> Item:
+        cls = rel.split("/")[0]
+        if cls not in index:
+            raise InputError(f"{lists}: class folder {cls!r} of {rel} is not in classInd.txt")
+        return Item(rel, on_disk.get(rel.lower()), index[cls])
+
+    if fold == "all":
+        rels = sorted(set(folds["1"]["train"]) | set(folds["1"]["test"]))
+        return {"all": [item(r) for r in rels]}
+    return {s: [item(r) for r in sorted(folds[fold][s])] for s in ("train", "test")}
+
+
+def prepare(
+    card, root=None, src: Path | None = None, fold: str = "1", resolution: int | None = None, workers: int = 1, **_
+) -> Summary:
+    """Decode, resize and store one fold (or all videos) at ``resolution``; resumable per shard of 16 videos."""
+    size = resolution or card.preprocess["resolution"]
+    videos_root, lists = locate(Path(src) if src else None, card, root)
+    splits = plan(videos_root, lists, str(fold))
+    variant = f"{'all' if fold == 'all' else 'fold' + str(fold)}_{size}"
+    folder = store_dir(card.name, variant, root)
+    params = {"fold": str(fold), "resolution": size, "resize": "short_side_bilinear_half_pixel_center_crop"}
+    writer = StoreWriter(folder, card.name, variant, params, {"videos": str(videos_root), "splits": str(lists)})
+    summary = Summary(card.name, folder)
+    convert(writer, splits, size, workers, summary)
+    expected = {s: len(items) for s, items in splits.items()}
+    manifest = writer.finish(expected)
+    summary.counts, summary.expected, summary.failures = manifest["counts"], expected, manifest["failures"]
+    missing = sum(1 for items in splits.values() for it in items if it.path is None)
+    if missing:
+        summary.notes.append(f"{missing} videos listed in the split files are missing from {videos_root}")
+    return summary
