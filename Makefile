@@ -33,6 +33,8 @@ check-metrics: $(STAMP)  ## the project's metric regression gate (.ci/expected_m
 bench: $(STAMP)  ## performance figures (benchmarks/README.md)
 	$(PY) benchmarks/bench_i3d.py
 	$(PY) benchmarks/bench_fvd_memory.py
+	$(PY) benchmarks/bench_c3d.py
+	$(PY) benchmarks/bench_datasets.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check vgbench tests benchmarks

@@ -16,7 +16,6 @@ from vgbench import cards, datasets
 from vgbench.datasets import bair, moving_mnist, tgif, ucf101
 from vgbench.datasets.common import resize_short_side_center_crop
 from vgbench.datasets.loader import ClipDataset
-from vgbench.datasets.store import Store
 from vgbench.datasets.videofiles import decode_rgb
 from vgbench.errors import InputError, MissingDependencyError
 
@@ -107,7 +106,7 @@ def test_bair_windows_train_random_and_eval_fixed(shared_dir, data_root):
     assert starts == set(range(15))  # 0..14 inclusive for 30 frames and 16-frame clips
     item = train[0]
     assert item["video"].shape == (3, 16, 64, 64) and item["video"].dtype == torch.float32
-    assert -0.5 <= item["video"].min() and item["video"].max() <= 0.5
+    assert item["video"].min() >= -0.5 and item["video"].max() <= 0.5
     ev = datasets.open_split("bair:test", seed=5)
     assert ev[0]["video"].shape == (16, 64, 64, 3) and ev[0]["video"].dtype == torch.uint8
     assert ev.locate(0) == datasets.open_split("bair:test", seed=5).locate(0)  # deterministic per seed

@@ -33,7 +33,7 @@ def test_bair_record_shapes_and_values(test_file):
     assert ex["actions"].shape == (30, 4) and ex["endeffector_pos"].shape == (30, 3)
     assert set(np.unique(ex["frames"])) <= {0, 255}  # PROVENANCE.md: synthetic pixels are 0 or 255
     assert (ex["frames"] == 255).mean() == pytest.approx(1 / 3, abs=0.02)
-    assert 0.0 < ex["actions"].min() and ex["actions"].max() < 1.0
+    assert ex["actions"].min() > 0.0 and ex["actions"].max() < 1.0
     with open(test_file, "rb") as f:
         (main,) = list(bair.read_file(f, test_file.name, camera="main"))
     assert main["frames"].shape == (30, 64, 64, 3) and not np.array_equal(main["frames"], ex["frames"])

@@ -46,6 +46,8 @@ def extract(archive: Path, dest: Path) -> Path:
             _extract_rar(archive, tmp)
         else:
             raise InputError(f"{archive}: unsupported archive type {suffix!r}; expected .rar or .zip (or a folder)")
+        if not any(tmp.iterdir()):
+            raise InputError(f"{archive}: the archive yielded no files; it is truncated or not a {suffix} archive")
         tmp.rename(dest)
     finally:
         if tmp.exists():
