@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from c3d_random import random_c3d_arrays  # noqa: E402
+from timing import best_rate  # noqa: E402
 
 from vgbench.metrics.c3d import build_c3d  # noqa: E402
 
@@ -25,13 +25,7 @@ from vgbench.metrics.c3d import build_c3d  # noqa: E402
 def clips_per_s(model, batch: int, repeats: int) -> float:
     x = torch.rand(batch, 16, 64, 64, 3) * 2 - 1
     with torch.inference_mode():
-        model(x)
-        best = 0.0
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model(x)
-            best = max(best, batch / (time.perf_counter() - t0))
-    return best
+        return best_rate(lambda: model(x), batch, repeats)
 
 
 def main() -> None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import torch
+from timing import best_rate
 
 from vgbench import weights
 from vgbench.metrics.i3d import build_i3d
@@ -22,13 +22,7 @@ from vgbench.metrics.i3d import build_i3d
 def clips_per_s(model, batch: int, repeats: int) -> float:
     x = torch.rand(batch, 3, 16, 224, 224) * 2 - 1
     with torch.inference_mode():
-        model(x)  # warm-up (allocator, oneDNN primitive cache)
-        best = 0.0
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model(x)
-            best = max(best, batch / (time.perf_counter() - t0))
-    return best
+        return best_rate(lambda: model(x), batch, repeats)
 
 
 def main() -> None:

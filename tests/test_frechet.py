@@ -77,5 +77,5 @@ def test_bad_shapes_and_methods_are_refused():
         frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))
     with pytest.raises(ValueError, match="unknown sqrtm method 'eig'"):
         frechet_distance(np.zeros(3), np.eye(3), np.zeros(3), np.eye(3), sqrtm="eig")
-    with pytest.raises(ValueError, match="at least 2 samples"):
+    with pytest.raises(ValueError, match="at least 2 videos per set"):
         _ = FeatureStats.from_features(np.zeros((1, 3))).sigma

@@ -44,9 +44,9 @@ def test_legacy_grid_differs_from_half_pixel_when_upscaling():
     half = resize_frames(x, (224, 224), "torch_half_pixel")
     assert (legacy - half).abs().max() > 20  # half an input pixel of shift on noise (metrics.md §3.1: up to ~140)
     const = torch.full((1, 3, 48, 64), 77.0)
-    assert torch.equal(
-        resize_frames(const, (224, 224), "tf_legacy"), resize_frames(const, (224, 224), "torch_half_pixel")
-    )
+    # constant frames stay constant under both grids (to float32 rounding: torch's kernel differs by thread count)
+    for grid in ("tf_legacy", "torch_half_pixel"):
+        assert (resize_frames(const, (224, 224), grid) - 77.0).abs().max() < 1e-4
 
 
 def test_unknown_grid_is_refused():

@@ -53,9 +53,6 @@ def decode_rgb(path: Path) -> np.ndarray:
 
 def _convert_shard(args) -> tuple[str, int, int]:
     folder, split, shard, items, size, min_frames = args
-    import torch
-
-    torch.set_num_threads(1)  # one process per core
     frames, videos, failures, pos = [], [], [], 0
     for it in items:
         if it.path is None:
@@ -76,6 +73,12 @@ def _convert_shard(args) -> tuple[str, int, int]:
     arr = np.concatenate(frames) if frames else np.zeros((0, size, size, 3), np.uint8)
     write_shard(Path(folder), split, shard, arr, videos, failures=failures)
     return split, shard, len(failures)
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # one worker process per core; never set in the parent
 
 
 def convert(
@@ -104,7 +107,7 @@ def convert(
         results = map(_convert_shard, tasks)
         pool = None
     else:
-        pool = mp.get_context("spawn").Pool(workers)
+        pool = mp.get_context("spawn").Pool(workers, initializer=_one_thread)
         results = pool.imap_unordered(_convert_shard, tasks)
     try:
         for _split, _shard, _failed in results:

@@ -405,20 +405,14 @@ def evaluate_fvd(
         values.append(float(np.float32(v)) if p.result_dtype == "float32" else v)
     if min(fake_stats[0].n, ref.stats[0].n) <= FEATURE_DIM:
         notes.append(f"N <= {FEATURE_DIM}: singular covariances; compare only with numbers made at the same N")
-    value = float(np.mean(values))
-    std = float(np.std(values)) if p.std == "population" and len(values) > 1 else None
-    return Result(
-        metric=card.name,
-        protocol=tag,
-        protocol_hash=cards.protocol_hash(card.name, tag, p, card.card_version),
-        protocol_params=cards.protocol_dict(p),
-        card_version=card.card_version,
-        value=value,
-        std=std,
-        trial_values=values,
+    return Result.for_protocol(
+        card,
+        tag,
+        p,
+        values,
+        t0,
         n_samples=fake_stats[0].n,
         n_reference=ref.stats[0].n,
-        higher_is_better=card.higher_is_better,
         samples={"role": card.samples_role, **fake.describe()},
         reference={"role": card.reference_role, **ref.describe},
         extractor={"name": model_card.name, "content_sha256": ext_hash, "bn_eps": p.bn_eps},
@@ -429,7 +423,4 @@ def evaluate_fvd(
         off_protocol=off or ref_off,
         notes=notes + ref_notes,
         run=run,
-        world_size=dist.rank_and_size()[1],
-        elapsed_s=round(time.time() - t0, 3),
-        torch_version=torch.__version__,
     )

@@ -183,19 +183,14 @@ def evaluate_is(
             trial = trial.copy()
             np.random.RandomState(p.shuffle_seed).shuffle(trial)
         values.extend(float(v) for v in split_scores(trial, splits, p.eps or 0.0))
-    std = float(np.std(values)) if p.std == "population" and len(values) > 1 else None
-    return Result(
-        metric=card.name,
-        protocol=tag,
-        protocol_hash=cards.protocol_hash(card.name, tag, p, card.card_version),
-        protocol_params=cards.protocol_dict(p),
-        card_version=card.card_version,
-        value=float(np.mean(values)),
-        std=std,
-        trial_values=values,
+    return Result.for_protocol(
+        card,
+        tag,
+        p,
+        values,
+        t0,
         n_samples=len(probs[0]),
         n_reference=0,
-        higher_is_better=card.higher_is_better,
         samples={"role": card.samples_role, **fake.describe()},
         reference={},
         extractor={"name": model_card.name, **{f"{role}_sha256": h for role, h in hashes.items()}},
@@ -206,7 +201,4 @@ def evaluate_is(
         off_protocol=off,
         notes=notes,
         run=run,
-        world_size=dist.rank_and_size()[1],
-        elapsed_s=round(time.time() - t0, 3),
-        torch_version=torch.__version__,
     )
