@@ -342,3 +342,16 @@ def test_torchrun_two_processes_equal_single_process(c3d_home, tmp_path):
     with np.load(tmp_path / "1.npz") as a, np.load(tmp_path / "2.npz") as b:
         assert np.abs(a["probs"] - b["probs"]).max() < 1e-6
     assert recs[0]["value"] == pytest.approx(json.loads(one.stdout)["value"], rel=1e-6)  # fp32 batch effects
+
+
+def test_options_of_other_metrics_are_refused(c3d_arrays, mean_clip, tmp_path):
+    from vgbench import api
+
+    path, _ = _samples(tmp_path, n=2)
+    arrays = {"weights": c3d_arrays, "mean": {"mean": mean_clip}}
+    with pytest.raises(InputError, match="--save-stats does not apply to metric is"):
+        api.evaluate("is", path, None, save_stats=tmp_path / "s.npz", arrays=arrays)
+    with pytest.raises(InputError, match="--save-probs does not apply to metric fvd"):
+        api.evaluate("fvd", path, path, save_probs=tmp_path / "p.npz")
+    with pytest.raises(InputError, match="metric fvd needs --reference"):
+        api.evaluate("fvd", path, None)

@@ -7,18 +7,10 @@ from pathlib import Path
 
 from vgbench import cards, dist
 from vgbench import results as results_mod
-from vgbench.registry import METRIC_FNS
+from vgbench.registry import METRIC_FNS, bind_options
 from vgbench.results import Result
 
 log = logging.getLogger(__name__)
-
-
-# Options that only some metric functions take (the CLI passes all of them).
-_OPTIONS = {
-    "frechet_video_distance": {"save_stats", "use_cache", "reference_range"},
-    "inception_score": {"save_probs"},
-}
-_ALL_OPTIONS = set().union(*_OPTIONS.values())
 
 
 def evaluate(
@@ -32,7 +24,8 @@ def evaluate(
 ) -> Result | None:
     """Evaluate ``metric`` (``fvd``, ``fvd.official``, ``fvd-star``, ...) and optionally append to a store.
 
-    ``store``: True for the default results store, a path for another, None/False for none. Under torchrun
+    ``store``: True for the default results store, a path for another, None/False for none. Options set to None
+    count as not given; one the metric does not take is an error. Under torchrun
     only rank 0 returns the result (the others return None).
     """
     from vgbench.errors import InputError
@@ -40,13 +33,8 @@ def evaluate(
     card, tag, _ = cards.resolve_protocol(metric, protocol)
     if card.reference_role and reference is None:
         raise InputError(f"metric {card.name} needs --reference ({card.reference_role})")
-    for option, role in (("save_stats", "feature statistics"), ("save_probs", "class probabilities")):
-        wanted = kwargs.get(option)
-        if wanted is not None and option not in _OPTIONS[card.fn]:
-            raise InputError(f"--{option.replace('_', '-')} ({role}) does not apply to metric {card.name}")
-    kwargs = {k: v for k, v in kwargs.items() if k in _OPTIONS[card.fn] or k not in _ALL_OPTIONS}
     fn = METRIC_FNS.get(card.fn)
-    result = fn(card.name, samples, reference, protocol=tag, **kwargs)
+    result = fn(card.name, samples, reference, protocol=tag, **bind_options(fn, kwargs, f"metric {card.name}"))
     if dist.rank_and_size()[0] != 0:
         return None
     result.dataset = dataset

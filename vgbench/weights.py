@@ -350,13 +350,16 @@ def _check_structure(card: cards.ModelCard, role: str, arrays: dict[str, np.ndar
     STRUCTURE_CHECKS.get(card.arch)(role, arrays, str(where), card.config)
 
 
-def _fetch_published(card: cards.ModelCard, root=None, force: bool = False) -> Path:
+def _download_missing(card: cards.ModelCard, root=None, force: bool = False) -> None:
+    """Download the published files that are not in the cache (each checked against its pin, or pinned)."""
     folder = hub.cache_dir("weights", root)
-    for role, f in published_files(card).items():
+    for f in published_files(card).values():
         dest = folder / f.file
-        if force and dest.exists():
-            dest.unlink()
-        if not dest.exists() and hub.offline():
+        if force:
+            dest.unlink(missing_ok=True)
+        if dest.exists():
+            continue
+        if hub.offline():
             raise OfflineError(
                 f"{card.name}: {dest} is missing and VGBENCH_OFFLINE is set. {manual_instructions(card, root)}"
             )
@@ -364,8 +367,12 @@ def _fetch_published(card: cards.ModelCard, root=None, force: bool = False) -> P
             download.download(f.url, dest, f.sha256, f.bytes)
         except DownloadError as exc:
             raise DownloadError(f"{exc}\n{manual_instructions(card, root)}") from exc
-        _check_structure(card, role, _read_npz(dest), dest)
-    return folder / card.weights.file
+
+
+def _fetch_published(card: cards.ModelCard, root=None, force: bool = False) -> Path:
+    _download_missing(card, root, force)
+    load_published(card.name, root)  # pins and structure of every file
+    return hub.cache_dir("weights", root) / card.weights.file
 
 
 def _import_published(card: cards.ModelCard, path: Path, root=None) -> Path:
@@ -393,20 +400,9 @@ def load_published(model_name: str, root=None) -> tuple[dict[str, dict[str, np.n
     """(role -> arrays, role -> sha256) of a published-files model; each file matches its pin and structure."""
     card = cards.model(model_name)
     folder = hub.cache_dir("weights", root)
-    files = published_files(card)
-    missing = [f.file for f in files.values() if not (folder / f.file).exists()]
-    if missing and not hub.offline():
-        try:
-            _fetch_published(card, root)
-        except DownloadError as exc:
-            raise OfflineError(
-                f"{card.name}: {', '.join(missing)} missing in {folder} and the download failed "
-                f"({str(exc).splitlines()[0]}). {manual_instructions(card, root)}"
-            ) from exc
-    elif missing:
-        raise OfflineError(f"{card.name}: {', '.join(missing)} missing in {folder}. {manual_instructions(card, root)}")
+    _download_missing(card, root)  # its errors carry the manual steps
     arrays, hashes = {}, {}
-    for role, f in files.items():
+    for role, f in published_files(card).items():
         dest = folder / f.file
         hashes[role] = download.verify_or_pin(dest, dest, f.url, download.expected_pin(dest, f.sha256, f.bytes))
         arrays[role] = _read_npz(dest)

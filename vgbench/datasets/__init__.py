@@ -7,6 +7,7 @@ for ``NAME[/VARIANT]:SPLIT`` references such as ``bair:test``.
 
 from __future__ import annotations
 
+import importlib
 import re
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from vgbench import cards
 from vgbench.datasets.common import Summary, dataset_dir, fetch_sources, store_dir
 from vgbench.datasets.store import Store
 from vgbench.errors import InputError
+from vgbench.registry import bind_options
 
 REF = re.compile(r"^(?P<name>[a-z0-9_]+)(/(?P<variant>[A-Za-z0-9_]+))?:(?P<split>[a-z0-9_/]+)$")
 
@@ -24,17 +26,15 @@ def _preparer(card: cards.DatasetCard):
     return DATASET_PREPARERS.get(card.prepare)
 
 
-def download(name: str, root=None, workers: int = 8) -> str:
-    """Download and verify every automatic source of dataset ``name``; returns a short report."""
+def download(name: str, root=None, **options) -> str:
+    """Download and verify dataset ``name``'s files: its module's own ``download`` where it has one (TGIF: the
+    GIFs behind the lists), else every source the card does not mark optional. Returns a short report."""
     card = cards.dataset(name)
-    if name == "tgif":
-        from vgbench.datasets import tgif
-
-        return tgif.download(card, root, workers=workers)
-    keys = [k for k, s in card.sources.items() if s.url and not k.endswith("_mirror")]
-    if name == "moving_mnist":
-        keys = ["sequences", "train_images"]
-    got = fetch_sources(card, keys, root)
+    own = getattr(importlib.import_module(_preparer(card).__module__), "download", None)
+    if own is not None:
+        return own(card, root, **bind_options(own, options, f"downloading {name}"))
+    bind_options(lambda: None, options, f"downloading {name}")  # takes no options: refuses any given
+    got = fetch_sources(card, [k for k, s in card.sources.items() if s.url and not s.optional], root)
     return "\n".join(f"{k}: {p} ({p.stat().st_size} bytes, verified)" for k, p in got.items())
 
 
@@ -43,7 +43,8 @@ def prepare(name: str, root=None, src: str | Path | None = None, **options) -> S
     card = cards.dataset(name)
     if src is not None and not Path(src).exists():
         raise InputError(f"--from {src}: no such file or directory")
-    return _preparer(card)(card, root=root, src=Path(src) if src else None, **options)
+    fn = _preparer(card)
+    return fn(card, root=root, src=Path(src) if src else None, **bind_options(fn, options, f"dataset {name}"))
 
 
 def variants(name: str, root=None) -> list[str]:

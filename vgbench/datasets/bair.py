@@ -90,7 +90,7 @@ def _sources(path: Path) -> dict[str, list[tuple[str, object]]]:
     return {s: sorted(v, key=lambda x: _traj_key(x[0])) for s, v in out.items() if v}
 
 
-def prepare(card, root=None, src: Path | None = None, camera: str = "aux1", **_) -> Summary:
+def prepare(card, root=None, src: Path | None = None, camera: str = "aux1") -> Summary:
     """Convert the TFRecords to a store ``bair/prepared/<camera>``; resumable per file."""
     if camera not in CAMERAS:
         raise InputError(f"unknown BAIR camera {camera!r}; allowed: {', '.join(CAMERAS)}")

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from vgbench import cards, download, hub
-from vgbench.errors import DownloadError, InputError
+from vgbench.errors import DownloadError
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +102,3 @@ class Summary:
             lines.append(f"  {self.failures} videos could not be used: see {self.store / 'failures.jsonl'}")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
-
-
-def find_one(root: Path, pattern: str, what: str) -> Path:
-    """The single path under ``root`` matching ``pattern`` (a glob), or a clear error."""
-    hits = sorted(root.rglob(pattern)) if root.is_dir() else []
-    if not hits:
-        raise InputError(f"{root}: no {what} ({pattern}) found")
-    return hits[0]

@@ -63,7 +63,7 @@ def load_sequences(path: Path) -> np.ndarray:
     return arr
 
 
-def prepare(card, root=None, src: Path | None = None, **_) -> Summary:
+def prepare(card, root=None, src: Path | None = None) -> Summary:
     """Store the standard sequences as (N, T, 64, 64, 1), split by index; resumable per 1000 sequences."""
     path = Path(src) if src else fetch_sources(card, ["sequences"], root)["sequences"]
     seq = load_sequences(path)

@@ -143,7 +143,7 @@ def _lists(card, root, src: Path | None) -> dict[str, list[str]]:
     return {s: read_split(got[s]) for s in SPLIT_FILES}
 
 
-def download(card, root=None, workers: int = 8, **_) -> str:
+def download(card, root=None, workers: int = 8) -> str:
     """Metadata (TSV, split lists) and every available GIF; returns the availability report."""
     fetch_sources(card, ["tsv"], root)
     report = download_gifs(_lists(card, root, None), dataset_dir(card.name, root) / "gifs", workers)
@@ -178,12 +178,13 @@ def plan(src: Path, lists: dict[str, list[str]] | None) -> dict[str, list[Item]]
     return out
 
 
-def prepare(card, root=None, src: Path | None = None, resolution: int | None = None, workers: int = 1, **_) -> Summary:
+def prepare(card, root=None, src: Path | None = None, resolution: int | None = None, workers: int = 1) -> Summary:
     """Decode the available GIFs to a store (train = train + val, test); unavailable ones are listed as failures."""
     size = resolution or card.preprocess["resolution"]
     src_path = Path(src) if src else None
+    availability = None
     if src_path is None:
-        download(card, root, workers=max(8, workers))
+        availability = download(card, root, workers=max(8, workers))
         gif_dir = dataset_dir(card.name, root) / "gifs"
         splits = plan(gif_dir, _lists(card, root, None))
     else:
@@ -199,4 +200,6 @@ def prepare(card, root=None, src: Path | None = None, resolution: int | None = N
     expected = {s: len(v) for s, v in splits.items()}
     manifest = writer.finish(expected)
     summary.counts, summary.expected, summary.failures = manifest["counts"], expected, manifest["failures"]
+    if availability:
+        summary.notes.append(availability)
     return summary

@@ -138,7 +138,7 @@ def plan(videos_root: Path, lists: Path, fold: str) -> dict[str, list[Item]]:
 
 
 def prepare(
-    card, root=None, src: Path | None = None, fold: str = "1", resolution: int | None = None, workers: int = 1, **_
+    card, root=None, src: Path | None = None, fold: str = "1", resolution: int | None = None, workers: int = 1
 ) -> Summary:
     """Decode, resize and store one fold (or all videos) at ``resolution``; resumable per shard of 16 videos."""
     size = resolution or card.preprocess["resolution"]

@@ -1,7 +1,7 @@
 """Video files (UCF-101 AVIs, TGIF GIFs) -> store shards, decoded with PyAV in parallel worker processes.
 
 Each shard is one task: a worker decodes its videos, resizes them (shorter side to R, centre crop), writes the
-shard itself (atomically) and returns only a count, so the parent never holds frames. A video that fails to
+shard itself (atomically) and returns nothing, so the parent never holds frames. A video that fails to
 decode, or is shorter than ``min_frames``, is recorded with its reason in its shard's .json (``vgbench data info``
 counts them); it is never dropped silently.
 """
@@ -51,7 +51,7 @@ def decode_rgb(path: Path) -> np.ndarray:
     return np.stack(frames)
 
 
-def _convert_shard(args) -> tuple[str, int, int]:
+def _convert_shard(args) -> None:
     folder, split, shard, items, size, min_frames = args
     frames, videos, failures, pos = [], [], [], 0
     for it in items:
@@ -72,7 +72,6 @@ def _convert_shard(args) -> tuple[str, int, int]:
         pos += len(x)
     arr = np.concatenate(frames) if frames else np.zeros((0, size, size, 3), np.uint8)
     write_shard(Path(folder), split, shard, arr, videos, failures=failures)
-    return split, shard, len(failures)
 
 
 def _one_thread() -> None:
@@ -110,7 +109,7 @@ def convert(
         pool = mp.get_context("spawn").Pool(workers, initializer=_one_thread)
         results = pool.imap_unordered(_convert_shard, tasks)
     try:
-        for _split, _shard, _failed in results:
+        for _ in results:
             summary.written_shards += 1
             bar.update(1)
     finally:

@@ -17,7 +17,6 @@ FVD* = FD(samples, VQ-VAE reconstructions); R-FVD = FD(reconstructions, real). S
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -33,6 +32,7 @@ import torch
 from vgbench import cards, dist, hub
 from vgbench import weights as weights_mod
 from vgbench.errors import InputError, ProtocolError, VgbenchError
+from vgbench.metrics.common import exact_math, plan_chunks, progress, resolve_device
 from vgbench.metrics.frechet import FeatureStats, frechet_distance_from_stats
 from vgbench.metrics.i3d import FEATURE_DIM, MIN_FRAMES, build_i3d
 from vgbench.metrics.resize import resize_frames
@@ -108,42 +108,8 @@ def preprocess(x: torch.Tensor, p: cards.Protocol) -> torch.Tensor:
     return frames.reshape(b, t, c, s, s).permute(0, 2, 1, 3, 4).contiguous()
 
 
-@contextlib.contextmanager
-def exact_math(enabled: bool):
-    """Disable TF32 and reduced-precision reductions (cuDNN allows TF32 by default) for parity protocols."""
-    if not enabled or not torch.cuda.is_available():
-        yield
-        return
-    saved = (
-        torch.backends.cuda.matmul.allow_tf32,
-        torch.backends.cudnn.allow_tf32,
-        torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction,
-        torch.get_float32_matmul_precision(),
-    )
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction = False
-    torch.set_float32_matmul_precision("highest")
-    try:
-        yield
-    finally:
-        (
-            torch.backends.cuda.matmul.allow_tf32,
-            torch.backends.cudnn.allow_tf32,
-            torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction,
-        ) = saved[:3]
-        torch.set_float32_matmul_precision(saved[3])
-
-
 # ----------------------------------------------------------------------------------------------------------
 # Extractors
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class TorchExtractor:
@@ -207,7 +173,7 @@ def extract_stats(
     unique = sorted(set(chunks))
     out: dict[tuple[int, int], FeatureStats] = {}
     shards = {c: dist.shard(*c, rank, size) for c in unique}
-    bar = _progress(sum(hi - lo for lo, hi in shards.values()), desc, disable=rank != 0)
+    bar = progress(sum(hi - lo for lo, hi in shards.values()), desc, disable=rank != 0)
     for a, b in unique:
         lo, hi = shards[(a, b)]
         stats = FeatureStats.empty(FEATURE_DIM)
@@ -219,12 +185,6 @@ def extract_stats(
         out[(a, b)] = FeatureStats(int(round(n[0])), s, so)
     bar.close()
     return [out[c] for c in chunks]
-
-
-def _progress(total: int, desc: str, disable: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="video", disable=True if disable else None, leave=False)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -264,38 +224,6 @@ def load_stats(path: str | Path) -> tuple[list[FeatureStats], dict]:
         meta = json.loads(str(z["meta"]))
         stats = [FeatureStats(int(n), s, so) for n, s, so in zip(z["n"], z["sum"], z["sum_outer"], strict=True)]
     return stats, meta
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Planning counts and trials
-
-
-def plan_chunks(
-    n: int, per_trial: int | None, trials: int, role: str, name: str, allow_fewer: bool
-) -> tuple[list[tuple[int, int]], list[str], bool]:
-    """Video ranges for each trial: (chunks, notes, off_protocol)."""
-    if per_trial is None:
-        return [(0, n)] * trials, ([f"{role}: all {n} videos used in every trial"] if trials > 1 else []), False
-    need = per_trial * trials
-    if n >= need:
-        notes = [f"{role}: first {need} of {n} videos used"] if n > need else []
-        return [(i * per_trial, (i + 1) * per_trial) for i in range(trials)], notes, False
-    if role == "reference" and n >= per_trial:
-        return (
-            [(0, per_trial)] * trials,
-            [f"reference: the same {per_trial} clips reused in all {trials} trials"],
-            False,
-        )
-    msg = (
-        f"protocol {name} needs {need} {role} videos ({per_trial} per trial x {trials} trials), got {n}. "
-        f"Provide more, choose another --protocol (see `vgbench list protocols`), or pass --allow-fewer "
-        "(the result is then marked off-protocol)."
-    )
-    if not allow_fewer:
-        raise ProtocolError(msg)
-    k = max(1, n // per_trial)
-    size = per_trial if n >= per_trial else n
-    return [(i * size, (i + 1) * size) for i in range(k)], [f"off-protocol: {msg}"], True
 
 
 # ----------------------------------------------------------------------------------------------------------

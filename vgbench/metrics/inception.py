@@ -20,7 +20,7 @@ from vgbench import cards, dist, hub
 from vgbench import weights as weights_mod
 from vgbench.errors import InputError
 from vgbench.metrics.c3d import build_c3d
-from vgbench.metrics.fvd import _progress, exact_math, plan_chunks, resolve_device
+from vgbench.metrics.common import exact_math, plan_chunks, progress, resolve_device
 from vgbench.results import Result
 from vgbench.video import SampleSet
 
@@ -99,7 +99,7 @@ def extract_probs(
     shard and the rows are summed across processes (each row is non-zero on exactly one)."""
     rank, size = dist.rank_and_size()
     shards = [dist.shard(a, b, rank, size) for a, b in chunks]
-    bar = _progress(sum(hi - lo for lo, hi in shards), "samples", disable=rank != 0)
+    bar = progress(sum(hi - lo for lo, hi in shards), "samples", disable=rank != 0)
     out = []
     for (a, b), (lo, hi) in zip(chunks, shards, strict=True):
         full = np.zeros((b - a, num_classes), np.float64)
@@ -158,9 +158,10 @@ def evaluate_is(
         raise InputError(f"{name} has only the torch backend, got --backend {backend}")
     model_card = cards.model(card.extractor)
     if arrays is None:
-        arrays, hashes = weights_mod.load_published(model_card.name)
-    else:
-        hashes = {role: weights_mod.content_hash(a) for role, a in arrays.items()}
+        arrays, files = weights_mod.load_published(model_card.name)
+        hashes = {f"{role}_sha256": h for role, h in files.items()}  # of the pinned files
+    else:  # arrays given in memory: hash their contents instead
+        hashes = {f"{role}_content_sha256": weights_mod.content_hash(a) for role, a in arrays.items()}
     extractor = C3DExtractor(arrays["weights"], arrays["mean"]["mean"], model_card.config, device, p.exact)
     batch_size = batch_size or p.batch_size
     frames = p.frames or model_card.config["frames"]
@@ -193,7 +194,7 @@ def evaluate_is(
         n_reference=0,
         samples={"role": card.samples_role, **fake.describe()},
         reference={},
-        extractor={"name": model_card.name, **{f"{role}_sha256": h for role, h in hashes.items()}},
+        extractor={"name": model_card.name, **hashes},
         backend="torch",
         device=str(extractor.device),
         batch_size=batch_size,

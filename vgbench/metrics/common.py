@@ -1,0 +1,78 @@
+"""Pieces every metric engine shares: device choice, exact-math switch, trial planning, progress."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from vgbench.errors import ProtocolError
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@contextlib.contextmanager
+def exact_math(enabled: bool):
+    """Disable TF32 and reduced-precision reductions (cuDNN allows TF32 by default) for parity protocols."""
+    if not enabled or not torch.cuda.is_available():
+        yield
+        return
+    saved = (
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
+        torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction,
+        torch.get_float32_matmul_precision(),
+    )
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction = False
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        (
+            torch.backends.cuda.matmul.allow_tf32,
+            torch.backends.cudnn.allow_tf32,
+            torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction,
+        ) = saved[:3]
+        torch.set_float32_matmul_precision(saved[3])
+
+
+def progress(total: int, desc: str, disable: bool):
+    """A tqdm bar over videos, shown on rank 0 only (``disable``), cleared when done."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="video", disable=True if disable else None, leave=False)
+
+
+def plan_chunks(
+    n: int, per_trial: int | None, trials: int, role: str, name: str, allow_fewer: bool
+) -> tuple[list[tuple[int, int]], list[str], bool]:
+    """Video ranges for each trial: (chunks, notes, off_protocol)."""
+    if per_trial is None:
+        return [(0, n)] * trials, ([f"{role}: all {n} videos used in every trial"] if trials > 1 else []), False
+    need = per_trial * trials
+    if n >= need:
+        notes = [f"{role}: first {need} of {n} videos used"] if n > need else []
+        return [(i * per_trial, (i + 1) * per_trial) for i in range(trials)], notes, False
+    if role == "reference" and n >= per_trial:
+        return (
+            [(0, per_trial)] * trials,
+            [f"reference: the same {per_trial} clips reused in all {trials} trials"],
+            False,
+        )
+    msg = (
+        f"protocol {name} needs {need} {role} videos ({per_trial} per trial x {trials} trials), got {n}. "
+        f"Provide more, choose another --protocol (see `vgbench list protocols`), or pass --allow-fewer "
+        "(the result is then marked off-protocol)."
+    )
+    if not allow_fewer:
+        raise ProtocolError(msg)
+    k = max(1, n // per_trial)
+    size = per_trial if n >= per_trial else n
+    return [(i * size, (i + 1) * size) for i in range(k)], [f"off-protocol: {msg}"], True
