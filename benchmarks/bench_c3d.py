@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from c3d_random import random_c3d_arrays  # noqa: E402
 from timing import best_rate  # noqa: E402
 
-from vgbench.metrics.c3d import build_c3d  # noqa: E402
+from vgbench.models.c3d import build_c3d  # noqa: E402
 
 
 def clips_per_s(model, batch: int, repeats: int) -> float:

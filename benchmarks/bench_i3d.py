@@ -16,7 +16,7 @@ import torch
 from timing import best_rate
 
 from vgbench import weights
-from vgbench.metrics.i3d import build_i3d
+from vgbench.models.i3d import build_i3d
 
 
 def clips_per_s(model, batch: int, repeats: int) -> float:

@@ -16,7 +16,7 @@ FC8_SCALE = 0.01  # logits of a few units on the golden inputs
 
 def random_c3d_arrays(seed: int = 0) -> dict[str, np.ndarray]:
     """Chainer-layout C3D arrays from ``numpy.random.default_rng(seed)`` (deterministic across platforms)."""
-    from vgbench.metrics.c3d import expected_shapes
+    from vgbench.models.c3d import expected_shapes
 
     rng = np.random.default_rng(seed)
     out = {}

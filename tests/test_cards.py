@@ -113,3 +113,59 @@ def test_registry_lazy_targets_and_duplicates():
         reg.register("sqrt", "math:sqrt")
     with pytest.raises(UnknownNameError, match="Did you mean 'sqrt'"):
         reg.get("sqr")
+
+
+def test_base_inheritance_merges_and_checks(tmp_path, monkeypatch):
+    base = {
+        "card_version": 1,
+        "name": "toy.base",
+        "arch": "i3d",
+        "description": "a base",
+        "config": {"num_classes": 400, "bn_eps": 0.001},
+        "license": "x",
+        "paper": "y",
+        "weights": {"file": "f.npz", "tensors": 1, "values": 1, "manual": "by hand"},
+        "tables": ["1: a row"],
+    }
+    _write(tmp_path, base, "models", "toy.base")
+    _write(
+        tmp_path,
+        {
+            "card_version": 2,
+            "name": "toy.child",
+            "base": "toy.base",
+            "description": "a child",
+            "config": {"bn_eps": 1e-5},
+        },
+        "models",
+        "toy.child",
+    )
+    _write(tmp_path, {"card_version": 1, "name": "toy.loop", "base": "toy.loop"}, "models", "toy.loop")
+    _write(tmp_path, {"card_version": 1, "name": "toy.bad", "base": "toy.bsae"}, "models", "toy.bad")
+    monkeypatch.setenv("VGBENCH_CARDS_PATH", str(tmp_path))
+    cards._index.cache_clear()
+    cards.get.cache_clear()
+    try:
+        child = cards.model("toy.child")
+        assert child.config == {"num_classes": 400, "bn_eps": 1e-5}  # nested mapping merged key by key
+        assert child.card_version == 2 and child.description == "a child" and child.tables == ()  # not inherited
+        assert child.weights.file == "f.npz"
+        with pytest.raises(CardError, match=r"toy.loop.yaml: field 'base': cards inherit from each other in a cycle"):
+            cards.model("toy.loop")
+        with pytest.raises(CardError, match=r"toy.bad.yaml: field 'base': names no card.*Did you mean 'toy.base'"):
+            cards.model("toy.bad")
+    finally:
+        monkeypatch.delenv("VGBENCH_CARDS_PATH")
+        cards._index.cache_clear()
+        cards.get.cache_clear()
+
+
+def test_model_config_is_checked_against_the_arch_dataclass():
+    from vgbench.models.i3d import I3DConfig
+
+    card = cards.model("i3d.kinetics400_tfhub")
+    assert cards.build_config(I3DConfig, card).bn_eps == 0.001
+    with pytest.raises(CardError, match=r"card i3d.kinetics400_tfhub: field 'config.bn_epz': unknown key"):
+        cards.build_config(I3DConfig, card, bn_epz=1.0)
+    with pytest.raises(CardError, match=r"'config.num_classes': wrong type; expected an integer, got 'many'"):
+        cards.build_config(I3DConfig, card, num_classes="many")

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vgbench.metrics.i3d import build_i3d, max_pool_same, tf_same_pads
+from vgbench.models.i3d import build_i3d, max_pool_same, tf_same_pads
 
 # sha256 of C-order little-endian float32 bytes, from metrics.md §2.4 (measured with the real weights).
 SPOT_CHECKS = {

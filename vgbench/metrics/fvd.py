@@ -34,8 +34,8 @@ from vgbench import weights as weights_mod
 from vgbench.errors import InputError, ProtocolError, VgbenchError
 from vgbench.metrics.common import exact_math, plan_chunks, progress, resolve_device
 from vgbench.metrics.frechet import FeatureStats, frechet_distance_from_stats
-from vgbench.metrics.i3d import FEATURE_DIM, MIN_FRAMES, build_i3d
 from vgbench.metrics.resize import resize_frames
+from vgbench.models.i3d import FEATURE_DIM, MIN_FRAMES, build_i3d
 from vgbench.results import Result
 from vgbench.video import SampleSet
 

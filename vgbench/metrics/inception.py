@@ -19,8 +19,8 @@ import torch
 from vgbench import cards, dist, hub
 from vgbench import weights as weights_mod
 from vgbench.errors import InputError
-from vgbench.metrics.c3d import build_c3d
 from vgbench.metrics.common import exact_math, plan_chunks, progress, resolve_device
+from vgbench.models.c3d import build_c3d
 from vgbench.results import Result
 from vgbench.video import SampleSet
 

@@ -196,10 +196,15 @@ class C3D(nn.Module):
 class C3DClassifier(nn.Module):
     """``pre`` + C3D: RGB clips in [-1, 1] (B, T, H, W, 3) -> softmax probabilities (B, 101), as tgan2."""
 
-    def __init__(self, weights: dict[str, np.ndarray], mean: np.ndarray, config: C3DConfig | None = None):
+    def __init__(self, weights: dict[str, np.ndarray] | None, mean: np.ndarray | None, config: C3DConfig | None = None):
         super().__init__()
         self.config = config or C3DConfig()
-        self.net = C3D(self.config).load_chainer(weights).eval()
+        self.net = C3D(self.config)
+        if weights is not None:
+            self.net.load_chainer(weights)
+        self.net.eval()
+        if mean is None:  # random-init builds (tests, structure checks): a zero mean clip
+            mean = np.zeros(MEAN_SHAPE, np.float64)
         self.register_buffer("bias", mean_bias(mean, self.config.mean_offset, self.config.frames, self.config.size))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -209,6 +214,18 @@ class C3DClassifier(nn.Module):
         return torch.softmax(logits, dim=1)  # float32 like Chainer's F.softmax; scored in float64
 
 
-def build_c3d(weights: dict[str, np.ndarray], mean: np.ndarray, **config) -> C3DClassifier:
-    """The tgan2 classifier from its weight arrays and mean clip."""
+def build_c3d(weights: dict[str, np.ndarray] | None, mean: np.ndarray | None, **config) -> C3DClassifier:
+    """The tgan2 classifier from its weight arrays and mean clip (None: random init, zero mean)."""
     return C3DClassifier(weights, mean, C3DConfig(**config))
+
+
+def from_card(card, weights: bool = True, root=None, **overrides) -> C3DClassifier:
+    """The model factory's builder: the card's config, the pinned published files when ``weights``."""
+    from vgbench import cards
+    from vgbench import weights as weights_mod
+
+    config = cards.build_config(C3DConfig, card, **overrides)
+    if not weights:
+        return C3DClassifier(None, None, config)
+    arrays, _ = weights_mod.load_published(card.name, root)
+    return C3DClassifier(arrays["weights"], arrays["mean"]["mean"], config)

@@ -13,6 +13,7 @@ channels_last=False`` is the straightforward layer-by-layer form (the benchmark 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -240,3 +241,13 @@ def build_i3d(weights: dict[str, np.ndarray] | None = None, **config) -> I3D:
     if model.config.channels_last:
         model = model.to(memory_format=torch.channels_last_3d)
     return model.eval().requires_grad_(False)
+
+
+def from_card(card, weights: bool = True, root=None, **overrides) -> I3D:
+    """The model factory's builder: the card's config, the verified cached tensors when ``weights``."""
+    from vgbench import cards
+    from vgbench import weights as weights_mod
+
+    config = cards.build_config(I3DConfig, card, **overrides)
+    tensors = weights_mod.load(card.name, root) if weights else None
+    return build_i3d(tensors, **dataclasses.asdict(config))
