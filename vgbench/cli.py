@@ -444,6 +444,126 @@ def data_info(name, root, variant, as_json):
     click.echo(f"  manifest: complete={m.get('complete')} params={m.get('params')} vgbench {m.get('vgbench_version')}")
 
 
+# ----------------------------------------------------------------------------------------------------------
+# train / sample
+
+
+@cli.command("train")
+@click.argument("dataset", required=False)
+@click.option(
+    "--model", "model", default=None, help="A model card (vqvae.* or gpt.*); default: the dataset's paper model."
+)
+@click.option("--stage", type=click.Choice(["vqvae", "prior", "all"]), default="all", help="What to train.")
+@click.option(
+    "--steps", type=click.IntRange(min=1), default=None, help="Training steps per stage (default: the card's)."
+)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder (default: runs/DATASET).")
+@click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in --out.")
+@click.option(
+    "--set", "overrides", multiple=True, help="Override a card field: [vqvae.|prior.](config|training).NAME=VALUE."
+)
+@click.option(
+    "--vqvae", type=click.Path(path_type=Path), default=None, help="--stage prior: a trained VQ-VAE checkpoint."
+)
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Global batch (default: the card's).")
+@click.option("--accum", type=click.IntRange(min=1), default=1, help="Micro-batches per step on each process.")
+@click.option("--seed", type=int, default=0, help="Data order, windows and initialisation.")
+@click.option("--device", default="auto", help="auto, cpu, cuda, ...")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model.")
+@click.option("--workers", type=click.IntRange(min=0), default=0, help="DataLoader workers per process.")
+@click.option("--val-every", type=click.IntRange(min=0), default=1000, help="Validate every K steps (0: never).")
+@click.option("--ckpt-every", type=click.IntRange(min=0), default=1000, help="Checkpoint every K steps.")
+@click.option("--grad-checkpointing", is_flag=True, help="Recompute activations in the backward pass (less memory).")
+@click.option("--root", type=click.Path(path_type=Path), default=None, help="Data root (default: VGBENCH_DATA).")
+def train_cmd(
+    dataset,
+    model,
+    stage,
+    steps,
+    out,
+    resume,
+    overrides,
+    vqvae,
+    batch_size,
+    accum,
+    seed,
+    device,
+    precision,
+    compile_,
+    workers,
+    val_every,
+    ckpt_every,
+    grad_checkpointing,
+    root,
+):
+    """Train the paper's VQ-VAE and then its prior (or one stage, or any card); Ctrl-C checkpoints and stops.
+
+    \b
+    Examples:
+      vgbench train bair                                   # VQ-VAE, then the 16-layer prior (paper config)
+      vgbench train bair --stage vqvae --steps 1000 --out runs/bair
+      vgbench train bair --stage prior --vqvae runs/bair/vqvae/checkpoints/best.pt
+      vgbench train --model gpt.bair_layers8 --out runs/l8 --resume
+      vgbench train moving_mnist --set training.lr=3e-4 --set prior.config.layers=4
+      torchrun --nproc-per-node 8 -m vgbench train bair     # same global batch on 8 GPUs
+      torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint HOST:29500 -m vgbench train bair
+    """
+    from vgbench import train as train_mod
+
+    results = train_mod.train(
+        dataset,
+        model,
+        stage,
+        out,
+        resume,
+        overrides,
+        vqvae,
+        root,
+        steps=steps,
+        batch_size=batch_size,
+        accum=accum,
+        seed=seed,
+        device=device,
+        precision=precision,
+        compile=compile_,
+        workers=workers,
+        val_every=val_every,
+        ckpt_every=ckpt_every,
+        grad_checkpointing=grad_checkpointing,
+    )
+    for r in results:
+        click.echo(f"{r.stage}: {r.card} trained to step {r.step} in {r.folder} (best: {r.best}, last: {r.last})")
+
+
+@cli.command("sample")
+@click.argument("checkpoint", type=click.Path(path_type=Path))
+@click.option("-n", "--n", "n", type=int, required=True, help="Number of videos.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
+@click.option("--cond", default=None, help="Conditioning clips DATASET:SPLIT (conditional priors), e.g. bair:test.")
+@click.option("--seed", type=int, default=0, help="Sample i uses a seed derived from (seed, i) only.")
+@click.option("--temperature", type=float, default=1.0)
+@click.option("--top-k", type=int, default=None)
+@click.option("--top-p", type=float, default=None)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32)
+@click.option("--device", default="auto")
+@click.option("--root", type=click.Path(path_type=Path), default=None, help="Data root for --cond.")
+def sample_cmd(checkpoint, n, out, cond, seed, temperature, top_k, top_p, batch_size, device, root):
+    """Sample videos from a prior checkpoint: samples.npz for `vgbench eval`, a GIF/MP4 grid, provenance JSON.
+
+    \b
+    Examples:
+      vgbench sample runs/bair/prior/checkpoints/final.pt --n 256 --cond bair:test --out samples/bair
+      vgbench sample runs/ucf/prior/checkpoints/final.pt --n 2048 --top-k 100 --out samples/ucf
+      torchrun --nproc-per-node 4 -m vgbench sample CKPT --n 2048 --out samples/   # same videos as 1 process
+    """
+    from vgbench import sample as sample_mod
+
+    run = sample_mod.sample(checkpoint, n, out, cond, seed, temperature, top_k, top_p, batch_size, device, root)
+    if run is not None:
+        click.echo(run.text())
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: maps vgbench errors to exit 1 with a one-line message (tracebacks with --debug)."""
     from vgbench.errors import VgbenchError
@@ -461,5 +581,5 @@ def main(argv: list[str] | None = None) -> None:
         if "--debug" in args:
             raise
         click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        sys.exit(getattr(exc, "exit_code", 1))
     sys.exit(0)

@@ -1,0 +1,289 @@
+"""``vgbench sample``: videos from a trained prior, reproducible per sample, written for ``vgbench eval`` and people.
+
+Sample ``i`` of a run with ``--seed S`` draws all its randomness from a generator seeded with
+:func:`sample_seed` (S, i) alone (the prior picks tokens by inverse CDF from per-sample uniforms), so the videos do
+not depend on the batch size or on the number of torchrun processes. Outputs in ``--out``:
+
+- ``samples.npz``: uint8 (N, T, H, W, 3) under ``videos`` (grayscale models are repeated to 3 channels), the input
+  ``vgbench eval --samples`` takes;
+- ``samples.json``: checkpoint sha256 and card, seeds, sampling settings, conditioning source, timing — copied into
+  the record of every evaluation of these samples;
+- ``grid.gif`` and ``grid.mp4``: the first 16 samples side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vgbench import dist, hub
+from vgbench.errors import InputError
+
+log = logging.getLogger(__name__)
+
+SIDECAR_FORMAT = "vgbench-samples/1"
+
+
+def sample_seed(seed: int, index: int) -> int:
+    """The seed of sample ``index`` of a run seeded with ``seed`` (independent streams via SeedSequence)."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Pictures
+
+
+def grid(videos: np.ndarray, cols: int | None = None, pad: int = 2) -> np.ndarray:
+    """uint8 (N, T, H, W, C) -> uint8 (T, H', W', 3): the videos tiled row by row on a dark background."""
+    if videos.ndim != 5:
+        raise InputError(f"grid: expected (N, T, H, W, C) videos, got shape {videos.shape}")
+    n, t, h, w, c = videos.shape
+    if c == 1:
+        videos = np.repeat(videos, 3, axis=-1)
+    cols = cols or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    gh, gw = rows * (h + pad) + pad, cols * (w + pad) + pad
+    gh, gw = gh + gh % 2, gw + gw % 2  # even sizes for yuv420p video
+    out = np.full((t, gh, gw, 3), 24, np.uint8)
+    for i in range(n):
+        r, q = divmod(i, cols)
+        y, x = pad + r * (h + pad), pad + q * (w + pad)
+        out[:, y : y + h, x : x + w] = videos[i]
+    return out
+
+
+def write_gif(path: str | os.PathLike, frames: np.ndarray, fps: int = 8) -> Path:
+    """uint8 (T, H, W, 3) frames -> an animated GIF (PyAV's GIF encoder, palette per frame), atomically."""
+    return _encode(path, frames, "gif", "rgb8", fps)
+
+
+def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: int = 8) -> Path:
+    """uint8 (T, H, W, 3) frames (even H and W) -> an H.264 MP4 (MPEG-4 Part 2 where libx264 is absent)."""
+    import av
+
+    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
+    return _encode(path, frames, codec, "yuv420p", fps)
+
+
+def _encode(path, frames: np.ndarray, codec: str, pix_fmt: str, fps: int) -> Path:
+    import av
+
+    path = Path(path)
+    with hub.atomic_path(path) as tmp, av.open(str(tmp), "w", format=path.suffix.lstrip(".")) as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = pix_fmt
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def write_gif_grid(path: str | os.PathLike, videos: np.ndarray, max_videos: int = 16) -> Path:
+    """The first ``max_videos`` videos as one GIF grid."""
+    return write_gif(path, grid(videos[:max_videos]))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Sampling
+
+
+@dataclass
+class SampleRun:
+    """What ``vgbench sample`` wrote."""
+
+    folder: Path
+    samples: Path
+    sidecar: Path
+    gif: Path
+    mp4: Path
+    count: int
+    tokens_per_s: float
+
+    def text(self) -> str:
+        """A short human summary."""
+        return (
+            f"{self.count} samples -> {self.samples} ({self.tokens_per_s:.0f} tokens/s)\n"
+            f"  provenance: {self.sidecar}\n  grid: {self.gif}, {self.mp4}\n"
+            f"  next: vgbench eval --metric fvd --samples {self.samples} --reference DATASET:SPLIT"
+        )
+
+
+def conditioning(prior_config, ref: str | None, n: int, clip_len: int, channels: int, seed: int, root=None):
+    """(cond-maker, description) for a prior: ``make(indices, device) -> cond dict``; None when unconditional."""
+    needs_frames = getattr(prior_config, "cond_frames", 0)
+    needs_label = getattr(prior_config, "n_classes", 0)
+    if not needs_frames and not needs_label:
+        if ref:
+            raise InputError(f"--cond {ref}: this prior is unconditional; leave --cond out")
+        return None, None
+    if not ref:
+        what = f"{needs_frames} conditioning frame(s)" if needs_frames else "class labels"
+        raise InputError(f"this prior needs {what}: pass --cond DATASET:SPLIT (e.g. --cond bair:test)")
+    from vgbench import datasets
+
+    view = datasets.open_split(ref, clip_len=clip_len, seed=seed, root=root, channels=channels)
+    count = len(view)
+    if n > count:
+        log.warning("%s has %d clips for %d samples: conditioning clips are reused in order", ref, count, n)
+
+    def make(indices: list[int], device) -> dict:
+        items = [view[i % count] for i in indices]
+        cond = {}
+        if needs_frames:
+            v = torch.stack([it["video"] for it in items])  # (B, T, H, W, C) uint8
+            v = v.permute(0, 4, 1, 2, 3).float() / 255.0 - 0.5  # (B, C, T, H, W) in [-0.5, 0.5]
+            cond["frames"] = v[:, :, :needs_frames].to(device)
+        if needs_label:
+            cond["label"] = torch.tensor([it["label"] for it in items], device=device)
+        return cond
+
+    describe = {
+        "dataset": ref,
+        "clips": count,
+        "window_seed": seed,
+        "clip_len": clip_len,
+        "rule": "sample i is conditioned on clip i mod clips (first frames of its fixed window; regenerated)",
+    }
+    return make, describe
+
+
+def sample(
+    checkpoint: str | os.PathLike,
+    n: int,
+    out: str | os.PathLike,
+    cond: str | None = None,
+    seed: int = 0,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    batch_size: int = 32,
+    device: str = "auto",
+    root=None,
+    progress: bool = True,
+) -> SampleRun | None:
+    """Sample ``n`` videos from a prior checkpoint into ``out`` (sharded over torchrun processes; rank 0 writes)."""
+    from vgbench.metrics.common import resolve_device
+    from vgbench.models import checkpoint as ckpt_mod
+
+    if n < 1:
+        raise InputError(f"--n {n}: need at least one sample")
+    if temperature <= 0:
+        raise InputError(f"--temperature {temperature}: must be > 0")
+    if top_k is not None and top_k < 1:
+        raise InputError(f"--top-k {top_k}: must be >= 1")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise InputError(f"--top-p {top_p}: must lie in (0, 1]")
+    rank, world = dist.maybe_init()
+    ck = ckpt_mod.load(checkpoint)
+    if ck.vqvae is None:
+        raise InputError(
+            f"{checkpoint}: a VQ-VAE checkpoint ({ck.card}); sampling needs a prior checkpoint (prior/checkpoints/*.pt)"
+        )
+    dev = resolve_device(device)
+    net = ckpt_mod.build(ck, dev).eval()
+    vq = net.vqvae.config
+    make_cond, cond_desc = conditioning(net.prior.config, cond, n, vq.frames, vq.in_channels, seed, root)
+    out = Path(out)
+    lo, hi = dist.shard(0, n, rank, world)
+    parts = []
+    t0 = time.time()
+    from tqdm import tqdm
+
+    bar = tqdm(total=hi - lo, desc="sampling", unit="video", disable=rank != 0 or not progress)
+    for i in range(lo, hi, batch_size):
+        idx = list(range(i, min(i + batch_size, hi)))
+        c = make_cond(idx, dev) if make_cond else None
+        with torch.no_grad():
+            videos = net.sample(
+                len(idx),
+                cond=c,
+                seeds=[sample_seed(seed, j) for j in idx],
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+            )
+        parts.append(np.asarray(videos))
+        bar.update(len(idx))
+    bar.close()
+    local = np.concatenate(parts) if parts else np.zeros((0,), np.uint8)
+    elapsed = time.time() - t0
+    tokens = (hi - lo) * math.prod(net.vqvae.latent_shape)
+    videos = _gather(local, out, rank, world)
+    if rank != 0:
+        return None
+    if videos.shape[-1] == 1:
+        videos = np.repeat(videos, 3, axis=-1)
+    samples_path = out / "samples.npz"
+    with hub.atomic_path(samples_path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, videos=videos)  # uncompressed: vgbench eval memory-maps it
+    sidecar = {
+        "format": SIDECAR_FORMAT,
+        "checkpoint": ck.describe(),
+        "card": ck.card,
+        "vqvae_card": ck.vqvae["card"],
+        "count": int(len(videos)),
+        "shape": list(videos.shape),
+        "seed": seed,
+        "sample_seeds": "vgbench.sample.sample_seed(seed, i) for sample i",
+        "temperature": temperature,
+        "top_k": top_k,
+        "top_p": top_p,
+        "conditioning": cond_desc,
+        "world_size": world,
+        "elapsed_s": round(elapsed, 3),
+        "tokens_per_s": round(tokens * world / max(elapsed, 1e-9), 2),
+        "versions": ckpt_mod.versions(),
+    }
+    sidecar_path = out / "samples.json"
+    hub.atomic_write_bytes(sidecar_path, (json.dumps(sidecar, indent=1, sort_keys=True) + "\n").encode())
+    frames = grid(videos[:16])
+    gif, mp4 = write_gif(out / "grid.gif", frames), write_mp4(out / "grid.mp4", frames)
+    return SampleRun(out, samples_path, sidecar_path, gif, mp4, len(videos), sidecar["tokens_per_s"])
+
+
+def _gather(local: np.ndarray, out: Path, rank: int, world: int) -> np.ndarray:
+    """Every rank's samples in index order on rank 0 (through files in ``out/.parts``; no big collectives)."""
+    if world == 1:
+        return local
+    import torch.distributed as tdist
+
+    parts = out / ".parts"
+    parts.mkdir(parents=True, exist_ok=True)
+    with hub.atomic_path(parts / f"rank-{rank:05d}.npy") as tmp, open(tmp, "wb") as f:
+        np.save(f, local)
+    tdist.barrier()
+    if rank != 0:
+        tdist.barrier()
+        return local
+    arrays = [np.load(parts / f"rank-{r:05d}.npy") for r in range(world)]
+    for r in range(world):
+        (parts / f"rank-{r:05d}.npy").unlink()
+    parts.rmdir()
+    tdist.barrier()
+    return np.concatenate([a for a in arrays if a.size])
+
+
+def read_sidecar(samples: str | os.PathLike) -> dict | None:
+    """The ``samples.json`` written beside a ``samples.npz`` (or inside a samples folder), if there is one."""
+    p = Path(samples)
+    candidates = [p / "samples.json"] if p.is_dir() else [p.with_suffix(".json")]
+    for c in candidates:
+        if c.is_file():
+            try:
+                data = json.loads(c.read_text())
+            except json.JSONDecodeError:
+                return None
+            if isinstance(data, dict) and data.get("format") == SIDECAR_FORMAT:
+                return data
+    return None
