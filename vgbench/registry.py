@@ -100,5 +100,5 @@ STRUCTURE_CHECKS.register("c3d", "vgbench.models.c3d:check_file")
 
 # Dataset preparation functions a dataset card's ``prepare`` field names.
 DATASET_PREPARERS: Registry = Registry("dataset preparer")
-for _name in ("bair", "ucf101", "tgif", "moving_mnist"):
+for _name in ("bair", "ucf101", "tgif", "moving_mnist", "quickstart"):
     DATASET_PREPARERS.register(_name, f"vgbench.datasets.{_name}:prepare")
