@@ -19,7 +19,7 @@ def test_embedded_subset_is_the_first_2000_mnist_test_digits(shared_dir):
     assert int(images[0].sum()) == 18454 and int(images.sum()) == 48335026
     assert np.bincount(labels).tolist() == [175, 234, 219, 207, 217, 179, 178, 205, 192, 194]
     assert labels[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
-    full = read_idx(shared_dir / "mnist" / "t10k-images-idx3-ubyte.gz")
+    full = read_idx(shared_dir / "data" / "mnist" / "t10k-images-idx3-ubyte.gz")
     assert np.array_equal(full[:2000], images)
     digest = hashlib.sha256(quickstart.IMAGES.read_bytes()).hexdigest()
     assert digest == "a41a4537e7aeea32f429bb10f3061144a1505328f02ba5fc308d84afa841df64"
