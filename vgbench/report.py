@@ -1,0 +1,171 @@
+"""The quickstart's report: ``report.html`` (opened first) and ``report.md`` from one description of the run.
+
+Everything the report shows is a file beside it (GIFs, PNG curves, the results store), referenced by relative path,
+so the folder can be moved or zipped. The training curves are drawn with matplotlib (the ``plot`` extra).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vgbench import hub
+from vgbench.errors import MissingDependencyError
+
+
+@dataclass
+class Figure:
+    """An image of the report: a path relative to the report's folder and a caption."""
+
+    path: str
+    caption: str
+
+
+@dataclass
+class ReportData:
+    """What the report says."""
+
+    title: str
+    intro: str
+    videos: list[Figure]  # real clips, reconstructions, samples
+    curves: list[Figure]
+    metrics: list[dict]  # result records (vgbench.results)
+    stages: list[dict]  # {name, seconds, note}
+    next_steps: list[str]
+    facts: dict = field(default_factory=dict)  # seed, device, versions, checkpoint hashes, ...
+
+
+def _value(rec: dict) -> str:
+    v = rec["value"]
+    digits = 4 if abs(v) < 10 else 2
+    text = f"{v:.{digits}f}"
+    if rec.get("std") is not None:
+        text += f" ± {rec['std']:.{digits}f}"
+    return text
+
+
+def _metric_rows(metrics: list[dict]) -> list[tuple[str, ...]]:
+    rows = []
+    for r in metrics:
+        label = r.get("label") or r["metric"]
+        rows.append(
+            (
+                label,
+                _value(r),
+                f"{r['metric']}.{r['protocol']}",
+                r["protocol_hash"],
+                str(r.get("n_samples", "")),
+                "yes" if r.get("off_protocol") else "no",
+            )
+        )
+    return rows
+
+
+METRIC_HEADER = ("metric", "value", "protocol", "protocol hash", "N", "off-protocol")
+
+
+def render_markdown(d: ReportData) -> str:
+    """The report as Markdown (images inline)."""
+    out = [f"# {d.title}", "", d.intro, ""]
+    out += ["## Videos", ""]
+    out += [f"**{f.caption}**\n\n![{f.caption}]({f.path})\n" for f in d.videos]
+    out += ["## Metrics", "", "| " + " | ".join(METRIC_HEADER) + " |", "|" + "---|" * len(METRIC_HEADER)]
+    out += ["| " + " | ".join(row) + " |" for row in _metric_rows(d.metrics)]
+    out += ["", "Every record, with all protocol parameters and provenance: `results.jsonl`.", ""]
+    out += ["## Training curves", ""]
+    out += [f"![{f.caption}]({f.path})\n" for f in d.curves]
+    out += ["## Time per stage", "", "| stage | seconds | note |", "|---|---|---|"]
+    out += [f"| {s['name']} | {s['seconds']:.1f} | {s.get('note', '')} |" for s in d.stages]
+    out += ["", "## Run facts", ""]
+    out += [f"- {k}: `{v}`" for k, v in d.facts.items()]
+    out += ["", "## What to run next", ""]
+    out += [f"- `{s}`" for s in d.next_steps]
+    return "\n".join(out) + "\n"
+
+
+CSS = """
+body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em}h2{font-size:1.2em;margin-top:1.6em;border-bottom:1px solid #ddd}
+.videos{display:flex;gap:1.2em;flex-wrap:wrap}.videos figure{margin:0}
+figcaption{font-size:.9em;color:#555;text-align:center}img{image-rendering:pixelated}
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}
+code{background:#f4f4f4;padding:0 .2em}.curves img{max-width:100%}
+"""
+
+
+def render_html(d: ReportData) -> str:
+    """The report as a self-contained HTML page (images by relative path)."""
+    e = html.escape
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{e(d.title)}</title><style>{CSS}</style></head><body>",
+        f"<h1>{e(d.title)}</h1><p>{e(d.intro)}</p>",
+        "<h2>Videos</h2><div class='videos'>",
+    ]
+    for f in d.videos:
+        parts.append(
+            f"<figure><img src='{e(f.path)}' alt='{e(f.caption)}'><figcaption>{e(f.caption)}</figcaption></figure>"
+        )
+    parts.append("</div><h2>Metrics</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in METRIC_HEADER) + "</tr>")
+    for row in _metric_rows(d.metrics):
+        parts.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>")
+    parts.append(
+        "</table><p>Every record, with all protocol parameters and provenance: "
+        "<a href='results.jsonl'><code>results.jsonl</code></a>.</p><h2>Training curves</h2><div class='curves'>"
+    )
+    for f in d.curves:
+        parts.append(
+            f"<figure><img src='{e(f.path)}' alt='{e(f.caption)}'><figcaption>{e(f.caption)}</figcaption></figure>"
+        )
+    parts.append("</div><h2>Time per stage</h2><table><tr><th>stage</th><th>seconds</th><th>note</th></tr>")
+    for s in d.stages:
+        parts.append(f"<tr><td>{e(s['name'])}</td><td>{s['seconds']:.1f}</td><td>{e(s.get('note', ''))}</td></tr>")
+    parts.append("</table><h2>Run facts</h2><ul>")
+    parts += [f"<li>{e(str(k))}: <code>{e(str(v))}</code></li>" for k, v in d.facts.items()]
+    parts.append("</ul><h2>What to run next</h2><ul>")
+    parts += [f"<li><code>{e(s)}</code></li>" for s in d.next_steps]
+    parts.append("</ul></body></html>\n")
+    return "\n".join(parts)
+
+
+def write(folder: Path, d: ReportData) -> tuple[Path, Path]:
+    """Write ``report.html`` and ``report.md`` into ``folder`` (atomically)."""
+    folder = Path(folder)
+    html_path, md_path = folder / "report.html", folder / "report.md"
+    hub.atomic_write_bytes(html_path, render_html(d).encode())
+    hub.atomic_write_bytes(md_path, render_markdown(d).encode())
+    return html_path, md_path
+
+
+def plot_curves(metrics_logs: dict[str, Path], dest: Path, series: list[tuple[str, str, str, str]]) -> Path:
+    """One PNG with a panel per series: (stage, record kind, key, title), read from each stage's metrics.jsonl."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise MissingDependencyError("matplotlib", "plot", "the report's training curves") from exc
+    cols = min(3, len(series))
+    rows = math.ceil(len(series) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
+    for ax, (stage, kind, key, title) in zip(axes.flat, series, strict=False):
+        path = metrics_logs.get(stage)
+        recs = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()] if path and path.exists() else []
+        pts = [(r["step"], r[key]) for r in recs if r.get("kind") == kind and key in r]
+        if pts:
+            xs, ys = zip(*pts, strict=True)
+            ax.plot(xs, ys, marker="o" if len(pts) < 20 else None, ms=3)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(series) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    with hub.atomic_path(dest) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+    return dest
