@@ -375,6 +375,7 @@ def data():
 
     \b
     Examples:
+      vgbench data info bair
       vgbench data download bair
       vgbench data prepare ucf101 --fold 1 --resolution 128 --workers 8
       vgbench data prepare ucf101 --from ~/Downloads/UCF101.rar
@@ -393,55 +394,89 @@ ROOT_OPTION = click.option(
 @ROOT_OPTION
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Concurrent GIF downloads (tgif; 8).")
 def data_download(name, root, workers):
-    """Download and verify a dataset's files (resumable; checksums checked or pinned on first download)."""
+    """Download and verify a dataset's files (resumable; checksums checked or pinned on first download).
+
+    \b
+    Examples:
+      vgbench data download moving_mnist
+      vgbench data download bair --root /data       # 30 GiB tar, resumed if cut
+      vgbench data download tgif --workers 16       # GIFs, availability recorded per URL
+      VGBENCH_DATA=/data vgbench data download ucf101
+    """
     from vgbench import datasets
 
     click.echo(datasets.download(name, root, workers=workers))
 
 
-@data.command("prepare")
+class _PrepareCommand(click.Command):
+    """``data prepare``: its help lists what ``--from`` accepts per dataset, read from each dataset module."""
+
+    def format_epilog(self, ctx, formatter):
+        from vgbench import datasets
+
+        with formatter.section("What --from accepts"):
+            formatter.write_dl(sorted(datasets.source_layouts().items()))
+        super().format_epilog(ctx, formatter)
+
+
+@data.command("prepare", cls=_PrepareCommand)
 @click.argument("name")
 @ROOT_OPTION
 @click.option(
-    "--from", "src", type=click.Path(path_type=Path), default=None, help="An archive or extracted folder to use."
+    "--from",
+    "src",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="An archive, file or extracted folder to use instead of downloading (layouts below).",
 )
 @click.option("--camera", type=click.Choice(["aux1", "main"]), default=None, help="BAIR camera (default aux1).")
 @click.option("--fold", type=click.Choice(["1", "2", "3", "all"]), default=None, help="UCF-101 fold (default 1).")
 @click.option("--resolution", type=click.IntRange(min=8), default=None, help="UCF-101 / TGIF frame size R.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Decoding processes (UCF-101, TGIF; 1).")
-def data_prepare(name, root, src, camera, fold, resolution, workers):
-    """Download if needed, then preprocess into the prepared store; a re-run resumes."""
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace a store made from another source or with other parameters (default: refuse).",
+)
+def data_prepare(name, root, src, camera, fold, resolution, workers, force):
+    """Download if needed, then preprocess into the prepared store; a re-run resumes.
+
+    The same input gives the same bytes with any --workers. Ctrl-C stops every worker, keeps finished shards and
+    exits 130; run the command again to resume.
+
+    \b
+    Examples:
+      vgbench data prepare moving_mnist
+      vgbench data prepare moving_mnist --from ~/Downloads/mnist_test_seq.npy
+      vgbench data prepare bair --from ~/Downloads/bair_robot_pushing_dataset_v0.tar
+      vgbench data prepare ucf101 --from ~/data/UCF101 --fold 1 --resolution 64 --workers 4
+      vgbench data prepare tgif --from ~/data/tgif_gifs --workers 4
+    """
     from vgbench import datasets
 
     opts = {"camera": camera, "fold": fold, "resolution": resolution, "workers": workers}
-    click.echo(datasets.prepare(name, root, src, **opts).text())
+    click.echo(datasets.prepare(name, root, src, force=force, **opts).text())
 
 
 @data.command("info")
 @click.argument("name")
 @ROOT_OPTION
-@click.option("--variant", default=None, help="Which prepared variant (default: the card's, or the only one).")
+@click.option("--variant", default=None, help="Which prepared variant (default: the card's, or the first).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def data_info(name, root, variant, as_json):
-    """Counts, shapes, disk size, failures and the manifest of a prepared dataset."""
-    import json as _json
+    """The dataset's card (sources, sizes, checksums, splits) and, once prepared, its store: counts against the
+    card, shapes, disk size, failures and provenance.
 
+    \b
+    Examples:
+      vgbench data info ucf101
+      vgbench data info ucf101 --variant fold1_128
+      vgbench data info bair --json
+    """
     from vgbench import datasets
 
     info = datasets.info(name, variant, root)
-    if as_json:
-        click.echo(_json.dumps(info, indent=1, sort_keys=True))
-        return
-    click.echo(f"{name}: {info['folder']} ({info['disk_bytes'] / 2**20:.1f} MiB)")
-    for split, s in info["splits"].items():
-        click.echo(
-            f"  {split}: {s['videos']} videos, {s['frames']} frames of {tuple(s['frame_shape'])}, "
-            f"length {s['length_min']}..{s['length_max']}"
-        )
-    click.echo(f"  card expects: {info['card_splits']}")
-    click.echo(f"  failures: {info['failures']}")
-    m = info["manifest"]
-    click.echo(f"  manifest: complete={m.get('complete')} params={m.get('params')} vgbench {m.get('vgbench_version')}")
+    click.echo(json.dumps(info, indent=1, sort_keys=True) if as_json else datasets.format_info(info))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -565,15 +600,27 @@ def sample_cmd(checkpoint, n, out, cond, seed, temperature, top_k, top_p, batch_
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: maps vgbench errors to exit 1 with a one-line message (tracebacks with --debug)."""
+    """Entry point: maps vgbench errors to exit 1 with a one-line message (tracebacks with --debug), and Ctrl-C or
+    SIGTERM to exit 130 (:mod:`vgbench.workers` has the contract)."""
     from vgbench.errors import VgbenchError
+    from vgbench.workers import EXIT_INTERRUPTED, sigterm_as_interrupt
 
     args = sys.argv[1:] if argv is None else argv
     try:
-        cli.main(args=args, standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
+        with sigterm_as_interrupt():
+            cli.main(args=args, standalone_mode=False)
+    except (KeyboardInterrupt, click.exceptions.Abort) as exc:
+        cause = exc.__cause__ if isinstance(exc, click.exceptions.Abort) else exc
+        if isinstance(cause, EOFError):  # Click turns an EOFError into Abort: a read error, not an interrupt
+            if "--debug" in args:
+                raise cause from None
+            click.echo(f"error: unexpected end of input ({cause})", err=True)
+            sys.exit(1)
+        how = ""
+        if isinstance(cause, KeyboardInterrupt) and cause.args:  # sigterm_as_interrupt names the signal
+            how = f" by {str(cause.args[0]).removeprefix('signal ')}"
+        click.echo(f"interrupted{how}; exit {EXIT_INTERRUPTED}", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

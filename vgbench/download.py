@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vgbench import hub
-from vgbench.errors import ChecksumError, DownloadError, OfflineError, VgbenchError
+from vgbench.errors import ChecksumError, DownloadError, OfflineError
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +66,12 @@ def _locked(path: Path):
 
 def read_lock(folder: Path) -> dict:
     """The pins recorded in ``folder``'s lock file (file name -> {url, bytes, sha256, recorded})."""
+    from vgbench.readers import read_json
+
     path = lock_path(folder)
     if not path.exists():
         return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise VgbenchError(f"{path}: not valid JSON ({exc}); restore or delete it (re-pins on next download)") from exc
+    return read_json(path, "a download lock file (JSON)", "restore or delete it (re-pins on next download)")
 
 
 def record_pin(folder: Path, name: str, url: str, size: int, sha256: str) -> None:

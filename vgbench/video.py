@@ -9,6 +9,9 @@ A :class:`SampleSet` reads any supported input as a stream of ``(B, T, H, W, C)`
 not grow with the number of videos. Inputs: a directory of videos (mp4/avi/webm/gif/mov/mkv, decoded with
 PyAV), a directory of per-video folders of PNG/JPG frames, ``.npy``/``.npz`` arrays, HDF5 files (``h5py``).
 Every batch is validated: rank, channels, frame count, NaN/inf, values outside the range, mixed shapes.
+
+:func:`decode_video` is the package's only video decoder: sample sets and dataset preparation (``vgbench data
+prepare``) read the same file to the same pixels.
 """
 
 from __future__ import annotations
@@ -87,29 +90,84 @@ def _av():
     return av
 
 
-def _decode_video(path: Path) -> np.ndarray:
-    """All frames of a video file as uint8 (T, H, W, 3) RGB, via PyAV."""
+class VideoDecodeError(InputError):
+    """A video file that cannot be decoded to its end.
+
+    Attributes:
+        decoded: frames decoded before the failure.
+        declared: frames the container's header declares (0 when it declares none).
+    """
+
+    def __init__(self, message: str, decoded: int = 0, declared: int = 0):
+        super().__init__(message)
+        self.decoded, self.declared = decoded, declared
+
+    def __reduce__(self):  # picklable with its counts (worker processes report it to the parent)
+        return type(self), (str(self), self.decoded, self.declared)
+
+
+def _frame_rgb(frame) -> np.ndarray:
+    """One decoded frame as uint8 (H, W, 3) RGB. Frames with alpha or a palette (GIF, PNG, WebM with alpha) are
+    converted to RGBA first, so FFmpeg applies the palette and transparency index, and any pixel still
+    transparent is composited over black: the colour stored behind a transparent pixel is arbitrary."""
+    fmt = frame.format
+    if not (fmt.has_palette or any(c.is_alpha for c in fmt.components)):
+        return frame.to_ndarray(format="rgb24")
+    rgba = frame.to_ndarray(format="rgba")
+    alpha = rgba[..., 3:4].astype(np.uint16)
+    return ((rgba[..., :3].astype(np.uint16) * alpha + 127) // 255).astype(np.uint8)
+
+
+def decode_video(path: str | os.PathLike) -> np.ndarray:
+    """All frames of a video file as uint8 (T, H, W, 3) RGB: the one decoder of the package.
+
+    ``eval --samples``, ``doctor`` and ``data prepare`` (UCF-101 AVIs, TGIF GIFs) all decode through here, so the
+    same file gives the same pixels everywhere. Decoded frames are taken in order at native rate (no timestamps,
+    no frame-rate conversion; GIF frame durations are ignored, like torchvision's ``VideoClips``).
+
+    Raises:
+        InputError: the file cannot be opened, has no video stream or no frame, fails in the middle (the message
+            gives the number of frames decoded before the failure), or ends before the frame count its header
+            declares (a truncated file, which FFmpeg would otherwise end silently).
+    """
     av = _av()
+    path = Path(path)
+    frames: list[np.ndarray] = []
+    declared = 0
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
-                raise InputError(f"{path}: no video stream")
-            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    except av.error.FFmpegError as exc:
-        raise InputError(f"{path}: cannot decode video ({exc}); re-encode it or remove it from the folder") from exc
+                raise VideoDecodeError(f"{path}: no video stream; expected a video file ({', '.join(VIDEO_EXTS)})")
+            declared = container.streams.video[0].frames  # from the header (AVI, MP4, GIF); 0 when unknown
+            for f in container.decode(video=0):
+                frames.append(_frame_rgb(f))
+    except (av.error.FFmpegError, OSError) as exc:
+        where = f"after {len(frames)} decoded frames " if frames else ""
+        raise VideoDecodeError(
+            f"{path}: cannot decode video {where}({type(exc).__name__}: {exc}); re-encode the file or remove it",
+            len(frames),
+            declared,
+        ) from exc
     if not frames:
-        raise InputError(f"{path}: the video has no decodable frames")
+        raise VideoDecodeError(f"{path}: the video has no decodable frames", 0, declared)
+    if len(frames) < declared:
+        raise VideoDecodeError(
+            f"{path}: truncated or damaged: decoding stopped at frame {len(frames)} of the {declared} its header "
+            "declares; copy or download the file again",
+            len(frames),
+            declared,
+        )
     return np.stack(frames)
 
 
-def _decode_image(path: Path) -> np.ndarray:
+def decode_image(path: str | os.PathLike) -> np.ndarray:
+    """One image file (PNG, JPEG, ...) as uint8 (H, W, 3) RGB, with the same colour and alpha rules as videos."""
     av = _av()
     try:
         with av.open(str(path)) as container:
-            frame = next(container.decode(video=0))
-            return frame.to_ndarray(format="rgb24")
-    except (av.error.FFmpegError, StopIteration) as exc:
-        raise InputError(f"{path}: cannot decode image ({exc})") from exc
+            return _frame_rgb(next(container.decode(video=0)))
+    except (av.error.FFmpegError, OSError, StopIteration) as exc:
+        raise InputError(f"{path}: cannot decode image ({type(exc).__name__}: {exc})") from exc
 
 
 def _npz_member(path: Path) -> str:
@@ -302,10 +360,10 @@ class SampleSet:
             for i in range(start, stop):
                 p = self.files[i]
                 if self.kind == "videos":
-                    yield _decode_video(p)[None]
+                    yield decode_video(p)[None]
                 else:
                     frames = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXTS)
-                    yield np.stack([_decode_image(q) for q in frames])[None]
+                    yield np.stack([decode_image(q) for q in frames])[None]
 
     def name_of(self, index: int) -> str:
         """A human-readable name of video ``index`` for error messages."""

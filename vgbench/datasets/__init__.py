@@ -1,8 +1,9 @@
 """Datasets of the paper: download, verify, prepare to one store format, load (see each module's docstring).
 
 Entry points (the CLI's ``vgbench data download|prepare|info`` call exactly these): :func:`download`,
-:func:`prepare`, :func:`info`, :func:`open_split` (a prepared split as a torch Dataset), and :func:`parse_ref`
-for ``NAME[/VARIANT]:SPLIT`` references such as ``bair:test``.
+:func:`prepare` (with :func:`source_layouts` for what ``--from`` accepts), :func:`info` and :func:`format_info`,
+:func:`open_split` (a prepared split as a torch Dataset), and :func:`parse_ref` for ``NAME[/VARIANT]:SPLIT``
+references such as ``bair:test``.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import re
 from pathlib import Path
 
 from vgbench import cards
-from vgbench.datasets.common import Summary, dataset_dir, fetch_sources, store_dir
+from vgbench import download as _download
+from vgbench.datasets.common import Summary, dataset_dir, downloads_dir, fetch_sources, store_dir
 from vgbench.datasets.store import Store
 from vgbench.errors import InputError
 from vgbench.registry import bind_options
@@ -38,13 +40,26 @@ def download(name: str, root=None, **options) -> str:
     return "\n".join(f"{k}: {p} ({p.stat().st_size} bytes, verified)" for k, p in got.items())
 
 
-def prepare(name: str, root=None, src: str | Path | None = None, **options) -> Summary:
-    """Download if needed, then preprocess dataset ``name`` into its store (resumable)."""
+def prepare(name: str, root=None, src: str | Path | None = None, force: bool = False, **options) -> Summary:
+    """Download if needed, then preprocess dataset ``name`` into its store (resumable).
+
+    ``src`` (``--from``) is an archive or folder of the layout :func:`source_layouts` gives; ``force`` replaces a
+    store made from another source or with other parameters instead of refusing it."""
     card = cards.dataset(name)
-    if src is not None and not Path(src).exists():
-        raise InputError(f"--from {src}: no such file or directory")
     fn = _preparer(card)
-    return fn(card, root=root, src=Path(src) if src else None, **bind_options(fn, options, f"dataset {name}"))
+    kwargs = bind_options(fn, options, f"dataset {name}")  # a wrong option fails before any file is touched
+    if src is not None and not Path(src).exists():
+        raise InputError(f"--from {src}: no such file or directory; {name} expects {source_layouts()[name]}")
+    return fn(card, root=root, src=Path(src) if src else None, force=force, **kwargs)
+
+
+def source_layouts() -> dict[str, str]:
+    """What ``--from`` accepts, per dataset (each preparer module's ``SOURCE_LAYOUT``)."""
+    out = {}
+    for name in cards.names("datasets"):
+        module = importlib.import_module(_preparer(cards.dataset(name)).__module__)
+        out[name] = module.SOURCE_LAYOUT
+    return out
 
 
 def variants(name: str, root=None) -> list[str]:
@@ -70,11 +85,95 @@ def open_store(name: str, variant: str | None = None, root=None) -> Store:
 
 
 def info(name: str, variant: str | None = None, root=None) -> dict:
-    """Counts, shapes, disk size, failures and manifest of a prepared store, plus the card's expected counts."""
+    """What is known about dataset ``name``: its card (sources with sizes and checksums, splits), and, once
+    prepared, the store's counts, shapes, disk size, failures and manifest (``store`` is None before)."""
     card = cards.dataset(name)
-    out = open_store(name, variant, root).info()
-    out["card_splits"] = dict(card.splits)
+    out = {
+        "dataset": name,
+        "description": " ".join(card.description.split()),
+        "license": card.license,
+        "card_splits": dict(card.splits),
+        "sources": {
+            k: {"file": s.file, "url": s.url, "bytes": s.bytes, "sha256": s.sha256, "optional": s.optional}
+            for k, s in card.sources.items()
+        },
+        "prepared": variants(name, root),
+        "variant": None,
+        "store": None,
+        "prepare_command": f"vgbench data prepare {name}",
+    }
+    pins = _download.read_lock(downloads_dir(name, root))
+    for s in out["sources"].values():
+        pin = pins.get(s["file"])
+        s["pinned_sha256"] = pin.get("sha256") if pin and not s["sha256"] else None
+    have = out["prepared"]
+    default = card.preprocess.get("variant")
+    out["variant"] = variant or (default if default in have else (have[0] if have else None))
+    if out["variant"] in have:
+        out["store"] = open_store(name, out["variant"], root).info()
     return out
+
+
+def format_info(info: dict) -> str:
+    """:func:`info` as text for people (the CLI prints this)."""
+    name = info["dataset"]
+    lines = [f"{name}: {info['description']}", f"  license: {info['license']}", "  sources:"]
+    for key, s in info["sources"].items():
+        size = f"{s['bytes']:,} bytes" if s["bytes"] else "size not published"
+        digest = (
+            f"sha256 {s['sha256']}"
+            if s["sha256"]
+            else (
+                f"sha256 {s['pinned_sha256']} (pinned at the first download; none published)"
+                if s["pinned_sha256"]
+                else "no published checksum (pinned on first download)"
+            )
+        )
+        where = s["url"] or "manual download"
+        lines.append(f"    {key}: {s['file']} ({size}; {digest}){' [optional]' if s['optional'] else ''}")
+        lines.append(f"      {where}")
+    lines.append("  card splits: " + ", ".join(f"{k} {v:,}" for k, v in info["card_splits"].items()))
+    store = info["store"]
+    if store is None:
+        what = f"variant {info['variant']!r} is" if info["variant"] else "it is"
+        prepared = f" (prepared: {', '.join(info['prepared'])})" if info["prepared"] else ""
+        lines.append(
+            f"  not prepared yet: {what} not prepared{prepared}; run `{info['prepare_command']}` "
+            "(`vgbench data prepare --help` lists --from layouts and options)"
+        )
+        return "\n".join(lines)
+    m = store["manifest"]
+    lines.append(f"  prepared variants: {', '.join(info['prepared'])} (showing {info['variant']}; --variant to choose)")
+    lines.append(f"  store {store['folder']} ({store['disk_bytes'] / 2**20:.1f} MiB), variant {m.get('variant')}")
+    expected = m.get("expected") or {}
+    for split, s in store["splits"].items():
+        exp = expected.get(split)
+        of = f" of the card's {exp:,}" if exp is not None else ""
+        lines.append(
+            f"    {split}: {s['videos']:,} videos{of}, {s['frames']:,} frames of {tuple(s['frame_shape'])}, "
+            f"length {s['length_min']}..{s['length_max']}"
+        )
+    if "finished" not in m:
+        lines.append(f"  state: unfinished (a run stopped before the end); run `{info['prepare_command']}` to resume")
+    elif m.get("complete"):
+        lines.append("  complete: every split holds the card's count")
+    else:
+        missing = m.get("missing") or {}
+        detail = ", ".join(f"{k} {v:,}" for k, v in missing.items())
+        lines.append(f"  INCOMPLETE against the card: {sum(missing.values()):,} videos missing ({detail})")
+    if store["failures"]:
+        kinds = ", ".join(f"{k} {v:,}" for k, v in store["failure_kinds"].items())
+        lines.append(f"  failures: {store['failures']:,} videos could not be used ({kinds}), for example:")
+        lines += [f"    {f['split']}/{f['name']}: {f['reason']}" for f in store["failure_examples"]]
+        report = Path(store["folder"]) / "failures.jsonl"
+        if report.exists():
+            lines.append(f"    all of them: {report}")
+    else:
+        lines.append("  failures: none")
+    sources = "; ".join(f"{k} {v.get('path') if isinstance(v, dict) else v}" for k, v in m.get("sources", {}).items())
+    lines.append(f"  from: {sources}")
+    lines.append(f"  params: {m.get('params')}, vgbench {m.get('vgbench_version')}")
+    return "\n".join(lines)
 
 
 def parse_ref(ref: str) -> tuple[str, str | None, str] | None:

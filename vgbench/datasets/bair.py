@@ -22,10 +22,16 @@ from vgbench.datasets import tfrecord
 from vgbench.datasets.common import Summary, fetch_sources, store_dir
 from vgbench.datasets.store import StoreWriter
 from vgbench.errors import InputError
+from vgbench.readers import reading
 
 CAMERAS = {"aux1": "image_aux1", "main": "image_main"}
 FRAME_BYTES = 64 * 64 * 3
+FRAMES = 30  # frames per record (the card's preprocess.frames)
 SPLITS = ("train", "test")
+SOURCE_LAYOUT = (
+    "bair_robot_pushing_dataset_v0.tar (read in place), a folder holding softmotion30_44k/{train,test}/*.tfrecords, "
+    "or one .tfrecords file"
+)
 
 
 def _traj_key(name: str) -> tuple:
@@ -56,72 +62,108 @@ def parse_record(payload: bytes, camera: str = "aux1", where: str = "") -> dict[
     }
 
 
-def read_file(f: BinaryIO, name: str, camera: str = "aux1") -> Iterator[dict[str, np.ndarray]]:
-    """Every example of one TFRecord stream, parsed; errors name the file and the record's byte offset."""
+def read_file(
+    f: BinaryIO, name: str, camera: str = "aux1", frames: int | None = None
+) -> Iterator[dict[str, np.ndarray]]:
+    """Every example of one TFRecord stream, parsed; errors name the file and the record's byte offset.
+
+    ``frames``: the number of frames every record must have (the card's 30); None accepts any."""
     for offset, payload in tfrecord.iter_records(f, name):
-        yield parse_record(payload, camera, f"{name} (record at byte {offset})")
+        where = f"{name} (record at byte {offset})"
+        ex = parse_record(payload, camera, where)
+        if frames is not None and len(ex["frames"]) != frames:
+            raise InputError(f"{where}: {len(ex['frames'])} frames, the card's BAIR records have {frames}")
+        yield ex
 
 
-def _sources(path: Path) -> dict[str, list[tuple[str, object]]]:
-    """split -> [(name, opener)] from a tar, a folder or a single file."""
+def _sources(path: Path) -> dict[str, list[tuple[str, str, object]]]:
+    """split -> [(name, where, opener)] from a tar, a folder or a single file (``where``: the full path, or
+    ``archive:member``, for messages)."""
     out: dict[str, list] = {s: [] for s in SPLITS}
     if path.is_file() and path.suffix == ".tfrecords":
         split = path.parent.name if path.parent.name in SPLITS else "test"
-        out[split].append((path.name, lambda p=path: open(p, "rb")))  # noqa: SIM115 (opened by the caller with `with`)
+        out[split].append((path.name, str(path), lambda p=path: open(p, "rb")))  # noqa: SIM115 (caller's `with`)
     elif path.is_file():
-        try:
-            tar = tarfile.open(path, "r:")  # noqa: SIM115 (members are read lazily, one shard at a time)
-            members = [m for m in tar.getmembers() if m.isfile() and m.name.endswith(".tfrecords")]
-        except (tarfile.TarError, EOFError) as exc:
-            raise InputError(f"{path}: not a readable tar archive ({exc}); the download may be truncated") from exc
+        with reading(path, "a tar archive", f"bair expects {SOURCE_LAYOUT}"):
+            if path.stat().st_size == 0:
+                raise InputError(f"{path}: empty file; bair expects {SOURCE_LAYOUT}")
+            try:
+                tar = tarfile.open(path, "r:")  # noqa: SIM115 (members are read lazily, one shard at a time)
+                members = [m for m in tar.getmembers() if m.isfile() and m.name.endswith(".tfrecords")]
+            except (tarfile.TarError, EOFError) as exc:
+                raise InputError(
+                    f"{path}: not a readable tar archive ({exc}); the download may be truncated. "
+                    f"bair expects {SOURCE_LAYOUT}"
+                ) from exc
         for m in members:
             split = Path(m.name).parent.name
             if split in out:
-                out[split].append((Path(m.name).name, lambda m=m, t=tar: t.extractfile(m)))
+                out[split].append((Path(m.name).name, f"{path}:{m.name}", lambda m=m, t=tar: t.extractfile(m)))
     elif path.is_dir():
         for p in path.rglob("*.tfrecords"):
             split = p.parent.name
             if split in out:
-                out[split].append((p.name, lambda p=p: open(p, "rb")))  # noqa: SIM115
+                out[split].append((p.name, str(p), lambda p=p: open(p, "rb")))  # noqa: SIM115
     else:
         raise InputError(f"{path}: no such file or directory")
     if not any(out.values()):
-        raise InputError(f"{path}: no train/*.tfrecords or test/*.tfrecords found (softmotion30_44k layout)")
+        raise InputError(f"{path}: no train/*.tfrecords or test/*.tfrecords found; bair expects {SOURCE_LAYOUT}")
     return {s: sorted(v, key=lambda x: _traj_key(x[0])) for s, v in out.items() if v}
 
 
-def prepare(card, root=None, src: Path | None = None, camera: str = "aux1") -> Summary:
+def _prescan(files: dict[str, list[tuple[str, str, object]]]) -> None:
+    """Check every file's first record header before anything is written (cheap: 12 bytes each): a file that is
+    not a TFRecord stops the run here, not after hours of conversion."""
+    found = False
+    for entries in files.values():
+        for _, where, opener in entries:
+            with reading(where, "a TFRecord file"), opener() as f:
+                head = f.read(12)
+            if not head:
+                continue  # an empty file: recorded as a failure of its shard
+            found = True
+            if len(head) < 12 or tfrecord.masked_crc(head[:8]) != int.from_bytes(head[8:12], "little"):
+                raise InputError(
+                    f"{where}: not a TFRecord file (the first record's length check fails); bair expects "
+                    f"{SOURCE_LAYOUT}"
+                )
+    if not found:
+        raise InputError(f"every .tfrecords file of the input is empty; bair expects {SOURCE_LAYOUT}")
+
+
+def prepare(card, root=None, src: Path | None = None, camera: str = "aux1", force: bool = False) -> Summary:
     """Convert the TFRecords to a store ``bair/prepared/<camera>``; resumable per file."""
     if camera not in CAMERAS:
         raise InputError(f"unknown BAIR camera {camera!r}; allowed: {', '.join(CAMERAS)}")
     path = Path(src) if src else fetch_sources(card, ["tar"], root)["tar"]
+    files = _sources(path)
+    _prescan(files)
+    frames = int(card.preprocess.get("frames", FRAMES))
     folder = store_dir(card.name, CAMERAS[camera], root)
-    params = {"camera": CAMERAS[camera], "size": 64, "frames": 30}
-    writer = StoreWriter(folder, card.name, CAMERAS[camera], params, {"input": str(Path(path).resolve())})
-    summary = Summary(card.name, folder, expected=dict(card.splits))
-    for split, files in _sources(path).items():
-        for shard, (name, opener) in enumerate(files):
-            if writer.done(split, shard):
-                summary.skipped_shards += 1
-                continue
-            with opener() as f:
-                examples = list(read_file(f, name, camera))
-            if not examples:
-                writer.fail(split, name, "no records")
-                continue
-            t = examples[0]["frames"].shape[0]
-            videos = [
-                {"name": f"{Path(name).stem}/{k}", "label": None, "start": k * t, "length": t}
-                for k in range(len(examples))
-            ]
-            writer.write_shard(
-                split,
-                shard,
-                np.concatenate([e["frames"] for e in examples]),
-                videos,
-                {k: np.stack([e[k] for e in examples]) for k in ("actions", "endeffector_pos")},
-            )
-            summary.written_shards += 1
-    manifest = writer.finish(dict(card.splits))
-    summary.counts, summary.failures = manifest["counts"], manifest["failures"]
+    params = {"camera": CAMERAS[camera], "size": 64, "frames": frames}
+    writer = StoreWriter(folder, card.name, CAMERAS[camera], params, {"input": path}, (64, 64, 3), force)
+    summary = Summary(card.name, folder)
+    with writer.session():
+        for split, entries in files.items():
+            for shard, (name, where, opener) in enumerate(entries):
+                if writer.done(split, shard):
+                    summary.skipped_shards += 1
+                    continue
+                with reading(where, "a TFRecord file"), opener() as f:
+                    examples = list(read_file(f, where, camera, frames))
+                videos = [
+                    {"name": f"{Path(name).stem}/{k}", "label": None, "start": k * frames, "length": frames}
+                    for k in range(len(examples))
+                ]
+                failures = [] if examples else [{"name": name, "kind": "no_records", "reason": f"{where}: no records"}]
+                writer.write_shard(
+                    split,
+                    shard,
+                    np.concatenate([e["frames"] for e in examples]) if examples else np.zeros((0, 64, 64, 3), np.uint8),
+                    videos,
+                    {k: np.stack([e[k] for e in examples]) for k in ("actions", "endeffector_pos")} if examples else {},
+                    failures,
+                )
+                summary.written_shards += 1
+    summary.record(writer.finish(dict(card.splits)))
     return summary

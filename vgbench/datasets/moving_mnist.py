@@ -19,22 +19,25 @@ import numpy as np
 from vgbench.datasets.common import Summary, fetch_sources, store_dir
 from vgbench.datasets.store import StoreWriter
 from vgbench.errors import InputError
+from vgbench.readers import load_npy, reading
 
 SPLIT_FRACTIONS = (("train", 0.7), ("val", 0.1), ("test", 0.2))
 PER_SHARD = 1000
+FRAMES = 20  # frames per sequence of the standard file (the card's preprocess.frames)
+SOURCE_FILE = "mnist_test_seq.npy"
+SOURCE_LAYOUT = f"the file {SOURCE_FILE} (uint8 (20, N, 64, 64), time-major), or a folder holding it"
 
 
 def read_idx(path: Path) -> np.ndarray:
     """An MNIST IDX file (optionally .gz): big-endian magic 0x0000080N (N = rank), dims, then uint8 data."""
     opener = gzip.open if str(path).endswith(".gz") else open
-    try:
-        with opener(path, "rb") as f:
-            data = f.read()
-    except (OSError, EOFError) as exc:
-        raise InputError(f"{path}: cannot read ({exc}); the file may be truncated") from exc
+    with reading(path, "an MNIST IDX file", "it may be truncated: download it again"), opener(path, "rb") as f:
+        data = f.read()
     if len(data) < 4 or data[:2] != b"\0\0" or data[2] != 0x08:
         raise InputError(f"{path}: not an IDX file of uint8 (magic {data[:4].hex()}, expected 000008xx)")
     rank = data[3]
+    if len(data) < 4 + 4 * rank:
+        raise InputError(f"{path}: truncated IDX header ({len(data)} bytes for rank {rank}); download it again")
     dims = struct.unpack(f">{rank}I", data[4 : 4 + 4 * rank])
     body = np.frombuffer(data, np.uint8, offset=4 + 4 * rank)
     if body.size != math.prod(dims):
@@ -52,40 +55,65 @@ def split_ranges(n: int) -> dict[str, tuple[int, int]]:
     return out
 
 
-def load_sequences(path: Path) -> np.ndarray:
-    """The standard file as a memory map (20, N, 64, 64) uint8, shape-checked."""
-    try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except ValueError as exc:
-        raise InputError(f"{path}: not a plain .npy array ({exc})") from exc
-    if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[2:] != (64, 64):
-        raise InputError(f"{path}: uint8{arr.shape}, expected uint8 (T, N, 64, 64) time-major (mnist_test_seq.npy)")
+def load_sequences(path: Path, frames: int = FRAMES) -> np.ndarray:
+    """The standard file as a memory map (T, N, 64, 64) uint8, its layout checked against the card's.
+
+    Raises:
+        InputError: not a readable plain .npy (truncated, empty, random bytes, objects), not uint8, or not
+            (``frames``, N, 64, 64) with N > 0; the message names the file and shows the layout expected.
+    """
+    arr = load_npy(path, f"{SOURCE_FILE} (uint8 (T, N, 64, 64), time-major)")
+    want = f"uint8 (T={frames}, N, 64, 64), time-major like {SOURCE_FILE}"
+    if arr.dtype != np.uint8:
+        raise InputError(f"{path}: dtype {arr.dtype}, expected {want}; convert with x.astype(np.uint8) if it is 0..255")
+    if arr.ndim != 4 or arr.shape[2:] != (64, 64):
+        raise InputError(f"{path}: shape {arr.shape}, expected {want}")
+    if arr.shape[0] != frames:
+        hint = (
+            "; it looks like (N, T, 64, 64): save np.transpose(x, (1, 0, 2, 3)) to make it time-major"
+            if arr.shape[1] == frames
+            else ""
+        )
+        raise InputError(f"{path}: shape {arr.shape} has {arr.shape[0]} frames on axis 0, expected {want}{hint}")
+    if arr.shape[1] == 0:
+        raise InputError(f"{path}: shape {arr.shape} holds no sequences (N = 0), expected {want}")
     return arr
 
 
-def prepare(card, root=None, src: Path | None = None) -> Summary:
+def _source(src: Path) -> Path:
+    """The sequences file from --from: the file itself, or a folder holding it."""
+    if src.is_dir():
+        inside = src / SOURCE_FILE
+        if not inside.is_file():
+            raise InputError(f"--from {src} is a folder without {SOURCE_FILE}; moving_mnist expects {SOURCE_LAYOUT}")
+        return inside
+    return src
+
+
+def prepare(card, root=None, src: Path | None = None, force: bool = False) -> Summary:
     """Store the standard sequences as (N, T, 64, 64, 1), split by index; resumable per 1000 sequences."""
-    path = Path(src) if src else fetch_sources(card, ["sequences"], root)["sequences"]
-    seq = load_sequences(path)
+    path = _source(Path(src)) if src else fetch_sources(card, ["sequences"], root)["sequences"]
+    seq = load_sequences(path, int(card.preprocess.get("frames", FRAMES)))
     t, n = seq.shape[:2]
     folder = store_dir(card.name, "standard", root)
     ranges = split_ranges(n)
-    writer = StoreWriter(
-        folder, card.name, "standard", {"split": {k: list(v) for k, v in ranges.items()}}, {"sequences": str(path)}
-    )
+    params = {"split": {k: list(v) for k, v in ranges.items()}}
+    writer = StoreWriter(folder, card.name, "standard", params, {"sequences": path}, (64, 64, 1), force)
     summary = Summary(card.name, folder)
-    for split, (a, b) in ranges.items():
-        for shard, lo in enumerate(range(a, b, PER_SHARD)):
-            if writer.done(split, shard):
-                summary.skipped_shards += 1
-                continue
-            hi = min(lo + PER_SHARD, b)
-            block = np.ascontiguousarray(np.asarray(seq[:, lo:hi]).transpose(1, 0, 2, 3))  # (n, T, 64, 64)
-            videos = [{"name": f"seq{i:05d}", "label": None, "start": (i - lo) * t, "length": t} for i in range(lo, hi)]
-            writer.write_shard(split, shard, block.reshape(-1, 64, 64, 1), videos)
-            summary.written_shards += 1
-    manifest = writer.finish(dict(card.splits))
-    summary.counts, summary.expected, summary.failures = manifest["counts"], dict(card.splits), manifest["failures"]
+    with writer.session():
+        for split, (a, b) in ranges.items():
+            for shard, lo in enumerate(range(a, b, PER_SHARD)):
+                if writer.done(split, shard):
+                    summary.skipped_shards += 1
+                    continue
+                hi = min(lo + PER_SHARD, b)
+                block = np.ascontiguousarray(np.asarray(seq[:, lo:hi]).transpose(1, 0, 2, 3))  # (n, T, 64, 64)
+                videos = [
+                    {"name": f"seq{i:05d}", "label": None, "start": (i - lo) * t, "length": t} for i in range(lo, hi)
+                ]
+                writer.write_shard(split, shard, block.reshape(-1, 64, 64, 1), videos)
+                summary.written_shards += 1
+    summary.record(writer.finish(dict(card.splits)))
     if n != 10000:
         summary.notes.append(f"{path} holds {n} sequences, the standard file 10,000: not the standard split")
     return summary

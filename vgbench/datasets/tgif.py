@@ -19,28 +19,36 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from vgbench import hub
-from vgbench.datasets.common import Summary, dataset_dir, downloads_dir, fetch_sources, store_dir
+from vgbench.datasets.common import RESIZE, Summary, dataset_dir, fetch_sources, store_dir
 from vgbench.datasets.store import StoreWriter
 from vgbench.datasets.videofiles import Item, convert
 from vgbench.errors import InputError
+from vgbench.readers import reading
 
 log = logging.getLogger(__name__)
 
 SPLIT_FILES = ("train", "val", "test")
 STORE_SPLITS = {"train": ("train", "val"), "test": ("test",)}
+SOURCE_LAYOUT = (
+    "a folder holding {train,val,test}/**/*.gif, or a folder of GIFs named tumblr_<id>_<width>.gif as in the split "
+    "lists (with the lists in splits/{train,val,test}.txt, else the downloaded ones)"
+)
 
 
 def read_split(path: Path) -> list[str]:
     """URLs of a split list (one per line)."""
     if not path.exists():
         raise InputError(f"split list {path} is missing; run `vgbench data download tgif` or pass --from")
-    return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    with reading(path, "a TGIF split list (one GIF URL per line)"):
+        return [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
 
 
 def read_tsv(path: Path) -> list[tuple[str, str]]:
     """(gif url, sentence) rows; split on the first tab only, no header."""
     rows = []
-    for i, ln in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    with reading(path, "the TGIF TSV (UTF-8 '<gif url>\\t<sentence>' rows)"):
+        text = path.read_text(encoding="utf-8")
+    for i, ln in enumerate(text.splitlines(), 1):
         if not ln.strip():
             continue
         url, sep, sentence = ln.partition("\t")
@@ -62,11 +70,20 @@ def gif_name(url: str) -> str:
 def read_status(path: Path) -> dict[str, dict]:
     """Latest status per URL."""
     out: dict[str, dict] = {}
-    if path.exists():
-        for ln in path.read_text().splitlines():
-            if ln.strip():
-                rec = json.loads(ln)
-                out[rec["url"]] = rec
+    if not path.exists():
+        return out
+    fix = f"delete {path} to check every URL again"
+    with reading(path, "the GIF status log (JSON lines)", fix):
+        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    for i, ln in enumerate(lines):
+        try:
+            rec = json.loads(ln)
+            out[rec["url"]] = rec
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            if i == len(lines) - 1:  # a line cut by a killed run: that URL is simply tried again
+                log.warning("%s: ignoring an incomplete last line", path)
+                continue
+            raise InputError(f"{path}: line {i + 1} is not a status record ({exc}); {fix}") from exc
     return out
 
 
@@ -114,9 +131,16 @@ def download_gifs(
     if todo:
         from tqdm import tqdm
 
-        with ThreadPoolExecutor(max(1, workers)) as pool:
+        pool = ThreadPoolExecutor(max(1, workers))
+        try:
             for rec in tqdm(pool.map(job, todo), total=len(todo), desc="tgif gifs", unit="gif", leave=False):
                 status[rec["url"]] = rec
+        except BaseException:
+            # Ctrl-C: drop the queued URLs instead of downloading all of them first (the `with` form would wait);
+            # requests in flight end within their timeout, and each writes its file atomically.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
     report = {split: Counter(status.get(u, {}).get("status", "missing") for u in lst) for split, lst in urls.items()}
     return report
 
@@ -178,10 +202,14 @@ def plan(src: Path, lists: dict[str, list[str]] | None) -> dict[str, list[Item]]
     return out
 
 
-def prepare(card, root=None, src: Path | None = None, resolution: int | None = None, workers: int = 1) -> Summary:
+def prepare(
+    card, root=None, src: Path | None = None, resolution: int | None = None, workers: int = 1, force: bool = False
+) -> Summary:
     """Decode the available GIFs to a store (train = train + val, test); unavailable ones are listed as failures."""
     size = resolution or card.preprocess["resolution"]
     src_path = Path(src) if src else None
+    if src_path is not None and not src_path.is_dir():
+        raise InputError(f"--from {src_path} is not a folder; tgif expects {SOURCE_LAYOUT}")
     availability = None
     if src_path is None:
         availability = download(card, root, workers=max(8, workers))
@@ -190,16 +218,15 @@ def prepare(card, root=None, src: Path | None = None, resolution: int | None = N
     else:
         has_layout = any((src_path / s).is_dir() for s in SPLIT_FILES)
         splits = plan(src_path, None if has_layout else _lists(card, root, src_path))
+    if not splits:
+        raise InputError(f"{src_path}: no GIFs found; tgif expects {SOURCE_LAYOUT}")
     folder = store_dir(card.name, str(size), root)
-    params = {"resolution": size, "min_frames": card.preprocess["min_frames"], "train": "train+val"}
-    writer = StoreWriter(
-        folder, card.name, str(size), params, {"gifs": str(src_path or downloads_dir(card.name, root))}
-    )
+    params = {"resolution": size, "min_frames": card.preprocess["min_frames"], "train": "train+val", "resize": RESIZE}
+    gifs = src_path or dataset_dir(card.name, root) / "gifs"
+    writer = StoreWriter(folder, card.name, str(size), params, {"gifs": gifs}, (size, size, 3), force)
     summary = Summary(card.name, folder)
     convert(writer, splits, size, workers, summary, per_shard=64, min_frames=card.preprocess["min_frames"])
-    expected = {s: len(v) for s, v in splits.items()}
-    manifest = writer.finish(expected)
-    summary.counts, summary.expected, summary.failures = manifest["counts"], expected, manifest["failures"]
+    summary.record(writer.finish(dict(card.splits)))
     if availability:
         summary.notes.append(availability)
     return summary

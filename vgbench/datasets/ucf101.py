@@ -12,23 +12,36 @@ loader: 16 frames, configurable step).
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import zipfile
 from pathlib import Path
 
-from vgbench.datasets.common import Summary, dataset_dir, fetch_sources, store_dir
-from vgbench.datasets.store import StoreWriter
+from vgbench.datasets.common import RESIZE, Summary, dataset_dir, fetch_sources, store_dir
+from vgbench.datasets.store import StoreWriter, describe_sources
 from vgbench.datasets.videofiles import Item, convert
 from vgbench.errors import InputError, MissingDependencyError
+from vgbench.readers import read_json, reading
 
 FOLDS = ("1", "2", "3", "all")
+SOURCE_LAYOUT = (
+    "UCF101.rar or UCF101_videos.zip, or a folder holding UCF-101/<Class>/*.avi (plus ucfTrainTestlist/ with "
+    "classInd.txt and train/testlist0[1-3].txt; downloaded when absent)"
+)
 
 
 def extract(archive: Path, dest: Path) -> Path:
-    """Unpack a .zip or .rar into ``dest`` (atomically: a temp folder renamed when complete); returns ``dest``."""
+    """Unpack a .zip or .rar into ``dest`` (atomically: a temp folder renamed when complete); returns ``dest``.
+
+    An earlier extraction is reused only when it came from the same archive (path and size, recorded in
+    ``dest/.source.json``); otherwise it is replaced."""
+    identity = describe_sources({"archive": archive})["archive"]
+    marker = dest / ".source.json"
     if dest.exists():
-        return dest
+        if marker.exists() and read_json(marker, "an extraction marker") == identity:
+            return dest
+        shutil.rmtree(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
@@ -45,9 +58,10 @@ def extract(archive: Path, dest: Path) -> Path:
         elif suffix == ".rar":
             _extract_rar(archive, tmp)
         else:
-            raise InputError(f"{archive}: unsupported archive type {suffix!r}; expected .rar or .zip (or a folder)")
+            raise InputError(f"{archive}: unsupported archive type {suffix!r}; ucf101 expects {SOURCE_LAYOUT}")
         if not any(tmp.iterdir()):
             raise InputError(f"{archive}: the archive yielded no files; it is truncated or not a {suffix} archive")
+        (tmp / ".source.json").write_text(json.dumps(identity))
         tmp.rename(dest)
     finally:
         if tmp.exists():
@@ -79,9 +93,11 @@ def read_split_lists(folder: Path) -> tuple[list[str], dict[str, dict[str, list[
         path = folder / name
         if not path.exists():
             raise InputError(f"{folder}: split file {name} is missing; need classInd.txt and train/testlist0[1-3].txt")
-        return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]  # CRLF handled by strip
+        with reading(path, "a UCF-101 split list (text)", "take the files from the official split zip"):
+            return [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]  # CRLF handled by strip
 
-    classes = [ln.split()[1] for ln in sorted(lines("classInd.txt"), key=lambda x: int(x.split()[0]))]
+    with reading(folder / "classInd.txt", "classInd.txt (lines '<index> <ClassName>')"):
+        classes = [ln.split()[1] for ln in sorted(lines("classInd.txt"), key=lambda x: int(x.split()[0]))]
     folds = {}
     for k in ("1", "2", "3"):
         folds[k] = {
@@ -105,7 +121,7 @@ def locate(src: Path, card, root=None) -> tuple[Path, Path]:
         src = extract(got["videos"], work / got["videos"].stem)
     videos = _find(src, "UCF-101") or src
     if not any(videos.glob("*/*.avi")):
-        raise InputError(f"{src}: no UCF-101 videos (<Class>/*.avi) found; the archive may be incomplete or wrong")
+        raise InputError(f"{src}: no UCF-101 videos (<Class>/*.avi) found; ucf101 expects {SOURCE_LAYOUT}")
     lists = _find(src, "ucfTrainTestlist")
     if lists is None:
         got = fetch_sources(card, ["splits"], root)
@@ -137,22 +153,37 @@ def plan(videos_root: Path, lists: Path, fold: str) -> dict[str, list[Item]]:
     return {s: [item(r) for r in sorted(folds[fold][s])] for s in ("train", "test")}
 
 
+def expected_counts(card, fold: str) -> dict[str, int]:
+    """The card's video counts for the store splits of ``fold`` (train/test, or all)."""
+    if fold == "all":
+        return {"all": card.splits["all"]}
+    return {s: card.splits[f"fold{fold}/{s}"] for s in ("train", "test")}
+
+
 def prepare(
-    card, root=None, src: Path | None = None, fold: str = "1", resolution: int | None = None, workers: int = 1
+    card,
+    root=None,
+    src: Path | None = None,
+    fold: str = "1",
+    resolution: int | None = None,
+    workers: int = 1,
+    force: bool = False,
 ) -> Summary:
     """Decode, resize and store one fold (or all videos) at ``resolution``; resumable per shard of 16 videos."""
     size = resolution or card.preprocess["resolution"]
+    fold = str(fold)
+    if fold not in FOLDS:
+        raise InputError(f"unknown UCF-101 fold {fold!r}; allowed: {', '.join(FOLDS)}")
     videos_root, lists = locate(Path(src) if src else None, card, root)
-    splits = plan(videos_root, lists, str(fold))
-    variant = f"{'all' if fold == 'all' else 'fold' + str(fold)}_{size}"
+    splits = plan(videos_root, lists, fold)
+    variant = f"{'all' if fold == 'all' else 'fold' + fold}_{size}"
     folder = store_dir(card.name, variant, root)
-    params = {"fold": str(fold), "resolution": size, "resize": "short_side_bilinear_half_pixel_center_crop"}
-    writer = StoreWriter(folder, card.name, variant, params, {"videos": str(videos_root), "splits": str(lists)})
+    params = {"fold": fold, "resolution": size, "resize": RESIZE}
+    sources = {"videos": videos_root, "splits": lists}
+    writer = StoreWriter(folder, card.name, variant, params, sources, (size, size, 3), force)
     summary = Summary(card.name, folder)
     convert(writer, splits, size, workers, summary)
-    expected = {s: len(items) for s, items in splits.items()}
-    manifest = writer.finish(expected)
-    summary.counts, summary.expected, summary.failures = manifest["counts"], expected, manifest["failures"]
+    summary.record(writer.finish(expected_counts(card, fold)))
     missing = sum(1 for items in splits.values() for it in items if it.path is None)
     if missing:
         summary.notes.append(f"{missing} videos listed in the split files are missing from {videos_root}")

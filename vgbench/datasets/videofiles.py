@@ -1,15 +1,18 @@
-"""Video files (UCF-101 AVIs, TGIF GIFs) -> store shards, decoded with PyAV in parallel worker processes.
+"""Video files (UCF-101 AVIs, TGIF GIFs) -> store shards, decoded in parallel worker processes.
 
-Each shard is one task: a worker decodes its videos, resizes them (shorter side to R, centre crop), writes the
-shard itself (atomically) and returns nothing, so the parent never holds frames. A video that fails to
-decode, or is shorter than ``min_frames``, is recorded with its reason in its shard's .json (``vgbench data info``
-counts them); it is never dropped silently.
+Each shard is one task: a worker decodes its videos with the package's one decoder
+(:func:`vgbench.video.decode_video`, the same pixels ``vgbench eval`` reads), resizes them exactly (integer
+arithmetic: the bytes do not depend on the number of workers or threads), writes the shard itself (atomically)
+and returns nothing, so the parent never holds frames. A video that fails to decode, is truncated (fewer frames
+than its header declares), or is shorter than ``min_frames`` is recorded with its reason in its shard's .json
+(``vgbench data info`` counts them); it is never dropped silently. Workers run in a
+:class:`vgbench.workers.WorkerPool`: Ctrl-C or SIGTERM stops them all, finished shards are kept, partial files
+removed.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing as mp
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +20,8 @@ import numpy as np
 
 from vgbench.datasets.common import Summary, resize_short_side_center_crop
 from vgbench.datasets.store import StoreWriter, write_shard
+from vgbench.video import VideoDecodeError, decode_video
+from vgbench.workers import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -30,54 +35,33 @@ class Item:
     label: int | None = None
 
 
-def decode_rgb(path: Path) -> np.ndarray:
-    """All frames as uint8 (T, H, W, 3) RGB. GIFs: FFmpeg composes frames (disposal, transparency index) into RGBA;
-    pixels still transparent are composited over black."""
-    import av
-
-    with av.open(str(path)) as container:
-        if not container.streams.video:
-            raise ValueError("no video stream")
-        if path.suffix.lower() == ".gif":
-            frames = []
-            for f in container.decode(video=0):
-                rgba = f.to_ndarray(format="rgba")
-                alpha = rgba[..., 3:4].astype(np.uint16)
-                frames.append(((rgba[..., :3].astype(np.uint16) * alpha + 127) // 255).astype(np.uint8))
-        else:
-            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    if not frames:
-        raise ValueError("no decodable frames")
-    return np.stack(frames)
+def _failure(item: Item, kind: str, reason: str) -> dict:
+    return {"name": item.name, "kind": kind, "reason": reason}
 
 
-def _convert_shard(args) -> None:
+def convert_shard(args) -> None:
+    """Decode, resize and write one shard (runs in a worker process)."""
     folder, split, shard, items, size, min_frames = args
     frames, videos, failures, pos = [], [], [], 0
     for it in items:
         if it.path is None:
-            failures.append({"name": it.name, "reason": "listed in the split file but missing from the source"})
+            failures.append(_failure(it, "missing", "listed in the split file but missing from the source"))
             continue
         try:
-            x = decode_rgb(it.path)
-        except Exception as exc:  # any decoder failure is reported per video
-            failures.append({"name": it.name, "reason": f"cannot decode: {type(exc).__name__}: {exc}"})
+            x = decode_video(it.path)
+        except VideoDecodeError as exc:  # every decoder failure, truncation included, is reported per video
+            kind = "truncated" if 0 < exc.decoded < exc.declared else "decode"
+            failures.append({**_failure(it, kind, str(exc)), "frames_decoded": exc.decoded})
             continue
         if len(x) < min_frames:
-            failures.append({"name": it.name, "reason": f"only {len(x)} frames (< clip length {min_frames}); skipped"})
+            failures.append(_failure(it, "too_short", f"only {len(x)} frames (< clip length {min_frames}); skipped"))
             continue
         x = resize_short_side_center_crop(x, size)
         frames.append(x)
         videos.append({"name": it.name, "label": it.label, "start": pos, "length": len(x)})
         pos += len(x)
     arr = np.concatenate(frames) if frames else np.zeros((0, size, size, 3), np.uint8)
-    write_shard(Path(folder), split, shard, arr, videos, failures=failures)
-
-
-def _one_thread() -> None:
-    import torch
-
-    torch.set_num_threads(1)  # one worker process per core; never set in the parent
+    write_shard(Path(folder), split, shard, arr, videos, failures=failures, frame_shape=[size, size, 3])
 
 
 def convert(
@@ -101,19 +85,11 @@ def convert(
         return
     from tqdm import tqdm
 
-    bar = tqdm(total=len(tasks), desc=f"{summary.dataset} shards", unit="shard", leave=False)
-    if workers <= 1:
-        results = map(_convert_shard, tasks)
-        pool = None
-    else:
-        pool = mp.get_context("spawn").Pool(workers, initializer=_one_thread)
-        results = pool.imap_unordered(_convert_shard, tasks)
-    try:
-        for _ in results:
+    with (
+        writer.session(),
+        tqdm(total=len(tasks), desc=f"{summary.dataset} shards", unit="shard", leave=False) as bar,
+        WorkerPool(convert_shard, workers) as pool,
+    ):
+        for _ in pool.run(tasks):
             summary.written_shards += 1
             bar.update(1)
-    finally:
-        bar.close()
-        if pool is not None:
-            pool.close()
-            pool.join()
