@@ -16,7 +16,7 @@ from vgbench import cards, datasets
 from vgbench.datasets import bair, moving_mnist, tgif, ucf101
 from vgbench.datasets.common import resize_short_side_center_crop
 from vgbench.datasets.loader import ClipDataset
-from vgbench.datasets.videofiles import decode_rgb
+from vgbench.video import decode_video
 from vgbench.errors import DownloadError, InputError, MissingDependencyError
 
 from .conftest import write_video
@@ -61,10 +61,13 @@ def test_bair_prepare_resume_and_values(shared_dir, data_root):
     assert again.written_shards == 0 and again.skipped_shards == 2
     (store.folder / "train/shard-00000.json").unlink()  # as if interrupted before the train shard finished
     assert datasets.prepare("bair", src=src).written_shards == 1
-    info = datasets.info("bair")
+    info = datasets.info("bair")["store"]
     assert info["splits"]["test"] == {"videos": 1, "frames": 30, "frame_shape": [64, 64, 3], "length_min": 30,
                                       "length_max": 30}  # fmt: skip
-    assert info["manifest"]["params"]["camera"] == "image_aux1" and info["manifest"]["complete"]
+    m = info["manifest"]
+    # the sample holds 1 of the card's 256 test and 43,264 train videos: finished, but not complete
+    assert m["params"]["camera"] == "image_aux1" and m["finished"] and not m["complete"]
+    assert m["missing"] == {"train": 43263, "test": 255} and m["counts"] == {"train": 1, "test": 1}
     main = datasets.prepare("bair", src=src, camera="main")
     assert main.store.name == "image_main"
     with pytest.raises(InputError, match="unknown BAIR camera 'side'"):
@@ -158,7 +161,7 @@ def test_ucf_prepare_fold1_on_the_real_video(shared_dir, data_root):
     ref = store.videos("test")[0]
     assert (ref.name, ref.label, ref.length) == ("Basketball/v_Basketball_g01_c01.avi", 7, 141)
     frames = store.frames("test", 0)
-    expected = resize_short_side_center_crop(decode_rgb(shared_dir / AVI), 64)
+    expected = resize_short_side_center_crop(decode_video(shared_dir / AVI), 64)
     assert frames.shape == (141, 64, 64, 3) and np.array_equal(frames, expected)
     reasons = {f["reason"] for f in store.failures()}
     assert reasons == {"listed in the split file but missing from the source"}
@@ -169,13 +172,38 @@ def test_ucf_prepare_fold1_on_the_real_video(shared_dir, data_root):
 
 
 def test_decoded_ucf_frame_values(shared_dir):
-    x = decode_rgb(shared_dir / AVI)
+    x = decode_video(shared_dir / AVI)
     assert x.shape == (141, 240, 320, 3) and x.dtype == np.uint8
     y = resize_short_side_center_crop(x[:2], 128)  # 240x320 -> 128x171 (ceil) -> centre 128x128
     assert y.shape == (2, 128, 128, 3)
-    ref = torch.nn.functional.interpolate(torch.from_numpy(x[:2]).permute(0, 3, 1, 2).float(), size=(128, 171),
-                                          mode="bilinear", align_corners=False)[:, :, :, 21:149]  # fmt: skip
-    assert np.array_equal(y, ref.round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy())
+
+    def torch_resize(dtype):
+        t = torch.from_numpy(x[:2]).permute(0, 3, 1, 2).to(dtype)
+        r = torch.nn.functional.interpolate(t, size=(128, 171), mode="bilinear", align_corners=False)
+        return r[:, :, :, 21:149].permute(0, 2, 3, 1).numpy()  # (2, 128, 128, 3)
+
+    # The exact result is the float64 bilinear value rounded half to even: equal wherever float64 is clear of a tie
+    # (its error is ~1e-13), and even on the ties.
+    ref = torch_resize(torch.float64)
+    frac = ref - np.floor(ref)
+    clear = np.abs(frac - 0.5) > 1e-9
+    assert np.array_equal(y[clear], np.rint(ref[clear])) and (y[~clear] % 2 == 0).all()
+    assert (~clear).sum() == 1010  # the frames hold ties (measured: 1,010 of 98,304), so tie-breaking is tested
+    # PyTorch's float32 resize + round differs by one level near ties only (measured: 20 of 98,304 values)
+    off = np.abs(y.astype(int) - np.rint(torch_resize(torch.float32)))
+    assert off.max() == 1 and (off > 0).sum() < 100
+
+
+def test_exact_resize_known_answers():
+    x = np.arange(2 * 4 * 6 * 3, dtype=np.uint8).reshape(2, 4, 6, 3)
+    # 4x6 -> 2x3 (short side 2), crop 2x2 at column 0: each output is the mean of a 2x2 block (half-pixel centres),
+    # by hand: (0 + 3 + 18 + 21) / 4 = 10.5 -> 10 (half to even), (6 + 9 + 24 + 27) / 4 = 16.5 -> 16, 46.5, 52.5
+    assert resize_short_side_center_crop(x, 2)[0, :, :, 0].tolist() == [[10, 16], [46, 52]]
+    const = np.full((3, 30, 50, 3), 77, np.uint8)
+    assert (resize_short_side_center_crop(const, 12) == 77).all()  # weights sum to one exactly
+    assert (resize_short_side_center_crop(const, 45) == 77).all()  # upsampling too
+    same = resize_short_side_center_crop(x, 4)  # no resize: the centre crop only
+    assert np.array_equal(same, x[:, :, 1:5])
 
 
 @pytest.fixture
@@ -236,7 +264,7 @@ def test_gif_decoding_matches_pillow(shared_dir):
     from PIL import Image
 
     path = shared_dir / "data/tgif/gifs_from_tgif_qa/1.gif"
-    ours = decode_rgb(path)
+    ours = decode_video(path)
     with Image.open(path) as im:
         theirs = []
         for i in range(im.n_frames):
@@ -330,7 +358,7 @@ def test_moving_mnist_prepare_by_index(shared_dir, data_root, tmp_path):
     rgb = datasets.open_split("moving_mnist:test")[0]["video"]
     assert rgb.shape == (16, 64, 64, 3)
     np.save(tmp_path / "bad.npy", np.zeros((20, 3, 32, 32), np.uint8))
-    with pytest.raises(InputError, match="expected uint8 \\(T, N, 64, 64\\)"):
+    with pytest.raises(InputError, match=r"bad.npy: shape \(20, 3, 32, 32\), expected uint8 \(T=20, N, 64, 64\)"):
         datasets.prepare("moving_mnist", src=tmp_path / "bad.npy", root=tmp_path / "r2")
 
 
@@ -363,9 +391,10 @@ def test_cli_data_info_and_unknown_dataset(shared_dir, data_root):
     assert out.exit_code == 0, out.output
     out = CliRunner().invoke(cli, ["data", "info", "bair", "--json"])
     info = json.loads(out.output)
-    assert info["splits"]["train"]["videos"] == 1 and info["card_splits"]["train"] == 43264
+    assert info["store"]["splits"]["train"]["videos"] == 1 and info["card_splits"]["train"] == 43264
     text = CliRunner().invoke(cli, ["data", "info", "bair"]).output
-    assert "test: 1 videos, 30 frames of (64, 64, 3)" in text
+    assert "test: 1 videos of the card's 256, 30 frames of (64, 64, 3)" in text
+    assert "INCOMPLETE against the card: 43,518 videos missing (test 255, train 43,263)" in text
     res = CliRunner().invoke(cli, ["data", "prepare", "biar"])
     assert res.exit_code != 0 and "Did you mean 'bair'" in str(res.exception)
     res = CliRunner().invoke(cli, ["data", "prepare", "bair", "--fold", "2", "--from", str(shared_dir / "data/bair")])

@@ -135,10 +135,10 @@ def format_info(info: dict) -> str:
     lines.append("  card splits: " + ", ".join(f"{k} {v:,}" for k, v in info["card_splits"].items()))
     store = info["store"]
     if store is None:
-        what = f"variant {info['variant']!r} is" if info["variant"] else "it is"
+        what = f"variant {info['variant']!r} " if info["variant"] else ""
         prepared = f" (prepared: {', '.join(info['prepared'])})" if info["prepared"] else ""
         lines.append(
-            f"  not prepared yet: {what} not prepared{prepared}; run `{info['prepare_command']}` "
+            f"  {what}not prepared yet{prepared}: run `{info['prepare_command']}` "
             "(`vgbench data prepare --help` lists --from layouts and options)"
         )
         return "\n".join(lines)

@@ -51,7 +51,8 @@ def convert_shard(args) -> None:
             x = decode_video(it.path)
         except VideoDecodeError as exc:  # every decoder failure, truncation included, is reported per video
             kind = "truncated" if 0 < exc.decoded < exc.declared else "decode"
-            failures.append({**_failure(it, kind, str(exc)), "frames_decoded": exc.decoded})
+            reason = str(exc).removeprefix(f"{it.path}: ")  # the record names the video already
+            failures.append({**_failure(it, kind, reason), "frames_decoded": exc.decoded})
             continue
         if len(x) < min_frames:
             failures.append(_failure(it, "too_short", f"only {len(x)} frames (< clip length {min_frames}); skipped"))
