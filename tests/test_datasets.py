@@ -16,8 +16,8 @@ from vgbench import cards, datasets
 from vgbench.datasets import bair, moving_mnist, tgif, ucf101
 from vgbench.datasets.common import resize_short_side_center_crop
 from vgbench.datasets.loader import ClipDataset
-from vgbench.video import decode_video
 from vgbench.errors import DownloadError, InputError, MissingDependencyError
+from vgbench.video import decode_video
 
 from .conftest import write_video
 from .httpserver import FileServer
