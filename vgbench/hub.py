@@ -68,11 +68,27 @@ def verify_file(path: str | os.PathLike, sha256: str, size: int | None = None, r
         raise ChecksumError(path, f"sha256 {sha256}", f"sha256 {got}", remedy)
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where the OS allows (os.umask would, briefly, for all threads)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path beside ``dest``; on success it is renamed onto ``dest``, on failure removed.
 
-    The rename is atomic on one filesystem, so readers see either the old file or the complete new one.
+    The rename is atomic on one filesystem, so readers see either the old file or the complete new one. The file
+    gets the mode a plain ``open`` would give (0666 less the umask), not mkstemp's private 0600, so a cache or data
+    root shared by a group stays readable by it.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -81,6 +97,7 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, dest)
     finally:
         if tmp_path.exists():
