@@ -425,7 +425,7 @@ class _PrepareCommand(click.Command):
 @click.option(
     "--from",
     "src",
-    type=click.Path(path_type=Path),
+    type=click.Path(path_type=Path, readable=False),  # the dataset's reader says what it could not read, and why
     default=None,
     help="An archive, file or extracted folder to use instead of downloading (layouts below).",
 )

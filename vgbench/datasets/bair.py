@@ -111,24 +111,20 @@ def _sources(path: Path) -> dict[str, list[tuple[str, str, object]]]:
     return {s: sorted(v, key=lambda x: _traj_key(x[0])) for s, v in out.items() if v}
 
 
-def _prescan(files: dict[str, list[tuple[str, str, object]]]) -> None:
-    """Check every file's first record header before anything is written (cheap: 12 bytes each): a file that is
-    not a TFRecord stops the run here, not after hours of conversion."""
+def _prescan(path: Path, files: dict[str, list[tuple[str, str, object]]]) -> None:
+    """Check every file's record framing before anything is written: each record's length header and its CRC,
+    seeking over the payloads (cheap: 16 bytes read per record). A file that is not a TFRecord, or is truncated,
+    stops the run here, not after hours of conversion; payload CRCs are checked while converting."""
     found = False
     for entries in files.values():
         for _, where, opener in entries:
-            with reading(where, "a TFRecord file"), opener() as f:
-                head = f.read(12)
-            if not head:
-                continue  # an empty file: recorded as a failure of its shard
-            found = True
-            if len(head) < 12 or tfrecord.masked_crc(head[:8]) != int.from_bytes(head[8:12], "little"):
-                raise InputError(
-                    f"{where}: not a TFRecord file (the first record's length check fails); bair expects "
-                    f"{SOURCE_LAYOUT}"
-                )
+            try:
+                with reading(where, "a TFRecord file"), opener() as f:
+                    found |= sum(1 for _ in tfrecord.scan_records(f, where)) > 0
+            except InputError as exc:
+                raise InputError(f"{exc}. bair expects {SOURCE_LAYOUT}") from exc
     if not found:
-        raise InputError(f"every .tfrecords file of the input is empty; bair expects {SOURCE_LAYOUT}")
+        raise InputError(f"{path}: every .tfrecords file in it is empty; bair expects {SOURCE_LAYOUT}")
 
 
 def prepare(card, root=None, src: Path | None = None, camera: str = "aux1", force: bool = False) -> Summary:
@@ -137,7 +133,7 @@ def prepare(card, root=None, src: Path | None = None, camera: str = "aux1", forc
         raise InputError(f"unknown BAIR camera {camera!r}; allowed: {', '.join(CAMERAS)}")
     path = Path(src) if src else fetch_sources(card, ["tar"], root)["tar"]
     files = _sources(path)
-    _prescan(files)
+    _prescan(path, files)
     frames = int(card.preprocess.get("frames", FRAMES))
     folder = store_dir(card.name, CAMERAS[camera], root)
     params = {"camera": CAMERAS[camera], "size": 64, "frames": frames}

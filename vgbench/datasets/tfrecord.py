@@ -84,6 +84,28 @@ def iter_records(f: BinaryIO, name: str) -> Iterator[tuple[int, bytes]]:
         offset += 16 + length
 
 
+def scan_records(f: BinaryIO, name: str) -> Iterator[int]:
+    """Offsets of every record of a seekable stream, checking the framing only (length CRC, and that the payload
+    and its CRC are all there) and seeking over the payloads: a fast check for truncation and foreign files."""
+    offset = 0
+    while True:
+        head = f.read(12)
+        if not head:
+            return
+        (length,) = struct.unpack("<Q", head[:8]) if len(head) == 12 else (0,)
+        if len(head) < 12 or masked_crc(head[:8]) != struct.unpack("<I", head[8:])[0]:
+            what = "truncated record header" if len(head) < 12 else "length CRC mismatch"
+            raise InputError(f"{name}: not a complete TFRecord file: {what} at byte {offset}")
+        f.seek(length, 1)
+        if len(f.read(4)) < 4:
+            raise InputError(
+                f"{name}: truncated record at byte {offset} ({length} payload bytes declared); the file is "
+                "incomplete, download it again"
+            )
+        yield offset
+        offset += 16 + length
+
+
 def write_record(f: BinaryIO, payload: bytes) -> None:
     """Append one framed record (used by tests and fixtures)."""
     head = struct.pack("<Q", len(payload))
