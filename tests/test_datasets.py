@@ -229,6 +229,57 @@ def test_ucf_label_from_folder_and_bad_videos(ucf_copy, data_root):
     assert len(bad) == 1 and bad[0]["reason"].startswith("cannot decode") and s.failures == 13320 - 2
 
 
+def test_truncated_avi_is_a_failure_with_the_frame_count_reached(ucf_copy, data_root, tmp_path):
+    avi = ucf_copy / "UCF-101/Basketball/v_Basketball_g01_c01.avi"
+    # the first 100,000 of 287,972 bytes: FFmpeg decodes 49 of the 141 frames and stops without an error
+    # (measured; the issue's "stored as 49 frames")
+    cut = ucf_copy / "UCF-101/Basketball/v_Basketball_g01_c02.avi"
+    cut.write_bytes(avi.read_bytes()[:100_000])
+    with pytest.raises(InputError, match=r"c02.avi: truncated or damaged: decoding stopped at frame 49 of the 141"):
+        decode_video(cut)
+    from vgbench.video import SampleSet
+
+    (tmp_path / "samples").mkdir()
+    shutil.copy(cut, tmp_path / "samples/cut.avi")
+    with pytest.raises(InputError, match="decoding stopped at frame 49 of the 141"):  # eval reads the same way
+        next(SampleSet.open(tmp_path / "samples").iter_batches(1))
+    s = datasets.prepare("ucf101", src=ucf_copy, resolution=32)
+    store = datasets.open_store("ucf101", "fold1_32")
+    assert [r.name for r in store.videos("test")] == ["Basketball/v_Basketball_g01_c01.avi"]  # not stored short
+    (bad,) = [f for f in store.failures() if f["name"] == "Basketball/v_Basketball_g01_c02.avi"]
+    assert bad["kind"] == "truncated" and bad["frames_decoded"] == 49 and "of the 141" in bad["reason"]
+    assert s.failure_kinds == {"missing": 13318, "truncated": 1}
+    assert f"13,319 videos could not be used (missing 13,318, truncated 1): listed in {s.store}" in s.text()
+    report = [json.loads(x) for x in (s.store / "failures.jsonl").read_text().splitlines()]
+    assert len(report) == 13319 and bad in report
+
+
+def test_different_source_refused_unless_forced(shared_dir, data_root, tmp_path):
+    digits = moving_mnist.read_idx(shared_dir / "data/mnist/t10k-images-idx3-ubyte.gz")
+    gen = moving_mnist.MovingMNIST(digits, length=12, seed=0)
+    seqs = np.stack([gen[i][..., 0] for i in range(12)]).transpose(1, 0, 2, 3)  # (20, 12, 64, 64)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    np.save(tmp_path / "a/mnist_test_seq.npy", seqs)
+    np.save(tmp_path / "b/mnist_test_seq.npy", seqs[:, ::-1])
+    first = datasets.prepare("moving_mnist", src=tmp_path / "a")  # a folder holding the file is accepted
+    assert first.counts == {"train": 8, "val": 1, "test": 3} and not first.complete
+    assert datasets.prepare("moving_mnist", src=tmp_path / "a/mnist_test_seq.npy").skipped_shards == 3  # same file
+    # 983,168 bytes = 20 * 12 * 64 * 64 values + a 128-byte .npy header
+    with pytest.raises(InputError, match=r"was prepared from sequences .*/a/mnist_test_seq.npy, 983168 bytes; this run "
+                                         r"reads sequences .*/b/mnist_test_seq.npy.*Pass --force"):  # fmt: skip
+        datasets.prepare("moving_mnist", src=tmp_path / "b")
+    store = datasets.open_store("moving_mnist")
+    assert np.array_equal(store.frames("train", 0)[..., 0], seqs[:, 0])  # untouched by the refused run
+    assert store.manifest["sources"]["sequences"]["path"].endswith("/a/mnist_test_seq.npy")
+    forced = datasets.prepare("moving_mnist", src=tmp_path / "b", force=True)
+    assert forced.written_shards == 3 and forced.skipped_shards == 0
+    store = datasets.open_store("moving_mnist")
+    assert np.array_equal(store.frames("train", 0)[..., 0], seqs[:, 11])  # all of it from b
+    assert store.manifest["sources"]["sequences"]["path"].endswith("/b/mnist_test_seq.npy")
+    assert not (store.folder / "failures.jsonl").exists() and "failures.jsonl" not in forced.text()
+
+
 def test_ucf_missing_split_file_and_bad_archives(ucf_copy, data_root, tmp_path, monkeypatch):
     monkeypatch.setenv("VGBENCH_OFFLINE", "1")
     (ucf_copy / "ucfTrainTestlist/testlist01.txt").unlink()
@@ -258,6 +309,47 @@ def test_tgif_lists_and_tsv(shared_dir):
     rows = tgif.read_tsv(shared_dir / "data/tgif/tgif-v1.0.readme_rows.tsv")
     assert len(rows) == 10 and rows[0][0] in val and all(r[0].endswith(".gif") for r in rows)
     assert tgif.gif_name(rows[0][0]) == "tumblr_mevmyaKtDf1rgvhr8o1_500.gif"
+
+
+def _transparent_gif(path):
+    """An 18-frame 225x225 GIF whose palette entry 0 (red) is the transparency index, over blue and green."""
+    from PIL import Image
+
+    frames = []
+    for t in range(18):
+        a = np.ones((225, 225), np.uint8)  # index 1: blue
+        a[5:15, 5 + t : 20 + t] = 0  # index 0: transparent
+        a[25:35, 10:30] = 2  # index 2: green
+        im = Image.fromarray(a, mode="P")
+        im.putpalette([255, 0, 0, 0, 0, 255, 0, 255, 0] + [0] * (253 * 3))
+        frames.append(im)
+    frames[0].save(path, save_all=True, append_images=frames[1:], transparency=0, disposal=2, duration=50, loop=0)
+    return path
+
+
+def test_eval_and_prepare_decode_identical_pixels(shared_dir, data_root, tmp_path):
+    from vgbench.video import SampleSet
+
+    src = tmp_path / "gifs"
+    (src / "test").mkdir(parents=True)
+    for n in ("1", "3", "4"):  # the shared TGIF GIFs, 225x225
+        shutil.copy(shared_dir / f"data/tgif/gifs_from_tgif_qa/{n}.gif", src / "test" / f"{n}.gif")
+    _transparent_gif(src / "test/5.gif")
+    # prepared at their own size, the store holds the decoded pixels unresized
+    datasets.prepare("tgif", src=src, resolution=225)
+    store = datasets.open_store("tgif", "225")
+    stored = {r.name: store.frames("test", i) for i, r in enumerate(store.videos("test"))}
+    samples = SampleSet.open(src / "test")  # what `vgbench eval --samples` and `doctor` read
+    read = {f"test/{p.name}": next(samples.raw_videos(i, i + 1))[0] for i, p in enumerate(samples.files)}
+    assert sorted(stored) == sorted(read) == ["test/1.gif", "test/3.gif", "test/4.gif", "test/5.gif"]
+    for name, video in read.items():
+        assert video.shape[1:] == (225, 225, 3) and np.array_equal(video, stored[name]), name
+    assert [len(read[f"test/{n}.gif"]) for n in "1345"] == [45, 42, 27, 18]  # frame counts in datasets.md §6
+    # known answer: a transparent pixel is black in both paths (before, the sample reader gave white and the
+    # dataset reader black); the palette colour behind it (red) never shows
+    video = read["test/5.gif"]
+    assert (video[0, 7, 10] == 0).all() and (video[0, 0, 0] == [0, 0, 255]).all()
+    assert not (video == [255, 0, 0]).all(-1).any()
 
 
 def test_gif_decoding_matches_pillow(shared_dir):
@@ -417,3 +509,74 @@ def test_manual_source_message(data_root, monkeypatch):
     monkeypatch.setenv("VGBENCH_OFFLINE", "1")
     with pytest.raises(DownloadError, match=r"VGBENCH_OFFLINE.*\n.*Put it at .*bair_robot_pushing_dataset_v0.tar"):
         datasets.prepare("bair")
+
+
+def test_data_info_before_preparing_shows_the_card(data_root):
+    from click.testing import CliRunner
+
+    from vgbench.cli import cli
+
+    res = CliRunner().invoke(cli, ["data", "info", "moving_mnist"])
+    assert res.exit_code == 0, res.output
+    # sources with sizes and checksums from the card (TFDS's, datasets.md §4), the splits, and what to run
+    sha = "c2a3e8d3939c001ab77bf543f130157424efa486bb4d0974d2cebb773b13f8b3"
+    assert f"sequences: mnist_test_seq.npy (819,200,096 bytes; sha256 {sha})" in res.output
+    assert "test_images: t10k-images-idx3-ubyte.gz (1,648,877 bytes" in res.output and "[optional]" in res.output
+    assert "card splits: train 7,000, val 1,000, test 2,000" in res.output
+    assert "not prepared yet: run `vgbench data prepare moving_mnist`" in res.output
+    info = json.loads(CliRunner().invoke(cli, ["data", "info", "ucf101", "--json"]).output)
+    assert info["store"] is None and info["prepared"] == [] and info["card_splits"]["fold1/test"] == 3783
+    assert info["sources"]["videos"]["sha256"] is None  # UCF101.rar: none published
+    text = CliRunner().invoke(cli, ["data", "info", "ucf101", "--variant", "fold2_128"]).output
+    assert "variant 'fold2_128' not prepared yet: run `vgbench data prepare ucf101`" in text
+
+
+def test_data_help_has_examples_and_the_from_layouts():
+    from click.testing import CliRunner
+
+    from vgbench.cli import cli
+
+    def help_of(*cmd):
+        res = CliRunner().invoke(cli, [*cmd, "--help"], terminal_width=200)
+        assert res.exit_code == 0, res.output
+        return " ".join(res.output.split())
+
+    for cmd in ("download", "info", "prepare"):
+        assert f"Examples: vgbench data {cmd} " in help_of("data", cmd)
+    text = help_of("data", "prepare")
+    assert "What --from accepts" in text
+    assert (
+        "ucf101 UCF101.rar or UCF101_videos.zip, or a folder holding UCF-101/<Class>/*.avi (plus ucfTrainTestlist/"
+        in text
+    )
+    bair = (
+        "bair_robot_pushing_dataset_v0.tar (read in place), a folder holding softmotion30_44k/{train,test}/*.tfrecords"
+    )
+    assert f"bair {bair}" in text
+    assert (
+        "moving_mnist the file mnist_test_seq.npy (uint8 (20, N, 64, 64), time-major), or a folder holding it" in text
+    )
+    assert "tgif a folder holding {train,val,test}/**/*.gif" in text
+    assert "--force" in text
+
+
+def test_cli_interrupt_and_eof_exit_codes(monkeypatch, capsys):
+    from vgbench import cli as cli_mod
+
+    def stop(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_mod.cli, "main", stop)
+    with pytest.raises(SystemExit) as e:
+        cli_mod.main(["list", "datasets"])
+    assert e.value.code == 130 and "interrupted" in capsys.readouterr().err
+
+    def eof(*a, **k):  # Click turns an EOFError into Abort, which meant "exit 130" before: it is a read error
+        import click
+
+        raise click.exceptions.Abort() from EOFError("Compressed file ended before the end-of-stream marker")
+
+    monkeypatch.setattr(cli_mod.cli, "main", eof)
+    with pytest.raises(SystemExit) as e:
+        cli_mod.main(["list", "datasets"])
+    assert e.value.code == 1 and "error: unexpected end of input (Compressed file ended" in capsys.readouterr().err
