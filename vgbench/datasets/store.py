@@ -111,7 +111,7 @@ class StoreWriter:
                 old, problem = {}, str(exc)
             if problem is None and old.get("params") != params:
                 problem = f"{self.folder} was prepared with other parameters ({old.get('params')}, now {params})"
-            elif problem is None and old.get("sources") != sources:
+            elif problem is None and _legacy_sources(old.get("sources"), sources) != sources:
                 problem = (
                     f"{self.folder} was prepared from {_sources_text(old.get('sources'))}; this run reads "
                     f"{_sources_text(sources)}. Adding to it would mix two inputs in one store"
@@ -202,6 +202,14 @@ class StoreWriter:
         )
         _write_json(self.folder / "manifest.json", self.manifest)
         return self.manifest
+
+
+def _legacy_sources(old, new: dict):
+    """Stores written before sources carried sizes recorded bare paths: the same path counts as the same input."""
+    if not isinstance(old, dict) or not all(isinstance(v, str) for v in old.values()) or set(old) != set(new):
+        return old
+    same = all(str(Path(v).expanduser().resolve()) == new[k]["path"] for k, v in old.items())
+    return new if same else old
 
 
 def _sources_text(sources) -> str:
