@@ -60,11 +60,15 @@ def _write_npy(path: Path, array: np.ndarray) -> str:
 
 
 def describe_sources(sources: dict) -> dict:
-    """{key: {path, bytes}} of the inputs: the resolved path, and the size of a file (None for a folder).
+    """{key: {path, bytes}} of the inputs: the resolved path, and the size of a file (None for a folder); a value
+    that is already a dict is an identity the preparer chose (e.g. embedded data: a name and a hash).
 
     This identity is compared on every re-run: a store never mixes content from two inputs."""
     out = {}
     for key, value in sources.items():
+        if isinstance(value, dict):
+            out[key] = value
+            continue
         p = Path(value).expanduser().resolve()
         out[key] = {"path": str(p), "bytes": p.stat().st_size if p.is_file() else None}
     return out
