@@ -6,7 +6,8 @@ under the case's folder are the same before and after).
 
 Adding rows: write a function ``make(work: Work) -> (argv, path)`` that builds the bad input under ``work.dir``
 and returns the CLI arguments and the path the message must name; register it with ``@case(id, problem)``
-where ``problem`` is a regular expression the message must match. ``unreadable=True`` marks a row whose input
+where ``problem`` is a regular expression the message must match, above the runner section (the parametrised
+test reads the list when this module is imported). ``unreadable=True`` marks a row whose input
 is made unreadable (chmod 000): as root, which ignores file modes, that row runs the CLI as user nobody.
 """
 
@@ -290,6 +291,19 @@ def _(work):
     return _prepare(work, "tgif", path), path
 
 
+@case("tgif-folder-without-gifs", r"no GIFs of the TGIF splits found; tgif expects a folder holding")
+def _(work):
+    folder = work.dir / "gifs"
+    (folder / "test").mkdir(parents=True)
+    (folder / "test/readme.txt").write_text("no gifs here")
+    return _prepare(work, "tgif", folder), folder
+
+
+@case("quickstart-with-from", r"quickstart makes its data from digits embedded in vgbench; it takes no --from")
+def _(work):
+    return _prepare(work, "quickstart", work.dir), Path("quickstart")
+
+
 # ----------------------------------------------------------------------------------------------------------
 # The runner
 
@@ -356,4 +370,4 @@ def test_bad_input(row: Case, work: Work):
 
 
 def test_every_row_has_a_distinct_id():
-    assert len({c.id for c in CASES}) == len(CASES) >= 29
+    assert len({c.id for c in CASES}) == len(CASES) >= 31

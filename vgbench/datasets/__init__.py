@@ -15,7 +15,7 @@ from pathlib import Path
 from vgbench import cards
 from vgbench import download as _download
 from vgbench.datasets.common import Summary, dataset_dir, downloads_dir, fetch_sources, store_dir
-from vgbench.datasets.store import Store
+from vgbench.datasets.store import Store, sources_text
 from vgbench.errors import InputError
 from vgbench.registry import bind_options
 
@@ -117,7 +117,8 @@ def info(name: str, variant: str | None = None, root=None) -> dict:
 def format_info(info: dict) -> str:
     """:func:`info` as text for people (the CLI prints this)."""
     name = info["dataset"]
-    lines = [f"{name}: {info['description']}", f"  license: {info['license']}", "  sources:"]
+    lines = [f"{name}: {info['description']}", f"  license: {info['license']}"]
+    lines.append("  sources:" if info["sources"] else "  sources: none to download")
     for key, s in info["sources"].items():
         size = f"{s['bytes']:,} bytes" if s["bytes"] else "size not published"
         digest = (
@@ -170,8 +171,7 @@ def format_info(info: dict) -> str:
             lines.append(f"    all of them: {report}")
     else:
         lines.append("  failures: none")
-    sources = "; ".join(f"{k} {v.get('path') if isinstance(v, dict) else v}" for k, v in m.get("sources", {}).items())
-    lines.append(f"  from: {sources}")
+    lines.append(f"  from: {sources_text(m.get('sources'))}")
     lines.append(f"  params: {m.get('params')}, vgbench {m.get('vgbench_version')}")
     return "\n".join(lines)
 

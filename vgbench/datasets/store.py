@@ -117,8 +117,8 @@ class StoreWriter:
                 problem = f"{self.folder} was prepared with other parameters ({old.get('params')}, now {params})"
             elif problem is None and _legacy_sources(old.get("sources"), sources) != sources:
                 problem = (
-                    f"{self.folder} was prepared from {_sources_text(old.get('sources'))}; this run reads "
-                    f"{_sources_text(sources)}. Adding to it would mix two inputs in one store"
+                    f"{self.folder} was prepared from {sources_text(old.get('sources'))}; this run reads "
+                    f"{sources_text(sources)}. Adding to it would mix two inputs in one store"
                 )
             if problem is not None:
                 if not force:
@@ -216,14 +216,16 @@ def _legacy_sources(old, new: dict):
     return new if same else old
 
 
-def _sources_text(sources) -> str:
+def sources_text(sources) -> str:
+    """Sources as one line for messages: "key path, N bytes; ..."."""
     if not isinstance(sources, dict) or not sources:
         return repr(sources)
     parts = []
     for key, v in sources.items():
         if isinstance(v, dict):
             size = f", {v['bytes']} bytes" if v.get("bytes") is not None else ""
-            parts.append(f"{key} {v.get('path')}{size}")
+            where = v.get("path") or ", ".join(f"{k} {x}" for k, x in v.items() if k != "bytes")
+            parts.append(f"{key} {where}{size}")
         else:
             parts.append(f"{key} {v}")
     return "; ".join(parts)

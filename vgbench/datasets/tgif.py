@@ -218,8 +218,8 @@ def prepare(
     else:
         has_layout = any((src_path / s).is_dir() for s in SPLIT_FILES)
         splits = plan(src_path, None if has_layout else _lists(card, root, src_path))
-    if not splits:
-        raise InputError(f"{src_path}: no GIFs found; tgif expects {SOURCE_LAYOUT}")
+    if src_path is not None and not any(it.path for items in splits.values() for it in items):
+        raise InputError(f"{src_path}: no GIFs of the TGIF splits found; tgif expects {SOURCE_LAYOUT}")
     folder = store_dir(card.name, str(size), root)
     params = {"resolution": size, "min_frames": card.preprocess["min_frames"], "train": "train+val", "resize": RESIZE}
     gifs = src_path or dataset_dir(card.name, root) / "gifs"
