@@ -120,6 +120,7 @@ def test_bair_windows_train_random_and_eval_fixed(shared_dir, data_root):
     assert with_actions[0]["actions"].shape == (16, 4)
 
 
+@pytest.mark.slow  # real I3D on CPU: about a minute on the shared machine
 def test_fvd_reference_from_a_prepared_split(shared_dir, data_root, tmp_path, i3d_tensors):
     from vgbench.metrics import fvd
 
@@ -154,6 +155,7 @@ def test_ucf_split_lists(shared_dir):
     assert "HandstandPushups/v_HandStandPushups_g01_c01.avi" in folds["1"]["test"]
 
 
+@pytest.mark.slow  # 2 x 834 shards (every listed video but one is missing): ~15 s on the shared machine
 def test_ucf_prepare_fold1_on_the_real_video(shared_dir, data_root):
     s = datasets.prepare("ucf101", src=shared_dir / "data/ucf101", fold="1", resolution=64)
     assert s.counts == {"test": 1} and s.failures == 13319  # every other listed video is missing, and reported
