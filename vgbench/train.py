@@ -689,12 +689,12 @@ class StageTrainer:
             nz = p[p > 0]
             variance = float(net.config.recon_variance)
             return {
-                "val_nmse": sums[0] / sums[1] / variance,
+                "val_nmse": float(sums[0] / sums[1] / variance),
                 "val_usage": float((used > 0).mean()),
                 "val_perplexity": float(np.exp(-(nz * np.log(nz)).sum())),
                 "nmse_variance": variance,
             }
-        nats = sums[0] / sums[1]
+        nats = float(sums[0] / sums[1])
         return {"val_nats": nats, "val_bits_per_dim": nats / math.log(2)}
 
     # -- main loop ------------------------------------------------------------------------------------------
@@ -816,7 +816,7 @@ class StageTrainer:
         self.run.log({"step": self.step, "kind": "val", **metrics})
         key = "val_nmse" if self.stage == "vqvae" else "val_bits_per_dim"
         if self.best is None or metrics[key] < self.best:
-            self.best = metrics[key]
+            self.best = float(metrics[key])
             path = self.save("best.pt")
             if path is not None:
                 log.info("step %d: %s %.5f (best so far) -> %s", self.step, key, metrics[key], path)

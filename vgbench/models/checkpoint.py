@@ -79,7 +79,22 @@ def versions() -> dict:
     """Library versions recorded with every checkpoint and run."""
     from vgbench import __version__
 
-    return {"vgbench": __version__, "torch": torch.__version__, "python": platform.python_version()}
+    return {"vgbench": __version__, "torch": str(torch.__version__), "python": platform.python_version()}
+
+
+def plain(obj: Any) -> Any:
+    """Numpy scalars and arrays inside nested containers -> Python numbers and tensors (weights_only-loadable)."""
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {k: plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(plain(v) for v in obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(obj)
+    return obj
 
 
 def save(
@@ -104,14 +119,16 @@ def save(
         "card": card.name,
         "arch": card.arch,
         "config": config_dict(config),
-        "vqvae": vqvae,
+        "vqvae": plain(vqvae),
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "train_state": train_state,
-        "meta": {
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "versions": versions(),
-            **(meta or {}),
-        },
+        "train_state": plain(train_state),
+        "meta": plain(
+            {
+                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "versions": versions(),
+                **(meta or {}),
+            }
+        ),
     }
     path = Path(path)
     try:
