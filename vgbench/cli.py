@@ -567,8 +567,11 @@ def train_cmd(
         ckpt_every=ckpt_every,
         grad_checkpointing=grad_checkpointing,
     )
-    for r in results:
-        click.echo(f"{r.stage}: {r.card} trained to step {r.step} in {r.folder} (best: {r.best}, last: {r.last})")
+    from vgbench import dist
+
+    if dist.rank_and_size()[0] == 0:
+        for r in results:
+            click.echo(f"{r.stage}: {r.card} trained to step {r.step} in {r.folder} (best: {r.best}, last: {r.last})")
 
 
 @cli.command("sample")

@@ -50,3 +50,11 @@ def all_reduce_sum(arrays: list[np.ndarray]) -> list[np.ndarray]:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
         out.append(t.cpu().numpy())
     return out
+
+
+def barrier() -> None:
+    """Wait for every process (no-op when not distributed)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()

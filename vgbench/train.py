@@ -99,13 +99,23 @@ def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, dict[str, d
         section = parts.pop(0) if len(parts) > 1 else "config"
         if section not in ("config", "training") or len(parts) != 1 or not parts[0]:
             raise InputError(f"--set {pair!r}: KEY is [vqvae.|prior.](config|training).NAME, or a bare config NAME")
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
-            raise InputError(f"--set {pair!r}: the value is not a plain scalar or list ({exc})") from exc
+        value = _scalar(raw, pair)
         for st in stages:
             out[st][section][parts[0]] = value
     return out
+
+
+def _scalar(raw: str, pair: str):
+    """A --set value: int, then float (``1e-3`` too, which YAML 1.1 reads as a string), then YAML."""
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            pass
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise InputError(f"--set {pair!r}: the value is not a plain scalar or list ({exc})") from exc
 
 
 def resolve_training(card: cards.ModelCard, overrides: dict) -> cards.TrainingSpec:
@@ -365,9 +375,9 @@ class StopFlag:
 
 
 class Interrupted(VgbenchError):
-    """Training stopped on request after writing a checkpoint (the CLI exits with 130)."""
+    """Training stopped on request after writing a checkpoint (the CLI exits with 130, as for any interrupt)."""
 
-    exit_code = 130
+    from vgbench.workers import EXIT_INTERRUPTED as exit_code
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -421,7 +431,7 @@ class RunFolder:
         if not self.writer:
             return
         rows = self.records()
-        cols = sorted({k for r in rows for k in r}, key=lambda k: (k not in ("step", "kind"), k))
+        cols = ["step", "kind", *sorted({k for r in rows for k in r} - {"step", "kind"})]
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=cols)
         w.writeheader()
@@ -518,6 +528,7 @@ class StageTrainer:
         self.run = RunFolder(out, self.rank == 0)
         self.run_name = run_name or f"{card.name}@{out}"
         self.vqvae_ckpt = vqvae_ckpt
+        seed_everything(opts.seed, self.rank)  # initialisation depends on the seed alone
         self.model = self._build(overrides.get("config", {}))
         self.config_dict = ckpt_mod.config_dict(self._net().config)
         params = [p for p in self._net().parameters() if p.requires_grad]
@@ -701,7 +712,6 @@ class StageTrainer:
 
     def fit(self, resume: bool) -> StageResult:
         """Train to ``steps`` (resuming from the newest valid checkpoint when asked)."""
-        seed_everything(self.opts.seed, self.rank)
         if resume:
             ck = newest_valid_checkpoint(self.run)
             if ck is None:
@@ -747,7 +757,7 @@ class StageTrainer:
                                 "learning rate (--set training.lr=...) or resume from the last checkpoint"
                             )
                         self.scaler.scale(loss / self.opts.accum).backward()
-                    loss_sum += float(loss) / self.opts.accum
+                    loss_sum += float(loss.detach()) / self.opts.accum
                     for k, v in stats.items():
                         stats_sum[k] = stats_sum.get(k, 0.0) + float(v) / self.opts.accum
                     clips_done += len(batch["video"])
@@ -784,13 +794,13 @@ class StageTrainer:
                 if (self.opts.ckpt_every and self.step % self.opts.ckpt_every == 0) or last_step:
                     self.save()
         bar.close()
-        last = self.save() if interrupted else (self.run.step_checkpoints() or [None])[0]
-        if not interrupted and self.rank == 0 and last is not None:
-            final = self.run.ckpts / "final.pt"
-            ckpt_mod.export(last, final)
+        last = self.save() if interrupted else self.run.ckpts / f"step-{self.step:08d}.pt"
+        if not interrupted and self.rank == 0:
+            ckpt_mod.export(last, self.run.ckpts / "final.pt")
             if self.stage == "prior":
                 self.write_samples()
         self.run.write_csv()
+        dist.barrier()  # every rank sees the final files before going on
         metrics = {"elapsed_s": round(time.time() - t_start, 2), "steps_done": self.step - start}
         result = StageResult(
             self.stage,
@@ -898,7 +908,8 @@ def train(
         trainer = StageTrainer("vqvae", card, stage_data, out / "vqvae", opts, ov["vqvae"], run_name=run_name)
         res = trainer.fit(resume and (out / "vqvae" / "checkpoints").exists())
         results.append(res)
-        vq_ckpt = ckpt_mod.load(res.best or res.folder / "checkpoints" / "final.pt")
+        if stage == "all":
+            vq_ckpt = ckpt_mod.load(res.best or res.folder / "checkpoints" / "final.pt")
     if stage in ("prior", "all"):
         if prior_name is None:
             raise InputError("no prior card: pass --model gpt.NAME")
