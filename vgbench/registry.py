@@ -94,6 +94,10 @@ ARCHS: Registry = Registry("model architecture")
 ARCHS.register("i3d", "vgbench.models.i3d:from_card")
 ARCHS.register("c3d", "vgbench.models.c3d:from_card")
 
+# Checkpoint converters by format (a weight card's ``member_format``): path -> tensors, each beside its network.
+CONVERTERS: Registry = Registry("checkpoint converter")
+CONVERTERS.register("flax_pickle", "vgbench.models.i3d:convert_flax_checkpoint")
+
 # Structure checks of published weight files, by architecture: (role, arrays, where, config) -> None or raise.
 STRUCTURE_CHECKS: Registry = Registry("weight-file structure check")
 STRUCTURE_CHECKS.register("c3d", "vgbench.models.c3d:check_file")

@@ -12,8 +12,7 @@ import numpy as np
 
 from vgbench import cards, hub
 from vgbench.errors import DownloadError, MissingDependencyError, VgbenchError
-from vgbench.models.i3d import MIXED
-from vgbench.weights import TF_PREFIX
+from vgbench.models.i3d import MIXED, TF_PREFIX
 
 TFHUB_HANDLE = "https://tfhub.dev/deepmind/i3d-kinetics-400/1"
 
