@@ -82,7 +82,9 @@ def test_name_must_match_file(tmp_path):
 
 def test_did_you_mean():
     with pytest.raises(
-        UnknownNameError, match=r"Unknown metric 'fdv'. Did you mean 'fvd'.*Available: fvd, fvd-star, is, r-fvd"
+        # nmse and bits-per-dim joined in issue 9 (the leaderboard's columns need their cards)
+        UnknownNameError,
+        match=r"Unknown metric 'fdv'. Did you mean 'fvd'.*Available: bits-per-dim, fvd, fvd-star, is, nmse, r-fvd",
     ):
         cards.resolve_protocol("fdv")
     with pytest.raises(UnknownNameError, match=r"Unknown protocol of metric 'fvd' 'oficial'. Did you mean 'official'"):

@@ -74,7 +74,9 @@ def test_too_few_samples_is_refused_or_marked(mocked, tmp_path):
     s = tmp_path / "s.npy"
     np.save(s, random_videos(300, t=9, h=4, w=4))
     with pytest.raises(
-        ProtocolError, match=r"needs 2560 samples videos \(256 per trial x 10 trials\), got 300.*--allow-fewer"
+        # wording fixed in issue 9 (was "2560 samples videos")
+        ProtocolError,
+        match=r"needs 2560 sample videos \(--samples\): 256 per trial x 10 trials, got 300.*--allow-fewer",
     ):
         api.evaluate("fvd", s, s, protocol="videogpt_paper")
     r = api.evaluate("fvd", s, s, protocol="videogpt_paper", allow_fewer=True)

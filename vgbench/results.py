@@ -43,6 +43,9 @@ class Result:
     seed: int
     off_protocol: bool = False
     notes: list[str] = field(default_factory=list)
+    protocol_overrides: dict = field(default_factory=dict)  # --set key -> [protocol value, value used]
+    checkpoint: dict = field(default_factory=dict)  # the checkpoint read, for metrics that read one
+    label: str = ""  # how to name the value where the metric's name misleads (bits/dim per latent token)
     run: str = ""
     dataset: str = ""
     world_size: int = 1
@@ -57,33 +60,6 @@ class Result:
             from vgbench import __version__
 
             self.vgbench_version = __version__
-
-    @classmethod
-    def for_protocol(cls, card, tag: str, p, values: list[float], t0: float, **fields) -> Result:
-        """A result of metric ``card`` under protocol ``tag``: protocol fields from the card, mean and (population,
-        where the protocol says so) std of the per-trial ``values``, world size, versions, time since ``t0``."""
-        import time
-
-        import numpy as np
-        import torch
-
-        from vgbench import cards, dist
-
-        return cls(
-            metric=card.name,
-            protocol=tag,
-            protocol_hash=cards.protocol_hash(card.name, tag, p, card.card_version),
-            protocol_params=cards.protocol_dict(p),
-            card_version=card.card_version,
-            value=float(np.mean(values)),
-            std=float(np.std(values)) if p.std == "population" and len(values) > 1 else None,
-            trial_values=values,
-            higher_is_better=card.higher_is_better,
-            world_size=dist.rank_and_size()[1],
-            elapsed_s=round(time.time() - t0, 3),
-            torch_version=torch.__version__,
-            **fields,
-        )
 
     @property
     def key(self) -> str:

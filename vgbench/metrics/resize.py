@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from vgbench.errors import InputError
+
 GRIDS = ("tf_legacy", "torch_half_pixel")
 
 
@@ -35,11 +37,12 @@ def resize_tf_legacy(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         return x  # TF returns the input values unchanged when sizes match
     y0, y1, wy = legacy_coords(h, out_h, x.device)
     x0, x1, wx = legacy_coords(w, out_w, x.device)
-    rows0, rows1 = x.index_select(-2, y0), x.index_select(-2, y1)  # (..., out_h, W)
-    tl, tr = rows0.index_select(-1, x0), rows0.index_select(-1, x1)
-    bl, br = rows1.index_select(-1, x0), rows1.index_select(-1, x1)
-    top = tl + (tr - tl) * wx
-    bottom = bl + (br - bl) * wx
+    # Horizontal pass on the input rows first, then rows picked from it: the same float32 operations on the same
+    # operands as TF's top/bottom/out per output pixel (so the same bits), with the column gathers done on H input
+    # rows instead of out_h output rows. Advanced indexing, as index_select on the last dimension is slow on CPU.
+    left, right = x[..., x0], x[..., x1]  # (..., H, out_w)
+    across = left + (right - left) * wx
+    top, bottom = across.index_select(-2, y0), across.index_select(-2, y1)  # (..., out_h, out_w)
     return top + (bottom - top) * wy.unsqueeze(-1)
 
 
@@ -54,4 +57,4 @@ def resize_frames(frames: torch.Tensor, size: tuple[int, int], grid: str) -> tor
         return resize_tf_legacy(frames, size)
     if grid == "torch_half_pixel":
         return resize_torch_half_pixel(frames, size)
-    raise ValueError(f"unknown resize grid {grid!r}; allowed: {', '.join(GRIDS)}")
+    raise InputError(f"unknown resize grid {grid!r}; allowed: {', '.join(GRIDS)}")

@@ -247,13 +247,14 @@ def build_i3d(weights: dict[str, np.ndarray] | None = None, **config) -> I3D:
     return model.eval().requires_grad_(False)
 
 
-def from_card(card, weights: bool = True, root=None, **overrides) -> I3D:
-    """The model factory's builder: the card's config, the verified cached tensors when ``weights``."""
+def from_card(card, weights: bool | dict = True, root=None, **overrides) -> I3D:
+    """The model factory's builder: the card's config, and the verified cached tensors when ``weights`` is True
+    (a dict: these TF-named tensors; False: random initialisation)."""
     from vgbench import cards
     from vgbench import weights as weights_mod
 
     config = cards.build_config(I3DConfig, card, **overrides)
-    tensors = weights_mod.load(card.name, root) if weights else None
+    tensors = weights_mod.load(card.name, root) if weights is True else (weights or None)
     return build_i3d(tensors, **dataclasses.asdict(config))
 
 
