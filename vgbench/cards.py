@@ -340,6 +340,13 @@ def build_config(cls: type, card: Any, path: Path | str | None = None, **overrid
     return _build(cls, {**card.config, **overrides}, where, "config")
 
 
+def load_as(cls: type, path: Path | str, data: Any = None) -> Any:
+    """Validate a YAML file (or ``data`` already parsed from ``path``, e.g. TOML) as dataclass ``cls``: the same
+    strict checks as every card (an unknown key or a bad value names the file and the field)."""
+    path = Path(path)
+    return _build(cls, _read_yaml(path) if data is None else data, path)
+
+
 def _read_yaml(path: Path) -> Any:
     try:
         return yaml.safe_load(path.read_text())

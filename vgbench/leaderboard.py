@@ -11,8 +11,7 @@ import html
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import yaml
+from typing import Literal
 
 from vgbench import cards
 from vgbench.errors import CardError, UnknownNameError
@@ -30,7 +29,7 @@ class Column:
 
     metric: str
     header: str
-    direction: str  # 'down' (lower is better) or 'up'
+    direction: Literal["down", "up"]  # lower or higher is better (checked against the metric card)
     protocol: str  # metric.protocol the published numbers were made with
     show_direction: bool = True
 
@@ -38,6 +37,27 @@ class Column:
     def title(self) -> str:
         """Header text as the paper prints it."""
         return f"{self.header} ({ARROWS[self.direction]})" if self.show_direction else self.header
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One table of ``tables.yaml``: its layout and the protocol of each column."""
+
+    title: str
+    dataset: str
+    row_header: str
+    columns: tuple[Column, ...]
+    footnotes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TablesCard:
+    """``leaderboards/tables.yaml``: the paper's tables, validated like every card."""
+
+    card_version: int
+    name: str
+    paper: str
+    tables: dict[str, TableSpec]
 
 
 @dataclass
@@ -85,44 +105,44 @@ def leaderboard_dir() -> Path:
     raise CardError("leaderboards/tables.yaml", "<file>", "not found in any card root")
 
 
+def load_tables_card() -> TablesCard:
+    """``tables.yaml`` parsed by the card machinery; every column's protocol must resolve to a metric card whose
+    direction it states."""
+    path = leaderboard_dir() / "tables.yaml"
+    card = cards.load_as(TablesCard, path)
+    for number, spec in card.tables.items():
+        if not spec.columns:
+            raise CardError(path, f"tables.{number}.columns", "a table needs at least one column")
+        for i, col in enumerate(spec.columns):
+            where = f"tables.{number}.columns[{i}]"
+            try:
+                metric, _, _ = cards.resolve_protocol(col.protocol)
+            except UnknownNameError as exc:
+                raise CardError(path, f"{where}.protocol", f"resolves to no metric protocol ({exc})") from exc
+            if metric.name != col.metric:
+                raise CardError(path, f"{where}.metric", "differs from the protocol's metric", metric.name, col.metric)
+            if (col.direction == "up") != metric.higher_is_better:
+                want = "up" if metric.higher_is_better else "down"
+                raise CardError(
+                    path, f"{where}.direction", f"contradicts metric card {metric.name}", want, col.direction
+                )
+    return card
+
+
 def load_tables() -> dict[str, Table]:
     """All published tables, validated (columns, metrics, numeric values)."""
     folder = leaderboard_dir()
-    index_path = folder / "tables.yaml"
-    try:
-        index = yaml.safe_load(index_path.read_text())
-    except yaml.YAMLError as exc:
-        raise CardError(index_path, "<file>", f"not valid YAML ({exc})") from exc
     tables = {}
-    for number, spec in index["tables"].items():
-        allowed = {"title", "dataset", "row_header", "columns", "footnotes"}
-        unknown = set(spec) - allowed
-        if unknown:
-            raise CardError(index_path, f"tables.{number}.{sorted(unknown)[0]}", "unknown key", str(sorted(allowed)))
-        cols = []
-        for i, c in enumerate(spec["columns"]):
-            try:
-                col = Column(**c)
-            except TypeError as exc:
-                raise CardError(index_path, f"tables.{number}.columns[{i}]", str(exc)) from exc
-            if col.direction not in ARROWS:
-                raise CardError(
-                    index_path,
-                    f"tables.{number}.columns[{i}].direction",
-                    "value not allowed",
-                    "'down' or 'up'",
-                    col.direction,
-                )
-            cols.append(col)
-        rows = _read_rows(folder / f"table{number}.csv", {c.metric for c in cols})
-        tables[str(number)] = Table(
-            str(number),
-            " ".join(spec["title"].split()),
-            spec["dataset"],
-            spec["row_header"],
-            cols,
+    for number, spec in load_tables_card().tables.items():
+        rows = _read_rows(folder / f"table{number}.csv", {c.metric for c in spec.columns})
+        tables[number] = Table(
+            number,
+            " ".join(spec.title.split()),
+            spec.dataset,
+            spec.row_header,
+            list(spec.columns),
             rows,
-            list(spec.get("footnotes", [])),
+            list(spec.footnotes),
         )
     return tables
 
