@@ -85,10 +85,11 @@ def _match_inputs(card: cards.MetricCard, given: frozenset[str]) -> cards.InputS
     if completions:
         needs = [_flag_list(w, w.reads() - given) for w in completions]
         raise InputError(f"metric {card.name} needs {' or '.join(needs)}")
+    flags = [f"--{k}" for k in cards.INPUTS if k in given]
     ways = " | ".join(_flag_list(w, w.reads()) for w in card.inputs)
     raise InputError(
-        f"metric {card.name} does not take {' with '.join(f'--{k}' for k in cards.INPUTS if k in given)} together; "
-        f"it is called with {ways}"
+        f"metric {card.name} does not take {', '.join(flags[:-1])} and {flags[-1]} together; it is called with "
+        f"{ways}. Drop the one you do not mean."
     )
 
 

@@ -418,9 +418,10 @@ class FrechetVideoDistance:
         tensors: dict | None = None,
         extractor: Callable[[np.ndarray], np.ndarray] | None = None,
     ):
+        card, tag, _ = cards.resolve_protocol(protocol)
+        if card.fn != "frechet_video_distance":
+            raise InputError(f"{card.name}.{tag} is not an FVD-family metric (fvd, fvd-star, r-fvd)")
         request = build_request(protocol, samples="<stream>", reference="<stream>")
-        if request.card.fn != "frechet_video_distance":
-            raise InputError(f"{request.name} is not an FVD-family metric (fvd, fvd-star, r-fvd)")
         self.request, self.protocol, self.value_range = request, request.protocol, value_range
         self.extractor = extractor or build_extractor(request.card.extractor, self.protocol, backend, device, tensors)
         self.ranges: dict[bool, str] = {}  # the range each set's first batch resolved to
