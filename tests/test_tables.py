@@ -99,3 +99,35 @@ def test_plots(tmp_path):
     for n in plots.PLOTTED:
         out = plots.plot_table(leaderboard.with_results(leaderboard.get_table(n), RECORDS), tmp_path)
         assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+
+
+def test_tables_yaml_is_validated_like_a_card(tmp_path, monkeypatch):
+    import yaml
+
+    from vgbench.errors import CardError
+
+    src = leaderboard.leaderboard_dir()
+    good = yaml.safe_load((src / "tables.yaml").read_text())
+    monkeypatch.setattr(leaderboard, "leaderboard_dir", lambda: tmp_path)
+
+    def check(mutate, match):
+        data = yaml.safe_load(yaml.safe_dump(good))
+        mutate(data)
+        (tmp_path / "tables.yaml").write_text(yaml.safe_dump(data))
+        with pytest.raises(CardError, match=match):
+            leaderboard.load_tables()
+
+    check(
+        lambda d: d["tables"]["1"]["columns"][0].update(protocl="x"), r"field 'tables.1.columns\[0\].protocl': unknown"
+    )
+    check(lambda d: d["tables"]["1"].update(caption="x"), r"tables.yaml: field 'tables.1.caption': unknown key")
+    check(lambda d: d["tables"]["2"]["columns"][0].update(direction="left"), r"direction': value not allowed")
+    check(
+        lambda d: d["tables"]["3"]["columns"][0].update(protocol="nmse.videogtp"),
+        r"'tables.3.columns\[0\].protocol': resolves to no metric protocol .*Did you mean 'videogpt'",
+    )
+    check(
+        lambda d: d["tables"]["2"]["columns"][0].update(direction="down"),
+        r"'tables.2.columns\[0\].direction': contradicts metric card is; expected up, got 'down'",
+    )
+    check(lambda d: d["tables"]["1"]["columns"][0].update(metric="r-fvd"), r"differs from the protocol's metric")
