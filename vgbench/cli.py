@@ -62,6 +62,11 @@ def _settings(ctx, param, values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+def _input(name: str, text: str):
+    """An input option of ``eval`` (``--samples``, ``--reference``, ``--checkpoint``): a path or a dataset split."""
+    return click.option(f"--{name}", f"-{name[0]}", default=None, type=click.Path(path_type=Path), help=text)
+
+
 @cli.command("eval")
 @click.option(
     "--metric",
@@ -70,29 +75,20 @@ def _settings(ctx, param, values: tuple[str, ...]) -> dict[str, str]:
     help=f"Metric ({', '.join(cards.names('metrics'))}), optionally with its protocol: fvd.official, is.styleganv. "
     "See `vgbench list metrics`.",
 )
-@click.option(
-    "--samples",
-    "-s",
-    default=None,
-    type=click.Path(path_type=Path),
-    help="Generated videos: a folder of videos or frame folders, .npy/.npz (N,T,H,W,C), or .h5. Read by fvd, "
-    "fvd-star, r-fvd, is.",
+@_input(
+    "samples",
+    "Generated videos: a folder of videos or frame folders, .npy/.npz (N,T,H,W,C), or .h5. Read by fvd, fvd-star, "
+    "r-fvd, is.",
 )
-@click.option(
-    "--reference",
-    "-r",
-    default=None,
-    type=click.Path(path_type=Path),
-    help="Reference videos (same forms), a stats file written by --save-stats, or a prepared dataset split such as "
+@_input(
+    "reference",
+    "Reference videos (same forms), a stats file written by --save-stats, or a prepared dataset split such as "
     "bair:test. Read by the FVD family, nmse and bits-per-dim; not by is.",
 )
-@click.option(
-    "--checkpoint",
-    "-c",
-    default=None,
-    type=click.Path(path_type=Path),
-    help="A trained model checkpoint: nmse and bits-per-dim read it; fvd, r-fvd and fvd-star can make their "
-    "samples or reconstructions from it (see each metric's card).",
+@_input(
+    "checkpoint",
+    "A trained model checkpoint: nmse and bits-per-dim read it; fvd, r-fvd and fvd-star can make their samples or "
+    "reconstructions from it (see each metric's card).",
 )
 @click.option(
     "--protocol", "-p", default=None, help="Protocol tag (default: the metric's default). See `vgbench list protocols`."
