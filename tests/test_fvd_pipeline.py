@@ -40,7 +40,7 @@ def test_identical_sets_give_zero_and_record_provenance(mocked, tmp_path):
     with pytest.warns(UserWarning, match="singular"):
         r = api.evaluate("fvd", path, path, store=store, run="unit")
     assert abs(r.value) < 1e-6
-    rec = results.read(store)[0]
+    rec = results.read_records(store)[0]
     assert rec["metric"] == "fvd" and rec["protocol"] == "official" and rec["run"] == "unit"
     assert rec["n_samples"] == rec["n_reference"] == 40
     assert rec["protocol_params"]["resize"] == "tf_legacy" and len(rec["protocol_hash"]) == 16

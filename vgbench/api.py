@@ -73,7 +73,7 @@ def check(
     from vgbench import check as check_mod
     from vgbench.hub import atomic_write_bytes
 
-    outcomes = check_mod.run_checks(expected, results_mod.read(results or results_mod.default_store()))
+    outcomes = check_mod.run_checks(expected, results_mod.read_records(results or results_mod.default_store()))
     if junit:
         atomic_write_bytes(junit, check_mod.to_junit(outcomes).encode())
     if json_out:

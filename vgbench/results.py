@@ -1,4 +1,8 @@
-"""Result records: one JSON object per evaluation, printed and appended to a JSONL store."""
+"""Result records: one JSON object per evaluation, printed and appended to a JSONL store.
+
+``read`` gives a store as a pandas DataFrame (one row per record, protocol parameters flattened into
+``protocol_params.<name>`` columns); ``read_records`` gives the plain dicts.
+"""
 
 from __future__ import annotations
 
@@ -76,8 +80,8 @@ def append(result: Result, store: str | os.PathLike) -> None:
     hub.append_line(store, result.to_json())
 
 
-def read(store: str | os.PathLike) -> list[dict]:
-    """All records of a JSONL store; a malformed line is an error naming the line."""
+def read_records(store: str | os.PathLike) -> list[dict]:
+    """All records of a JSONL store as dicts; a malformed line is an error naming the line."""
     from vgbench.errors import VgbenchError
 
     out = []
@@ -91,3 +95,16 @@ def read(store: str | os.PathLike) -> list[dict]:
             except json.JSONDecodeError as exc:
                 raise VgbenchError(f"{path}:{i}: not a JSON record ({exc})") from exc
     return out
+
+
+def to_frame(records: list[dict]):
+    """Records as a pandas DataFrame: one row per record, nested fields flattened with dots
+    (``protocol_params.resize``, ``samples.path``, ``extractor.name``); lists such as ``trial_values`` stay lists."""
+    import pandas as pd
+
+    return pd.json_normalize(records, sep=".") if records else pd.DataFrame()
+
+
+def read(store: str | os.PathLike):
+    """A results store as a pandas DataFrame (see :func:`to_frame`), for analysis in notebooks and for tables."""
+    return to_frame(read_records(store))
