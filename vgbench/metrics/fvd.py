@@ -112,8 +112,9 @@ def preprocess(x: torch.Tensor, p: FVDProtocol) -> torch.Tensor:
         top, left = (nh - s) // 2, (nw - s) // 2
         frames = frames[:, :, top : top + s, left : left + s]
     if p.scale == "minus_one_one":
-        frames = frames * 2.0 / 255.0 - 1.0  # TF: 2. * x / 255. - 1, same order of operations
-    return frames.reshape(b, t, c, s, s).permute(0, 2, 1, 3, 4).contiguous()
+        frames = frames.mul(2.0).div_(255.0).sub_(1.0)  # TF: 2. * x / 255. - 1, same order of operations
+    # (BT, C, S, S) channels-last -> (B, C, T, S, S) channels-last-3d: I3D's memory format, a view when possible
+    return frames.reshape(b, t, c, s, s).permute(0, 2, 1, 3, 4).contiguous(memory_format=torch.channels_last_3d)
 
 
 # ----------------------------------------------------------------------------------------------------------
