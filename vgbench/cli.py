@@ -6,6 +6,7 @@ Results go to stdout (one JSON line), logs and progress to stderr. Every option 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
