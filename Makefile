@@ -35,6 +35,7 @@ bench: $(STAMP)  ## performance figures (benchmarks/README.md)
 	$(PY) benchmarks/bench_fvd_memory.py
 	$(PY) benchmarks/bench_c3d.py
 	$(PY) benchmarks/bench_datasets.py
+	$(PY) benchmarks/bench_e2e.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check vgbench tests benchmarks

@@ -82,7 +82,9 @@ def test_name_must_match_file(tmp_path):
 
 def test_did_you_mean():
     with pytest.raises(
-        UnknownNameError, match=r"Unknown metric 'fdv'. Did you mean 'fvd'.*Available: fvd, fvd-star, is, r-fvd"
+        # nmse and bits-per-dim joined in issue 9 (the leaderboard's columns need their cards)
+        UnknownNameError,
+        match=r"Unknown metric 'fdv'. Did you mean 'fvd'.*Available: bits-per-dim, fvd, fvd-star, is, nmse, r-fvd",
     ):
         cards.resolve_protocol("fdv")
     with pytest.raises(UnknownNameError, match=r"Unknown protocol of metric 'fvd' 'oficial'. Did you mean 'official'"):
@@ -169,3 +171,117 @@ def test_model_config_is_checked_against_the_arch_dataclass():
         cards.build_config(I3DConfig, card, bn_epz=1.0)
     with pytest.raises(CardError, match=r"'config.num_classes': wrong type; expected an integer, got 'many'"):
         cards.build_config(I3DConfig, card, num_classes="many")
+
+
+# Every protocol hash as computed at commit 2617a6c (before protocols became per-metric dataclasses in issue 9):
+# records made earlier must keep matching their protocol.
+HASHES_BEFORE_ISSUE_9 = {
+    "fvd.official": "b566bd5828fecbe1",
+    "fvd.videogpt_paper": "46799809a59c45da",
+    "fvd.videogpt_repo": "0a8df0c1f5d9467d",
+    "fvd.stylegan_v_2048_16f": "bfa7d59048bb89a4",
+    "fvd-star.official": "1df468a603d18174",
+    "fvd-star.videogpt_paper": "5e10e29e89eab22a",
+    "fvd-star.videogpt_repo": "cda72de90b6f19fc",
+    "fvd-star.stylegan_v_2048_16f": "213a0d632eb048e0",
+    "is.tganv2": "4728702b3eba3459",
+    "is.styleganv": "66285643a48530ed",
+    "r-fvd.official": "9eea974b2967f740",
+    "r-fvd.videogpt_paper": "4ee58b1786a66174",
+    "r-fvd.videogpt_repo": "8d8e5cf2bcef7fe2",
+    "r-fvd.stylegan_v_2048_16f": "c70141cd24385f15",
+}
+
+
+@pytest.mark.parametrize("key", sorted(HASHES_BEFORE_ISSUE_9))
+def test_protocol_hashes_are_unchanged(key):
+    card, tag, p = cards.resolve_protocol(key)
+    assert cards.protocol_hash(card.name, tag, p, card.card_version) == HASHES_BEFORE_ISSUE_9[key]
+
+
+def test_is_protocols_carry_no_fvd_fields():
+    from vgbench.metrics.protocols import FVDProtocol, ISProtocol
+
+    _, _, p = cards.resolve_protocol("is.tganv2")
+    assert isinstance(p, ISProtocol) and not isinstance(p, FVDProtocol)
+    params = cards.protocol_dict(p)
+    assert not {"bn_eps", "fd_sqrtm", "fd_dtype", "result_dtype", "num_reference"} & set(params)
+    assert params["splits"] == 1 and params["eps"] == 1e-20  # metrics/is.yaml
+
+
+def _all_cards():
+    return [(kind, name) for kind in cards.KINDS for name in cards.names(kind)]
+
+
+@pytest.mark.parametrize("kind,name", _all_cards())
+def test_every_card_target_resolves(kind, name):
+    """arch, fn and prepare name importable code; extractors, converters and structure checks exist."""
+    from vgbench.registry import ARCHS, CONVERTERS, DATASET_PREPARERS, METRIC_FNS, PROTOCOL_TYPES, STRUCTURE_CHECKS
+
+    card = cards.get(kind, name)
+    if kind == "models":
+        assert callable(ARCHS.get(card.arch))
+        w = card.weights
+        if w is not None and w.source is not None:
+            assert callable(CONVERTERS.get(w.source.member_format))
+        if w is not None and w.url:
+            assert callable(STRUCTURE_CHECKS.get(card.arch))
+    elif kind == "metrics":
+        assert callable(METRIC_FNS.get(card.fn))
+        protocol_type = PROTOCOL_TYPES.get(card.fn)
+        assert all(type(p) is protocol_type for p in cards.metric_protocols(card).values())
+        if card.protocols_from:
+            assert cards.metric(card.protocols_from).fn == card.fn  # shared protocols are read by the same engine
+        if card.extractor:
+            assert cards.model(card.extractor).weights is not None
+    else:
+        assert callable(DATASET_PREPARERS.get(card.prepare))
+
+
+def test_every_leaderboard_column_resolves_to_a_metric_card():
+    from vgbench import leaderboard
+
+    columns = [c for spec in leaderboard.load_tables_card().tables.values() for c in spec.columns]
+    assert len(columns) == 15  # tables.yaml: 1 + 1 + 2 + 2 + 3 + 3 + 3 columns (Tables 1-7)
+    for col in columns:
+        card, tag, _ = cards.resolve_protocol(col.protocol)
+        assert (card.name, card.higher_is_better) == (col.metric, col.direction == "up")
+    assert {c.protocol for c in columns} >= {"nmse.videogpt", "bits-per-dim.videogpt"}
+
+
+def test_nmse_and_bits_per_dim_cards_state_their_choices():
+    _, _, p = cards.resolve_protocol("nmse.videogpt")
+    assert p.variance == 0.06 and p.clamp is False and p.split == "test"  # metrics.md §10: VideoGPT's constant
+    _, _, m = cards.resolve_protocol("nmse.measured")
+    assert m.variance == "measured" and m.variance_split == "train"
+    card, _, b = cards.resolve_protocol("bits-per-dim")
+    assert card.label == "bits/dim (per latent token)" and b.unit == "latent_token"  # metrics.md §11
+    assert [sorted(w.reads()) for w in card.inputs] == [["checkpoint", "reference"]]
+
+
+def test_rules_apply_only_to_the_metric_they_belong_to(tmp_path):
+    nmse = yaml.safe_load(next(r / "metrics" / "nmse.yaml" for r in cards.card_roots()).read_text())
+    nmse["name"] = "nmsex"
+    nmse["protocols"]["videogpt"]["frames"] = 4  # fine for NMSE: the 9-frame minimum is I3D's
+    assert cards.load_card_file(_write(tmp_path, nmse, name="nmsex"), "metrics").protocols["videogpt"].frames == 4
+    nmse["protocols"]["videogpt"]["bn_eps"] = 1e-5  # an FVD parameter is not an NMSE parameter
+    with pytest.raises(CardError, match=r"nmsex.yaml: field 'protocols.videogpt.bn_eps': unknown key"):
+        cards.load_card_file(_write(tmp_path, nmse, name="nmsex"), "metrics")
+    nmse["protocols"]["videogpt"].pop("bn_eps")
+    nmse["protocols"]["videogpt"]["variance"] = 0.0
+    with pytest.raises(CardError, match=r"'protocols.videogpt.variance': must be positive"):
+        cards.load_card_file(_write(tmp_path, nmse, name="nmsex"), "metrics")
+
+
+def test_input_sets_are_checked(tmp_path):
+    data = _fvd_data()
+    data["name"] = "fvdx"
+    data["inputs"] = [{"samples": "videos", "reference": "real", "derive": {"samples": "samples"}}]
+    with pytest.raises(CardError, match=r"'inputs\[0\].derive': derived sets are made from --checkpoint"):
+        cards.load_card_file(_write(tmp_path, data), "metrics")
+    data["inputs"] = [{"samples": "videos", "reference": "real"}, {"reference": "real", "samples": "others"}]
+    with pytest.raises(CardError, match=r"'inputs\[1\]': repeats an earlier input set"):
+        cards.load_card_file(_write(tmp_path, data), "metrics")
+    data["inputs"] = [{"samples": "videos", "weights": "x"}]
+    with pytest.raises(CardError, match=r"'inputs\[0\].weights': unknown key"):
+        cards.load_card_file(_write(tmp_path, data), "metrics")

@@ -96,3 +96,24 @@ def test_toml_and_bad_files(tmp_path):
     (tmp_path / "bad3.yaml").write_text("checks: []\n")
     with pytest.raises(CardError, match="non-empty list of checks"):
         load_expected(tmp_path / "bad3.yaml")
+
+
+def test_check_files_are_validated_like_cards(tmp_path):
+    (tmp_path / "typo.yaml").write_text(
+        "checks:\n  - {metric: fvd, protocol: official, expected: 1, tolerence: {abs: 1}}\n"
+    )
+    with pytest.raises(CardError, match=r"typo.yaml: field 'checks\[0\].tolerence': unknown key"):
+        load_expected(tmp_path / "typo.yaml")
+    (tmp_path / "mode.yaml").write_text(
+        "checks:\n  - {metric: fvd, protocol: official, expected: 1, tolerance: {abs: 1}, mode: better}\n"
+    )
+    with pytest.raises(CardError, match=r"'checks\[0\].mode': value not allowed; expected one of 'no_worse', 'within'"):
+        load_expected(tmp_path / "mode.yaml")
+    (tmp_path / "num.yaml").write_text(
+        "checks:\n  - {metric: fvd, protocol: official, expected: high, tolerance: {abs: 1}}\n"
+    )
+    with pytest.raises(CardError, match=r"'checks\[0\].expected': wrong type; expected a number, got 'high'"):
+        load_expected(tmp_path / "num.yaml")
+    (tmp_path / "bad.toml").write_text("[[checks]\n")
+    with pytest.raises(CardError, match=r"bad.toml: field '<file>': not valid TOML"):
+        load_expected(tmp_path / "bad.toml")

@@ -67,3 +67,24 @@ def test_help_is_fast_and_does_not_import_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("False")
+
+
+@pytest.mark.parametrize(
+    "cmd", [["weights", "fetch"], ["weights", "import"], ["weights", "list"], ["weights", "verify"]]
+)
+def test_weights_commands_have_examples(cmd):
+    out = run(cmd + ["--help"]).output
+    assert "Examples:" in out and f"vgbench {' '.join(cmd)}" in out
+
+
+def test_eval_help_names_every_metric_and_the_new_options():
+    out = " ".join(run(["eval", "--help"]).output.split())
+    for name in ("fvd", "fvd-star", "r-fvd", "is", "nmse", "bits-per-dim"):
+        assert f"{name}," in out or f"{name})" in out, name
+    assert "--checkpoint" in out and "--set KEY=VALUE" in out and "marked off-protocol" in out
+
+
+def test_eval_needs_something_to_score(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["eval", "--metric", "nmse", "--reference", "bair:test"])
+    assert exc.value.code == 2 and "give --samples (the videos to score) or --checkpoint" in capsys.readouterr().err

@@ -122,7 +122,7 @@ def test_bair_windows_train_random_and_eval_fixed(shared_dir, data_root):
 
 @pytest.mark.slow  # real I3D on CPU: about a minute on the shared machine
 def test_fvd_reference_from_a_prepared_split(shared_dir, data_root, tmp_path, i3d_tensors):
-    from vgbench.metrics import fvd
+    from vgbench import api
 
     digits = moving_mnist.read_idx(shared_dir / "data/mnist/t10k-images-idx3-ubyte.gz")
     gen = moving_mnist.MovingMNIST(digits, length=20, seed=0)
@@ -130,15 +130,15 @@ def test_fvd_reference_from_a_prepared_split(shared_dir, data_root, tmp_path, i3
     datasets.prepare("moving_mnist", src=tmp_path / "seq.npy")
     ref = datasets.open_split("moving_mnist:test")
     np.save(tmp_path / "same.npy", np.stack([ref[i]["video"].numpy() for i in range(len(ref))]))
-    r = fvd.evaluate_fvd("fvd", tmp_path / "same.npy", "moving_mnist:test", tensors=i3d_tensors, device="cpu")
+    r = api.evaluate("fvd", tmp_path / "same.npy", "moving_mnist:test", tensors=i3d_tensors, device="cpu")
     # identical clips on both sides: FD 0 up to rounding (measured 1.1e-13)
     assert r.value == pytest.approx(0.0, abs=1e-6) and r.n_reference == 4 == r.n_samples
     assert r.reference["dataset"] == "moving_mnist:test" and r.reference["windows"] == "fixed"
     with pytest.raises(InputError, match="no split 'val2'"):
-        fvd.evaluate_fvd("fvd", tmp_path / "same.npy", "moving_mnist:val2", tensors=i3d_tensors, device="cpu")
+        api.evaluate("fvd", tmp_path / "same.npy", "moving_mnist:val2", tensors=i3d_tensors, device="cpu")
     datasets.prepare("bair", src=shared_dir / "data/bair")
     with pytest.raises(InputError, match="at least 2 videos per set"):  # the sample holds one test video
-        fvd.evaluate_fvd("fvd", tmp_path / "same.npy", "bair:test", tensors=i3d_tensors, device="cpu")
+        api.evaluate("fvd", tmp_path / "same.npy", "bair:test", tensors=i3d_tensors, device="cpu")
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -99,3 +99,14 @@ def test_offline_mode_never_touches_the_network(server, tmp_path, monkeypatch):
     with pytest.raises(OfflineError, match="VGBENCH_OFFLINE"):
         _get(server, tmp_path / "data.bin", sha256=SHA)
     assert server.log == []
+
+
+def test_an_html_page_instead_of_the_file_is_refused_and_never_pinned(tmp_path):
+    # what a file host sends for a quota or consent page: status 200, an HTML body where the file should be
+    page = b"\n<!DOCTYPE html><html><head><title>Quota exceeded</title></head><body>Too many users</body></html>"
+    with FileServer({"/weights.npz": page}) as s:
+        dest = tmp_path / "weights.npz"
+        with pytest.raises(DownloadError, match=r"answered with an HTML page instead of the file.*nothing was kept"):
+            download.download(f"{s.url}/weights.npz", dest, retries=0, progress=False)
+    assert download.read_lock(tmp_path) == {}  # no pin recorded for the page
+    assert not dest.exists() and not dest.with_name("weights.npz.part").exists()

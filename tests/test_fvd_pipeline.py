@@ -40,7 +40,7 @@ def test_identical_sets_give_zero_and_record_provenance(mocked, tmp_path):
     with pytest.warns(UserWarning, match="singular"):
         r = api.evaluate("fvd", path, path, store=store, run="unit")
     assert abs(r.value) < 1e-6
-    rec = results.read(store)[0]
+    rec = results.read_records(store)[0]
     assert rec["metric"] == "fvd" and rec["protocol"] == "official" and rec["run"] == "unit"
     assert rec["n_samples"] == rec["n_reference"] == 40
     assert rec["protocol_params"]["resize"] == "tf_legacy" and len(rec["protocol_hash"]) == 16
@@ -74,7 +74,9 @@ def test_too_few_samples_is_refused_or_marked(mocked, tmp_path):
     s = tmp_path / "s.npy"
     np.save(s, random_videos(300, t=9, h=4, w=4))
     with pytest.raises(
-        ProtocolError, match=r"needs 2560 samples videos \(256 per trial x 10 trials\), got 300.*--allow-fewer"
+        # wording fixed in issue 9 (was "2560 samples videos")
+        ProtocolError,
+        match=r"needs 2560 sample videos \(--samples\): 256 per trial x 10 trials, got 300.*--allow-fewer",
     ):
         api.evaluate("fvd", s, s, protocol="videogpt_paper")
     r = api.evaluate("fvd", s, s, protocol="videogpt_paper", allow_fewer=True)

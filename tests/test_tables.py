@@ -80,7 +80,11 @@ def test_no_results_footer_and_best_marks():
     md = leaderboard.render_tables("1", "md", [])
     assert "| Video Transformer | **94 ± 2** |" in md
     assert "No measured rows. Add one with `vgbench eval --dataset bair --run NAME" in md
-    assert "<b>32.97 ± 1.7</b>" in leaderboard.render_tables("2", "html", [])
+    html = leaderboard.render_tables("2", "html", [])
+    # since issue 9 pandas' Styler writes the HTML and marks the best value with CSS (was <b>...</b>)
+    cell = re.search(r'<td id="(T_table-2_row\d+_col1)"[^>]*>32.97 ± 1.7</td>', html)
+    assert cell and re.search(rf"#{cell.group(1)} {{\s*font-weight: bold;\s*}}", html)
+    assert len(re.findall("font-weight: bold", html)) == 1
     csv_text = leaderboard.render_tables("3", "csv", [])
     assert csv_text.splitlines()[2] == "With Attention,0.0033,,14.9,,published,NMSE;R-FVD"
 
@@ -99,3 +103,59 @@ def test_plots(tmp_path):
     for n in plots.PLOTTED:
         out = plots.plot_table(leaderboard.with_results(leaderboard.get_table(n), RECORDS), tmp_path)
         assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+
+
+def test_tables_yaml_is_validated_like_a_card(tmp_path, monkeypatch):
+    import yaml
+
+    from vgbench.errors import CardError
+
+    src = leaderboard.leaderboard_dir()
+    good = yaml.safe_load((src / "tables.yaml").read_text())
+    monkeypatch.setattr(leaderboard, "leaderboard_dir", lambda: tmp_path)
+
+    def check(mutate, match):
+        data = yaml.safe_load(yaml.safe_dump(good))
+        mutate(data)
+        (tmp_path / "tables.yaml").write_text(yaml.safe_dump(data))
+        with pytest.raises(CardError, match=match):
+            leaderboard.load_tables()
+
+    check(
+        lambda d: d["tables"]["1"]["columns"][0].update(protocl="x"), r"field 'tables.1.columns\[0\].protocl': unknown"
+    )
+    check(lambda d: d["tables"]["1"].update(caption="x"), r"tables.yaml: field 'tables.1.caption': unknown key")
+    check(lambda d: d["tables"]["2"]["columns"][0].update(direction="left"), r"direction': value not allowed")
+    check(
+        lambda d: d["tables"]["3"]["columns"][0].update(protocol="nmse.videogtp"),
+        r"'tables.3.columns\[0\].protocol': resolves to no metric protocol .*Did you mean 'videogpt'",
+    )
+    check(
+        lambda d: d["tables"]["2"]["columns"][0].update(direction="down"),
+        r"'tables.2.columns\[0\].direction': contradicts metric card is; expected up, got 'down'",
+    )
+    check(lambda d: d["tables"]["1"]["columns"][0].update(metric="r-fvd"), r"differs from the protocol's metric")
+
+
+def test_results_read_as_a_dataframe(tmp_path):
+    from vgbench import results
+
+    store = tmp_path / "r.jsonl"
+    store.write_text((GOLDEN / "results.jsonl").read_text())
+    frame = results.read(store)
+    assert frame.shape[0] == 4 and list(frame["run"]) == [r["run"] for r in RECORDS]  # one row per record
+    assert results.read(tmp_path / "none.jsonl").empty
+    nested = dict(RECORDS[0], protocol_params={"resize": "torch_half_pixel", "trials": 10}, trial_values=[1.0, 2.0])
+    flat = results.to_frame([nested])
+    assert flat.loc[0, "protocol_params.resize"] == "torch_half_pixel" and flat.loc[0, "protocol_params.trials"] == 10
+    assert flat.loc[0, "trial_values"] == [1.0, 2.0]
+    # tables accept the frame as they accept the records
+    assert leaderboard.render_tables("5", "md", frame) == leaderboard.render_tables("5", "md", RECORDS)
+
+
+def test_csv_is_written_by_pandas_with_the_best_columns():
+    text = leaderboard.render_tables("5", "csv", RECORDS)
+    lines = text.splitlines()
+    assert lines[0] == "Latent Size,R-FVD (↓),R-FVD ±,FVD (↓),FVD ±,FVD* (↓),FVD* ±,kind,best"
+    assert lines[-1] == '"VideoGPT — vgbench, official-protocol",,,99.5†,,,,measured,'
+    assert lines[-2] == '"VideoGPT — vgbench, paper-protocol",13.8,,101.2,1.9,95.5,1.2,measured,FVD'

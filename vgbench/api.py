@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from vgbench import cards, dist
+from vgbench import dist
 from vgbench import results as results_mod
 from vgbench.registry import METRIC_FNS, bind_options
 from vgbench.results import Result
@@ -15,29 +15,30 @@ log = logging.getLogger(__name__)
 
 def evaluate(
     metric: str,
-    samples,
-    reference,
+    samples=None,
+    reference=None,
     protocol: str | None = None,
     store: bool | str | Path | None = None,
     dataset: str = "",
-    **kwargs,
+    checkpoint=None,
+    overrides: dict[str, str] | None = None,
+    **options,
 ) -> Result | None:
-    """Evaluate ``metric`` (``fvd``, ``fvd.official``, ``fvd-star``, ...) and optionally append to a store.
+    """Evaluate ``metric`` (``fvd``, ``fvd.official``, ``is``, ``nmse``, ...) and optionally append to a store.
 
-    ``store``: True for the default results store, a path for another, None/False for none. Options set to None
-    count as not given; one the metric does not take is an error. Under torchrun
-    only rank 0 returns the result (the others return None).
+    The metric card says which of ``samples``, ``reference`` and ``checkpoint`` it reads; a missing one is named,
+    one it does not read is refused. ``overrides`` (``--set key=value``) change protocol parameters and mark the
+    result off-protocol. ``store``: True for the default results store, a path for another, None/False for none.
+    ``options`` go to the metric's engine: None counts as not given, one the engine does not take is an error.
+    Under torchrun only rank 0 returns the result (the others return None).
     """
-    from vgbench.errors import InputError
+    from vgbench.metrics.contract import build_request
 
-    card, tag, _ = cards.resolve_protocol(metric, protocol)
-    if card.reference_role and reference is None:
-        raise InputError(f"metric {card.name} needs --reference ({card.reference_role})")
-    fn = METRIC_FNS.get(card.fn)
-    result = fn(card.name, samples, reference, protocol=tag, **bind_options(fn, kwargs, f"metric {card.name}"))
+    request = build_request(metric, protocol, samples, reference, checkpoint, overrides, dataset)
+    fn = METRIC_FNS.get(request.card.fn)
+    result = fn(request, **bind_options(fn, options, f"metric {request.card.name}"))
     if dist.rank_and_size()[0] != 0:
         return None
-    result.dataset = dataset
     if store:
         path = results_mod.default_store() if store is True else Path(store)
         results_mod.append(result, path)
@@ -72,7 +73,7 @@ def check(
     from vgbench import check as check_mod
     from vgbench.hub import atomic_write_bytes
 
-    outcomes = check_mod.run_checks(expected, results_mod.read(results or results_mod.default_store()))
+    outcomes = check_mod.run_checks(expected, results_mod.read_records(results or results_mod.default_store()))
     if junit:
         atomic_write_bytes(junit, check_mod.to_junit(outcomes).encode())
     if json_out:

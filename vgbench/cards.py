@@ -22,6 +22,7 @@ from typing import Any, Literal
 import yaml
 
 from vgbench.errors import CardError, UnknownNameError
+from vgbench.metrics.protocols import Protocol
 from vgbench.registry import did_you_mean
 
 KINDS = ("models", "metrics", "datasets")
@@ -128,39 +129,23 @@ class ModelCard:
 
 
 @dataclass(frozen=True)
-class Protocol:
-    """Every parameter that changes a metric's number; hashed into each result."""
+class InputSet:
+    """One way to call a metric: each input it reads with its role (empty: not read), and the sets the checkpoint
+    makes. ``derive`` maps a compared set (``samples`` or ``reference``) to what the checkpoint turns the
+    ``--reference`` clips into for it: ``samples`` (drawn per trial, conditioned as the protocol says) or
+    ``reconstructions`` (encoded and decoded)."""
 
-    description: str
-    # Preprocessing
-    resize: Literal["tf_legacy", "torch_half_pixel", "chainer", "none"]
-    scale: Literal["minus_one_one", "none"]
-    quantize: Literal["none", "truncate", "round"]  # float samples -> uint8 levels before the network
-    size: int = 224
-    resize_mode: Literal["direct", "short_side_center_crop"] = "direct"
-    frames: int | None = None  # clip length taken from the start of each video; None keeps all frames
-    # Network
-    bn_eps: float = 1e-3
-    batch_size: int = 16
-    exact: bool = True  # parity protocol: TF32 / reduced precision disabled
-    # Distance
-    fd_sqrtm: Literal["svd", "scipy"] = "svd"
-    fd_dtype: Literal["float64", "float32"] = "float64"
-    result_dtype: Literal["float32", "float64"] = "float32"
-    # Counts
-    num_samples: int | None = None  # per trial; None = all given
-    num_reference: int | None = None  # per trial; None = all given
-    trials: int = 1
-    std: Literal["population", "none"] = "none"
-    seed: int = 0
-    conditioning_frames: int | None = None
-    real_split: str | None = None
-    # Inception Score (added in card_version 1 after release: these enter the protocol hash only when set)
-    splits: int | None = None  # IS per split of each trial's samples (tgan2: i*n//splits boundaries)
-    eps: float | None = None  # added to every probability before the KL (tgan2: 1e-20)
-    shuffle_seed: int | None = None  # RandomState seed shuffling the probabilities before splitting
-    sources: tuple[str, ...] = ()
-    notes: str = ""
+    samples: str = ""
+    reference: str = ""
+    checkpoint: str = ""
+    derive: dict[str, Literal["samples", "reconstructions"]] = field(default_factory=dict)
+
+    def reads(self) -> frozenset[str]:
+        """The inputs this way of calling takes."""
+        return frozenset(k for k in INPUTS if getattr(self, k))
+
+
+INPUTS = ("samples", "reference", "checkpoint")  # every input a metric can read (each a CLI option)
 
 
 @dataclass(frozen=True)
@@ -172,11 +157,11 @@ class MetricCard:
     description: str
     fn: str
     higher_is_better: bool
-    extractor: str
     default_protocol: str
-    samples_role: str  # what --samples holds
-    reference_role: str  # what --reference holds
-    protocols: dict[str, Protocol] = field(default_factory=dict)
+    inputs: tuple[InputSet, ...]  # the ways to call it: which of --samples, --reference, --checkpoint it reads
+    extractor: str = ""  # the feature network's model card (FVD: I3D, IS: C3D); none for NMSE, bits/dim
+    label: str = ""  # how outputs name the value where the metric's name alone would mislead
+    protocols: dict[str, Any] = field(default_factory=dict)  # tag -> the engine's protocol dataclass
     protocols_from: str | None = None  # share another metric's protocols (FVD*, R-FVD)
     aliases: dict[str, str] = field(default_factory=dict)  # other accepted protocol names -> tag
 
@@ -300,16 +285,9 @@ def _check_semantics(card: Any, path: Path) -> None:
                     path, f"aliases.{alias}", "names no protocol of the card", str(sorted(card.protocols)), tag
                 )
         for tag, p in card.protocols.items():
-            if p.splits is not None and p.splits < 1:
-                raise CardError(path, f"protocols.{tag}.splits", "must be at least 1", got=p.splits)
-            if p.trials < 1:
-                raise CardError(path, f"protocols.{tag}.trials", "must be at least 1", got=p.trials)
-            if p.trials > 1 and p.std == "none":
-                raise CardError(
-                    path, f"protocols.{tag}.std", "several trials need a std convention", "'population'", p.std
-                )
-            if p.frames is not None and p.frames < 9:
-                raise CardError(path, f"protocols.{tag}.frames", "I3D needs at least 9 frames", ">= 9", p.frames)
+            for fname, problem, expected, got in p.problems():
+                raise CardError(path, f"protocols.{tag}.{fname}", problem, expected, got)
+        _check_inputs(card, path)
     if isinstance(card, ModelCard) and card.weights is None and card.training is None:
         raise CardError(path, "weights", "a model card needs weights (feature networks) or training (trainable models)")
     if isinstance(card, ModelCard) and card.weights is not None:
@@ -324,11 +302,49 @@ def _check_semantics(card: Any, path: Path) -> None:
             raise CardError(path, "weights.content_sha256", "converted weights need a pinned content hash")
 
 
+def _check_inputs(card: MetricCard, path: Path) -> None:
+    if not card.inputs:
+        raise CardError(path, "inputs", "a metric needs at least one way to be called", "a list of input sets")
+    seen = set()
+    for i, ways in enumerate(card.inputs):
+        where = f"inputs[{i}]"
+        if not ways.reads():
+            raise CardError(path, where, "reads nothing", f"a role for some of {list(INPUTS)}")
+        if ways.reads() in seen:
+            raise CardError(path, where, "repeats an earlier input set", got=sorted(ways.reads()))
+        seen.add(ways.reads())
+        for slot in ways.derive:
+            if slot not in ("samples", "reference"):
+                raise CardError(path, f"{where}.derive.{slot}", "not a compared set", "'samples' or 'reference'")
+        if ways.derive and not (ways.checkpoint and ways.reference):
+            raise CardError(path, f"{where}.derive", "derived sets are made from --checkpoint and --reference")
+
+
+def _build_protocols(card: MetricCard, path: Path) -> MetricCard:
+    """Parse the card's protocols into the dataclass its engine reads (``registry.PROTOCOL_TYPES`` by ``fn``)."""
+    if not card.protocols:
+        return card
+    from vgbench.registry import PROTOCOL_TYPES
+
+    if card.fn not in PROTOCOL_TYPES:
+        raise CardError(path, "fn", "names no metric engine", str(PROTOCOL_TYPES.names()), card.fn)
+    cls = PROTOCOL_TYPES.get(card.fn)
+    built = {tag: _build(cls, spec, path, f"protocols.{tag}") for tag, spec in card.protocols.items()}
+    return dataclasses.replace(card, protocols=built)
+
+
 def build_config(cls: type, card: Any, path: Path | str | None = None, **overrides) -> Any:
     """The card's ``config`` (plus ``overrides``) as dataclass ``cls``: an unknown or mistyped field is a
     :class:`CardError` naming the card file and ``config.FIELD``."""
     where = path or f"card {card.name}"
     return _build(cls, {**card.config, **overrides}, where, "config")
+
+
+def load_as(cls: type, path: Path | str, data: Any = None) -> Any:
+    """Validate a YAML file (or ``data`` already parsed from ``path``, e.g. TOML) as dataclass ``cls``: the same
+    strict checks as every card (an unknown key or a bad value names the file and the field)."""
+    path = Path(path)
+    return _build(cls, _read_yaml(path) if data is None else data, path)
 
 
 def _read_yaml(path: Path) -> Any:
@@ -373,6 +389,8 @@ def load_card_file(path: Path, kind: str) -> Any:
     A card may start from another card of the same kind with ``base: NAME``; its own keys are merged on top."""
     data = _resolve_base(_read_yaml(path), path, kind, (path.stem,))
     card = _build(CARD_TYPES[kind], data, path)
+    if isinstance(card, MetricCard):
+        card = _build_protocols(card, path)
     if card.name != path.stem:
         raise CardError(path, "name", "must equal the file name without .yaml", path.stem, card.name)
     _check_semantics(card, path)
@@ -438,6 +456,30 @@ def dataset(name: str) -> DatasetCard:
     return get("datasets", name)
 
 
+def listing(kind: str, width: int = 118) -> str:
+    """``vgbench list KIND``: every card (``protocols``: every metric protocol) with its whole description,
+    wrapped at word boundaries."""
+    import textwrap
+
+    if kind == "protocols":
+        entries = [
+            (f"{m}.{tag}", p.description) for m in names("metrics") for tag, p in metric_protocols(metric(m)).items()
+        ]
+    else:
+        entries = [(name, get(kind, name).description) for name in names(kind)]
+    pad = max((len(n) for n, _ in entries), default=0) + 2
+    return "\n".join(
+        textwrap.fill(
+            " ".join(text.split()),
+            width,
+            initial_indent=name.ljust(pad),
+            subsequent_indent=" " * pad,
+            break_on_hyphens=False,
+        )
+        for name, text in entries
+    )
+
+
 def metric_protocols(card: MetricCard) -> dict[str, Protocol]:
     """The protocols of a metric, following ``protocols_from``."""
     return metric(card.protocols_from).protocols if card.protocols_from else card.protocols
@@ -458,20 +500,39 @@ def resolve_protocol(metric_name: str, protocol: str | None = None) -> tuple[Met
 
 def protocol_dict(p: Protocol) -> dict:
     """The protocol as a plain JSON-able dict (every resolved parameter)."""
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(p).items()}
-
-
-LATE_FIELDS = ("splits", "eps", "shuffle_seed")
+    return p.as_dict()
 
 
 def protocol_hash(metric_name: str, tag: str, p: Protocol, card_version: int) -> str:
     """A short stable hash of everything that defines a protocol's numbers."""
-    payload = {"metric": metric_name, "protocol": tag, "card_version": card_version, **protocol_dict(p)}
-    payload.pop("description", None)
-    payload.pop("notes", None)
-    payload.pop("sources", None)
-    for late in LATE_FIELDS:  # fields added later count only when set, so older hashes stay valid
-        if payload.get(late) is None:
-            payload.pop(late, None)
+    payload = {"metric": metric_name, "protocol": tag, "card_version": card_version, **p.hash_payload()}
     blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def override_protocol(p: Protocol, settings: dict[str, str] | None) -> tuple[Protocol, dict[str, list]]:
+    """``p`` with ``--set key=value`` overrides applied: (protocol, {key: [card value, new value]} of real changes).
+
+    Values are read as YAML scalars (``4``, ``1e-5``, ``null``, ``true``) and checked like the card's own fields;
+    an unknown key gets a did-you-mean error listing the protocol's parameters."""
+    if not settings:
+        return p, {}
+    from vgbench.metrics.protocols import TEXT_FIELDS
+
+    hints = typing.get_type_hints(type(p))
+    params = [f.name for f in dataclasses.fields(p) if f.name not in TEXT_FIELDS]
+    values, changed = {}, {}
+    for key, text in settings.items():
+        if key not in params:
+            raise UnknownNameError(did_you_mean(f"parameter of this {type(p).__name__}", key, params))
+        try:
+            raw = yaml.safe_load(text) if isinstance(text, str) else text
+        except yaml.YAMLError as exc:
+            raise CardError("--set", key, f"not a value ({exc})", got=text) from exc
+        values[key] = _convert(hints[key], raw, "--set", key)
+        if values[key] != getattr(p, key):
+            changed[key] = [getattr(p, key), values[key]]
+    new = dataclasses.replace(p, **values)
+    for fname, problem, expected, got in new.problems():
+        raise CardError("--set", fname, problem, expected, got)
+    return new, changed

@@ -22,13 +22,32 @@ import json
 import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import yaml
+from typing import Literal
 
 from vgbench import cards
 from vgbench.errors import CardError
 
 MODES = ("no_worse", "within")
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    """One entry of EXPECTED as written."""
+
+    metric: str
+    protocol: str
+    expected: float
+    tolerance: dict[str, float]  # exactly one of {abs: X} or {rel: X}
+    mode: Literal["no_worse", "within"] = "no_worse"
+    name: str = ""  # default: metric.protocol
+    run: str | None = None  # pick records of this run only
+
+
+@dataclass(frozen=True)
+class CheckFile:
+    """EXPECTED: the checks to run."""
+
+    checks: tuple[CheckSpec, ...]
 
 
 @dataclass
@@ -64,48 +83,29 @@ class Outcome:
 
 
 def load_expected(path: str | Path) -> list[Expectation]:
-    """Parse EXPECTED (YAML or TOML by suffix) with clear errors naming the field."""
+    """Parse EXPECTED (YAML or TOML by suffix) with the card machinery: errors name the file and the field."""
     path = Path(path)
-    text = path.read_text()
+    data = None
     if path.suffix == ".toml":
         import tomllib
 
-        data = tomllib.loads(text)
-    else:
-        data = yaml.safe_load(text)
-    if not isinstance(data, dict) or not isinstance(data.get("checks"), list) or not data["checks"]:
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise CardError(path, "<file>", f"not valid TOML ({exc})") from exc
+    spec = cards.load_as(CheckFile, path, data)
+    if not spec.checks:
         raise CardError(path, "checks", "required: a non-empty list of checks")
     out = []
-    for i, c in enumerate(data["checks"]):
-        where = f"checks[{i}]"
-        allowed = {"name", "metric", "protocol", "expected", "tolerance", "mode", "run"}
-        unknown = set(c) - allowed
-        if unknown:
-            raise CardError(path, f"{where}.{sorted(unknown)[0]}", "unknown key", str(sorted(allowed)))
-        for key in ("metric", "protocol", "expected", "tolerance"):
-            if key not in c:
-                raise CardError(path, f"{where}.{key}", "required key is missing")
-        tol = c["tolerance"]
-        if not isinstance(tol, dict) or len(tol) != 1 or next(iter(tol)) not in ("abs", "rel"):
-            raise CardError(path, f"{where}.tolerance", "must be a mapping with exactly one of abs, rel", got=tol)
-        if float(next(iter(tol.values()))) < 0:
-            raise CardError(path, f"{where}.tolerance", "must not be negative", got=tol)
-        mode = c.get("mode", "no_worse")
-        if mode not in MODES:
-            raise CardError(path, f"{where}.mode", "value not allowed", str(MODES), mode)
-        cards.resolve_protocol(c["metric"], c["protocol"])  # unknown names get did-you-mean errors
-        out.append(
-            Expectation(
-                c.get("name") or f"{c['metric']}.{c['protocol']}",
-                c["metric"],
-                c["protocol"],
-                float(c["expected"]),
-                tol.get("abs"),
-                tol.get("rel"),
-                mode,
-                c.get("run"),
-            )
-        )
+    for i, c in enumerate(spec.checks):
+        tol = c.tolerance
+        if len(tol) != 1 or next(iter(tol)) not in ("abs", "rel"):
+            raise CardError(path, f"checks[{i}].tolerance", "must be a mapping with exactly one of abs, rel", got=tol)
+        if next(iter(tol.values())) < 0:
+            raise CardError(path, f"checks[{i}].tolerance", "must not be negative", got=tol)
+        cards.resolve_protocol(c.metric, c.protocol)  # unknown names get did-you-mean errors
+        name = c.name or f"{c.metric}.{c.protocol}"
+        out.append(Expectation(name, c.metric, c.protocol, c.expected, tol.get("abs"), tol.get("rel"), c.mode, c.run))
     return out
 
 

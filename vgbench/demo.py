@@ -49,6 +49,22 @@ def make_sets(folder: Path, n: int = 32) -> dict[str, Path]:
     return paths
 
 
+def summary(results: list, store=True) -> str:
+    """What the two demo numbers mean and where the files went (the sentence ``vgbench demo`` ends with)."""
+    from vgbench import results as results_mod
+
+    same, other = results
+    where = "not stored (--no-store)"
+    if store:
+        where = f"appended to {results_mod.default_store() if store is True else store}"
+    return (
+        f"FVD(slow, slow') = {same.value:.2f}: two draws of the same motion, so small. FVD(fast, slow) = "
+        f"{other.value:.2f}: different motion, so larger (lower is better). With {same.n_samples} videos per set "
+        f"(protocols use 256 or more) these two numbers compare only with each other. The video sets are in "
+        f"{hub.cache_dir('demo')}; the two records above were {where}."
+    )
+
+
 def run(n: int = 32, store=True) -> list:
     """Make the sets under ``<cache>/demo`` and evaluate FVD(slow_a, slow_b) and FVD(slow_a, fast)."""
     from vgbench import api

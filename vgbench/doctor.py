@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
@@ -29,6 +30,22 @@ class Report:
     max: float
     mean: float
     warnings: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        """The human report ``vgbench doctor`` prints."""
+        lines = [
+            f"{self.path}: {self.count} videos ({self.kind}), dtype {self.dtype}, "
+            f"range {self.range} ({self.range_source})",
+            f"  frames: {self.frames}",
+            f"  sizes (HxWxC): {self.sizes}",
+            f"  values: min {self.min:.4g}, max {self.max:.4g}, mean {self.mean:.4g}",
+        ]
+        lines += [f"  warning: {w}" for w in self.warnings] or ["  no warnings"]
+        return "\n".join(lines)
+
+    def to_json(self) -> str:
+        """The report as one JSON object."""
+        return json.dumps(asdict(self))
 
 
 def inspect(path: str, value_range: str | None = None, limit: int | None = None) -> Report:

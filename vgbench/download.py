@@ -197,6 +197,20 @@ def _transfer(url: str, part: Path, timeout: float, progress) -> None:
             raise _Retry(f"connection closed after {got} of {total} bytes", None)
 
 
+def refuse_html_page(path: Path, url: str) -> None:
+    """Refuse (and delete) a download that is an HTML page, not the file: file hosts answer a direct link with a
+    quota, consent or sign-in page and status 200. Such a page must never be pinned as the "first download"."""
+    with open(path, "rb") as f:
+        head = f.read(1024).lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if head.startswith((b"<!doctype html", b"<html")):
+        path.unlink(missing_ok=True)
+        raise DownloadError(
+            f"{url} answered with an HTML page instead of the file (a quota, consent or sign-in page, as file hosts "
+            "send); nothing was kept or pinned. Open the address in a browser, fetch the file by hand and pass it "
+            "with --from (datasets) or `vgbench weights import` (weights), or retry later."
+        )
+
+
 class _Retry(Exception):
     def __init__(self, msg: str, wait: float | None):
         super().__init__(msg)
@@ -262,6 +276,7 @@ def download(
     finally:
         if bar is not None:
             bar.close()
+    refuse_html_page(part, url)
     try:
         verify_or_pin(part, dest, url, pin)
     except ChecksumError:

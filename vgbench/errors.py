@@ -27,6 +27,13 @@ class CardError(VgbenchError, ValueError):
         super().__init__(msg)
 
 
+class WeightsError(VgbenchError, KeyError):
+    """A weight file whose tensors do not fit the network (a missing, extra or misnamed tensor)."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 class ChecksumError(VgbenchError):
     """A file whose size or hash differs from the recorded one."""
 

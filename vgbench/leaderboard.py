@@ -1,5 +1,10 @@
 """Published tables (``leaderboards/``) plus measured rows from a results store, rendered as md/latex/csv/html.
 
+Rendering goes through pandas: each table becomes a DataFrame of the printed cells (:func:`display_frame`) and
+pandas' writers lay it out (``to_csv``; ``Styler.to_latex`` and ``Styler.to_html``, with the best values marked by
+the Styler). Markdown is written here: pandas delegates it to ``tabulate``, which pads cells and is not a
+dependency.
+
 A measured value whose protocol differs from the column's (or whose protocol parameters changed since) is marked
 with a dagger and footnoted, and it is never ranked beside the published numbers.
 """
@@ -8,11 +13,11 @@ from __future__ import annotations
 
 import csv
 import html
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-import yaml
+import pandas as pd
 
 from vgbench import cards
 from vgbench.errors import CardError, UnknownNameError
@@ -30,7 +35,7 @@ class Column:
 
     metric: str
     header: str
-    direction: str  # 'down' (lower is better) or 'up'
+    direction: Literal["down", "up"]  # lower or higher is better (checked against the metric card)
     protocol: str  # metric.protocol the published numbers were made with
     show_direction: bool = True
 
@@ -38,6 +43,27 @@ class Column:
     def title(self) -> str:
         """Header text as the paper prints it."""
         return f"{self.header} ({ARROWS[self.direction]})" if self.show_direction else self.header
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One table of ``tables.yaml``: its layout and the protocol of each column."""
+
+    title: str
+    dataset: str
+    row_header: str
+    columns: tuple[Column, ...]
+    footnotes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TablesCard:
+    """``leaderboards/tables.yaml``: the paper's tables, validated like every card."""
+
+    card_version: int
+    name: str
+    paper: str
+    tables: dict[str, TableSpec]
 
 
 @dataclass
@@ -85,44 +111,44 @@ def leaderboard_dir() -> Path:
     raise CardError("leaderboards/tables.yaml", "<file>", "not found in any card root")
 
 
+def load_tables_card() -> TablesCard:
+    """``tables.yaml`` parsed by the card machinery; every column's protocol must resolve to a metric card whose
+    direction it states."""
+    path = leaderboard_dir() / "tables.yaml"
+    card = cards.load_as(TablesCard, path)
+    for number, spec in card.tables.items():
+        if not spec.columns:
+            raise CardError(path, f"tables.{number}.columns", "a table needs at least one column")
+        for i, col in enumerate(spec.columns):
+            where = f"tables.{number}.columns[{i}]"
+            try:
+                metric, _, _ = cards.resolve_protocol(col.protocol)
+            except UnknownNameError as exc:
+                raise CardError(path, f"{where}.protocol", f"resolves to no metric protocol ({exc})") from exc
+            if metric.name != col.metric:
+                raise CardError(path, f"{where}.metric", "differs from the protocol's metric", metric.name, col.metric)
+            if (col.direction == "up") != metric.higher_is_better:
+                want = "up" if metric.higher_is_better else "down"
+                raise CardError(
+                    path, f"{where}.direction", f"contradicts metric card {metric.name}", want, col.direction
+                )
+    return card
+
+
 def load_tables() -> dict[str, Table]:
     """All published tables, validated (columns, metrics, numeric values)."""
     folder = leaderboard_dir()
-    index_path = folder / "tables.yaml"
-    try:
-        index = yaml.safe_load(index_path.read_text())
-    except yaml.YAMLError as exc:
-        raise CardError(index_path, "<file>", f"not valid YAML ({exc})") from exc
     tables = {}
-    for number, spec in index["tables"].items():
-        allowed = {"title", "dataset", "row_header", "columns", "footnotes"}
-        unknown = set(spec) - allowed
-        if unknown:
-            raise CardError(index_path, f"tables.{number}.{sorted(unknown)[0]}", "unknown key", str(sorted(allowed)))
-        cols = []
-        for i, c in enumerate(spec["columns"]):
-            try:
-                col = Column(**c)
-            except TypeError as exc:
-                raise CardError(index_path, f"tables.{number}.columns[{i}]", str(exc)) from exc
-            if col.direction not in ARROWS:
-                raise CardError(
-                    index_path,
-                    f"tables.{number}.columns[{i}].direction",
-                    "value not allowed",
-                    "'down' or 'up'",
-                    col.direction,
-                )
-            cols.append(col)
-        rows = _read_rows(folder / f"table{number}.csv", {c.metric for c in cols})
-        tables[str(number)] = Table(
-            str(number),
-            " ".join(spec["title"].split()),
-            spec["dataset"],
-            spec["row_header"],
-            cols,
+    for number, spec in load_tables_card().tables.items():
+        rows = _read_rows(folder / f"table{number}.csv", {c.metric for c in spec.columns})
+        tables[number] = Table(
+            number,
+            " ".join(spec.title.split()),
+            spec.dataset,
+            spec.row_header,
+            list(spec.columns),
             rows,
-            list(spec.get("footnotes", [])),
+            list(spec.footnotes),
         )
     return tables
 
@@ -170,46 +196,56 @@ def _fmt(x: float, decimals: int) -> str:
     return f"{x:.{decimals}f}"
 
 
-def with_results(table: Table, records: list[dict]) -> Table:
-    """Add a row per run of ``records`` for the table's dataset, then mark the best comparable values."""
-    by_run: dict[str, dict[str, dict]] = {}
-    for r in records:
-        if r.get("dataset", "") != table.dataset:
-            continue
-        for col in table.columns:
-            if r.get("metric") == col.metric:
-                by_run.setdefault(r.get("run") or "unnamed run", {})[col.metric] = r  # the latest record wins
+def _plain(row: pd.Series) -> dict:
+    """A results-frame row as a record dict; missing fields (NaN in the frame) become None."""
+    return {k: (None if not isinstance(v, list | dict) and pd.isna(v) else v) for k, v in row.items()}
+
+
+def with_results(table: Table, results: pd.DataFrame | list[dict]) -> Table:
+    """Add a row per run of ``results`` (a results frame, or records) for the table's dataset, then mark the best
+    comparable values. A run's latest record of each metric wins."""
+    from vgbench import results as results_mod
+
+    frame = results if isinstance(results, pd.DataFrame) else results_mod.to_frame(results)
     notes = []
-    for run, recs in by_run.items():
-        cells = {}
-        for metric, r in recs.items():
-            col = next(c for c in table.columns if c.metric == metric)
-            key = f"{r['metric']}.{r['protocol']}"
-            current = _current_hash(r)
-            off = (
-                key != col.protocol
-                or r.get("off_protocol", False)
-                or (current is not None and current != r.get("protocol_hash"))
-            )
-            if off:
-                why = (
-                    f"measured under {key}"
-                    + (" (off-protocol run)" if r.get("off_protocol") else "")
-                    + (
-                        " with protocol parameters that have changed since"
-                        if current not in (None, r.get("protocol_hash"))
-                        else ""
+    if not frame.empty and "metric" in frame:
+        dataset = frame["dataset"].fillna("") if "dataset" in frame else pd.Series("", index=frame.index)
+        runs = frame["run"].fillna("").replace("", "unnamed run") if "run" in frame else "unnamed run"
+        mine = frame.assign(run=runs)[
+            (dataset == table.dataset) & frame["metric"].isin([c.metric for c in table.columns])
+        ]
+        latest = mine.groupby(["run", "metric"], sort=False).tail(1)
+        for run in pd.unique(mine["run"]):
+            cells = {}
+            for _, row in latest[latest["run"] == run].iterrows():
+                r = _plain(row)
+                col = next(c for c in table.columns if c.metric == r["metric"])
+                cells[col.metric], why = _measured_cell(r, col)
+                if why:
+                    notes.append(
+                        f"{DAGGER} {run}, {col.header}: {why}; the published numbers use {col.protocol}. Not ranked."
                     )
-                )
-                notes.append(
-                    f"{DAGGER} {run}, {col.header}: {why}; the published numbers use {col.protocol}. Not ranked."
-                )
-            std, dec = r.get("std"), _decimals(r["value"])
-            cells[metric] = Cell(_fmt(r["value"], dec), _fmt(std, dec) if std else "", off_protocol=off)
-        table.rows.append(Row(f"VideoGPT — vgbench, {run}", cells, measured=True))
+            table.rows.append(Row(f"VideoGPT — vgbench, {run}", cells, measured=True))
     table.footnotes = table.footnotes + notes
     mark_best(table)
     return table
+
+
+def _measured_cell(r: dict, col: Column) -> tuple[Cell, str]:
+    """The cell of one record in column ``col``, and why it is not comparable ("" when it is)."""
+    key = f"{r['metric']}.{r['protocol']}"
+    current = _current_hash(r)
+    changed = current is not None and current != r.get("protocol_hash")
+    off = key != col.protocol or bool(r.get("off_protocol")) or changed
+    why = ""
+    if off:
+        why = (
+            f"measured under {key}"
+            + (" (off-protocol run)" if r.get("off_protocol") else "")
+            + (" with protocol parameters that have changed since" if changed else "")
+        )
+    std, dec = r.get("std"), _decimals(r["value"])
+    return Cell(_fmt(r["value"], dec), _fmt(std, dec) if std else "", off_protocol=off), why
 
 
 def _current_hash(record: dict) -> str | None:
@@ -245,6 +281,21 @@ def render(table: Table, fmt: str) -> str:
     return {"md": _md, "latex": _latex, "csv": _csv, "html": _html}[fmt](table)
 
 
+def display_frame(t: Table, pm: str = " ± ") -> pd.DataFrame:
+    """The table as printed: one row per table row, the row label then each column's text ('103.6 ± 2.0')."""
+    rows = []
+    for r in t.rows:
+        cells = [r.cells.get(c.metric) for c in t.columns]
+        rows.append([r.label] + ["" if cell is None else cell.text(pm) for cell in cells])
+    return pd.DataFrame(rows, columns=[t.row_header] + [c.title for c in t.columns])
+
+
+def best_mask(t: Table) -> pd.DataFrame:
+    """True where a cell holds its column's best comparable value (the shape of :func:`display_frame`)."""
+    rows = [[False] + [bool(r.cells.get(c.metric) and r.cells[c.metric].best) for c in t.columns] for r in t.rows]
+    return pd.DataFrame(rows, columns=[t.row_header] + [c.title for c in t.columns])
+
+
 def _footer(table: Table) -> list[str]:
     lines = list(table.footnotes)
     if not any(r.measured for r in table.rows):
@@ -256,18 +307,16 @@ def _footer(table: Table) -> list[str]:
 
 
 def _md(t: Table) -> str:
+    # pandas' own Markdown writer needs tabulate (not a dependency) and pads the cells: written here instead.
+    shown, best = display_frame(t), best_mask(t)
     out = [
         f"**Table {t.number}: {t.title}**",
         "",
-        "| " + " | ".join([t.row_header] + [c.title for c in t.columns]) + " |",
-        "|" + "---|" * (len(t.columns) + 1),
+        "| " + " | ".join(shown.columns) + " |",
+        "|" + "---|" * shown.shape[1],
     ]
-    for r in t.rows:
-        cells = []
-        for c in t.columns:
-            cell = r.cells.get(c.metric)
-            cells.append("" if cell is None else f"**{cell.text()}**" if cell.best else cell.text())
-        out.append("| " + " | ".join([r.label] + cells) + " |")
+    for (_, row), (_, marks) in zip(shown.iterrows(), best.iterrows(), strict=True):
+        out.append("| " + " | ".join(f"**{v}**" if m else v for v, m in zip(row, marks, strict=True)) + " |")
     out.append("")
     out += [f"- {line}" for line in _footer(t)]
     return "\n".join(out) + "\n"
@@ -293,78 +342,67 @@ def _tex_escape(s: str) -> str:
 
 
 def _latex(t: Table) -> str:
-    out = [
-        r"\begin{table}[t]",
-        r"\centering",
-        r"\begin{tabular}{l" + "c" * len(t.columns) + "}",
-        r"\toprule",
-        " & ".join(_tex_escape(h) for h in [t.row_header] + [c.title for c in t.columns]) + r" \\",
-        r"\midrule",
-    ]
-    for i, r in enumerate(t.rows):
-        if r.measured and (i == 0 or not t.rows[i - 1].measured):
-            out.append(r"\midrule")  # published rows above, measured below
-        cells = []
-        for c in t.columns:
-            cell = r.cells.get(c.metric)
-            text = "" if cell is None else _tex_escape(cell.text(pm=" ± "))
-            cells.append(rf"\textbf{{{text}}}" if cell is not None and cell.best else text)
-        out.append(" & ".join([_tex_escape(r.label)] + cells) + r" \\")
-    out += [
-        r"\bottomrule",
-        r"\end{tabular}",
-        rf"\caption{{{_tex_escape(t.title)}}}",
-        rf"\label{{tab:videogpt-{t.number}}}",
-        r"\end{table}",
-    ]
-    out += [f"% {line}" for line in _footer(t)]
-    return "\n".join(out) + "\n"
+    """Styler.to_latex with booktabs rules; best values through Styler's ``textbf`` wrap, the caption above the
+    tabular (Styler's placement), a rule between published and measured rows, footnotes as comments after."""
+    best = best_mask(t)
+    styler = (
+        display_frame(t)
+        .style.hide(axis="index")
+        .format(_tex_escape)
+        .format_index(_tex_escape, axis=1)
+        .apply(lambda _: best.replace({True: "textbf: --rwrap;", False: ""}), axis=None)
+    )
+    lines = styler.to_latex(
+        column_format="l" + "c" * len(t.columns),
+        position="t",
+        position_float="centering",
+        hrules=True,
+        caption=_tex_escape(t.title),
+        label=f"tab:videogpt-{t.number}",
+        environment="table",
+    ).splitlines()
+    first_measured = next((i for i, r in enumerate(t.rows) if r.measured), None)
+    if first_measured:  # published rows above, measured below
+        lines.insert(lines.index(r"\midrule") + 1 + first_measured, r"\midrule")
+    return "\n".join(lines + [f"% {line}" for line in _footer(t)]) + "\n"
 
 
 def _csv(t: Table) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    header = [t.row_header]
-    for c in t.columns:
-        header += [c.title, f"{c.header} ±"]
-    w.writerow(header + ["kind", "best"])
+    rows = []
     for r in t.rows:
         line = [r.label]
-        best = []
         for c in t.columns:
             cell = r.cells.get(c.metric)
             line += ["", ""] if cell is None else [cell.value + (DAGGER if cell.off_protocol else ""), cell.std]
-            if cell is not None and cell.best:
-                best.append(c.header)
-        w.writerow(line + ["measured" if r.measured else "published", ";".join(best)])
-    return buf.getvalue()
+        best = [c.header for c in t.columns if c.metric in r.cells and r.cells[c.metric].best]
+        rows.append(line + ["measured" if r.measured else "published", ";".join(best)])
+    header = [t.row_header] + [h for c in t.columns for h in (c.title, f"{c.header} ±")] + ["kind", "best"]
+    return pd.DataFrame(rows, columns=header).to_csv(index=False, lineterminator="\n")
 
 
 def _html(t: Table) -> str:
-    e = html.escape
-    out = [
-        f'<table class="vgbench" id="table-{t.number}">',
-        f"<caption>Table {t.number}: {e(t.title)}</caption>",
-        "<thead><tr>"
-        + "".join(f"<th>{e(h)}</th>" for h in [t.row_header] + [c.title for c in t.columns])
-        + "</tr></thead>",
-        "<tbody>",
-    ]
-    for r in t.rows:
-        tds = []
-        for c in t.columns:
-            cell = r.cells.get(c.metric)
-            text = "" if cell is None else e(cell.text())
-            tds.append(f"<td><b>{text}</b></td>" if cell is not None and cell.best else f"<td>{text}</td>")
-        cls = ' class="measured"' if r.measured else ""
-        out.append(f"<tr{cls}><th>{e(r.label)}</th>" + "".join(tds) + "</tr>")
-    out += ["</tbody>", "<tfoot>"] + [f'<tr><td colspan="{len(t.columns) + 1}">{e(x)}</td></tr>' for x in _footer(t)]
-    out += ["</tfoot>", "</table>"]
-    return "\n".join(out) + "\n"
+    """Styler.to_html: best values bold (CSS), measured rows with class ``measured``, footnotes in a list after."""
+    shown, best = display_frame(t), best_mask(t)
+    measured = pd.DataFrame(
+        [["measured" if r.measured else ""] * shown.shape[1] for r in t.rows], columns=shown.columns
+    )
+    table_html = (
+        shown.style.hide(axis="index")
+        .format(escape="html")
+        .format_index(escape="html", axis=1)
+        .apply(lambda _: best.replace({True: "font-weight: bold;", False: ""}), axis=None)
+        .set_td_classes(measured)
+        .set_uuid(f"table-{t.number}")
+        .set_caption(f"Table {t.number}: {t.title}")
+        .set_table_attributes('class="vgbench"')
+        .to_html()
+    )
+    notes = "".join(f"<li>{html.escape(x)}</li>" for x in _footer(t))
+    return table_html + f'<ul class="vgbench-notes">{notes}</ul>\n'
 
 
-def render_tables(which: str, fmt: str, records: list[dict]) -> str:
-    """Render table ``which`` ('1'..'7' or 'all') with measured rows from ``records``."""
+def render_tables(which: str, fmt: str, records: pd.DataFrame | list[dict]) -> str:
+    """Render table ``which`` ('1'..'7' or 'all') with measured rows from ``records`` (a results frame or list)."""
     tables = load_tables()
     numbers = sorted(tables, key=int) if which == "all" else [str(which)]
     parts = []

@@ -221,7 +221,7 @@ def _report(folder, root, plan: Plan, seed, device, state) -> dict:
             ("prior", "val", "val_bits_per_dim", "bits/dim (per latent token), validation"),
         ],
     )
-    records = results.read(folder / "results.jsonl")
+    records = results.read_records(folder / "results.jsonl")
     labels = {
         "fvd": "FVD",
         "fvd-star": "FVD*",

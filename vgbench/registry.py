@@ -87,6 +87,15 @@ class Registry(Generic[T]):
 METRIC_FNS: Registry = Registry("metric function")
 METRIC_FNS.register("frechet_video_distance", "vgbench.metrics.fvd:evaluate_fvd")
 METRIC_FNS.register("inception_score", "vgbench.metrics.inception:evaluate_is")
+METRIC_FNS.register("nmse", "vgbench.metrics.nmse:evaluate_nmse")
+METRIC_FNS.register("bits_per_dim", "vgbench.metrics.bits_per_dim:evaluate_bits_per_dim")
+
+# The protocol dataclass each metric engine reads, by the same keys (torch-free, read whenever a card loads).
+PROTOCOL_TYPES: Registry = Registry("metric protocol type")
+PROTOCOL_TYPES.register("frechet_video_distance", "vgbench.metrics.protocols:FVDProtocol")
+PROTOCOL_TYPES.register("inception_score", "vgbench.metrics.protocols:ISProtocol")
+PROTOCOL_TYPES.register("nmse", "vgbench.metrics.protocols:NMSEProtocol")
+PROTOCOL_TYPES.register("bits_per_dim", "vgbench.metrics.protocols:BitsPerDimProtocol")
 
 # Model architectures: card -> network builders ``(card, weights=True, root=None, **overrides) -> nn.Module``,
 # read by :func:`vgbench.models.create`.
@@ -94,6 +103,10 @@ ARCHS: Registry = Registry("model architecture")
 ARCHS.register("i3d", "vgbench.models.i3d:from_card")
 ARCHS.register("c3d", "vgbench.models.c3d:from_card")
 ARCHS.register("videogpt_vqvae", "vgbench.models.vqvae:from_card")
+
+# Checkpoint converters by format (a weight card's ``member_format``): path -> tensors, each beside its network.
+CONVERTERS: Registry = Registry("checkpoint converter")
+CONVERTERS.register("flax_pickle", "vgbench.models.i3d:convert_flax_checkpoint")
 
 # Structure checks of published weight files, by architecture: (role, arrays, where, config) -> None or raise.
 STRUCTURE_CHECKS: Registry = Registry("weight-file structure check")

@@ -1,4 +1,8 @@
-"""Result records: one JSON object per evaluation, printed and appended to a JSONL store."""
+"""Result records: one JSON object per evaluation, printed and appended to a JSONL store.
+
+``read`` gives a store as a pandas DataFrame (one row per record, protocol parameters flattened into
+``protocol_params.<name>`` columns); ``read_records`` gives the plain dicts.
+"""
 
 from __future__ import annotations
 
@@ -43,6 +47,9 @@ class Result:
     seed: int
     off_protocol: bool = False
     notes: list[str] = field(default_factory=list)
+    protocol_overrides: dict = field(default_factory=dict)  # --set key -> [protocol value, value used]
+    checkpoint: dict = field(default_factory=dict)  # the checkpoint read, for metrics that read one
+    label: str = ""  # how to name the value where the metric's name misleads (bits/dim per latent token)
     run: str = ""
     dataset: str = ""
     world_size: int = 1
@@ -57,33 +64,6 @@ class Result:
             from vgbench import __version__
 
             self.vgbench_version = __version__
-
-    @classmethod
-    def for_protocol(cls, card, tag: str, p, values: list[float], t0: float, **fields) -> Result:
-        """A result of metric ``card`` under protocol ``tag``: protocol fields from the card, mean and (population,
-        where the protocol says so) std of the per-trial ``values``, world size, versions, time since ``t0``."""
-        import time
-
-        import numpy as np
-        import torch
-
-        from vgbench import cards, dist
-
-        return cls(
-            metric=card.name,
-            protocol=tag,
-            protocol_hash=cards.protocol_hash(card.name, tag, p, card.card_version),
-            protocol_params=cards.protocol_dict(p),
-            card_version=card.card_version,
-            value=float(np.mean(values)),
-            std=float(np.std(values)) if p.std == "population" and len(values) > 1 else None,
-            trial_values=values,
-            higher_is_better=card.higher_is_better,
-            world_size=dist.rank_and_size()[1],
-            elapsed_s=round(time.time() - t0, 3),
-            torch_version=torch.__version__,
-            **fields,
-        )
 
     @property
     def key(self) -> str:
@@ -100,8 +80,8 @@ def append(result: Result, store: str | os.PathLike) -> None:
     hub.append_line(store, result.to_json())
 
 
-def read(store: str | os.PathLike) -> list[dict]:
-    """All records of a JSONL store; a malformed line is an error naming the line."""
+def read_records(store: str | os.PathLike) -> list[dict]:
+    """All records of a JSONL store as dicts; a malformed line is an error naming the line."""
     from vgbench.errors import VgbenchError
 
     out = []
@@ -115,3 +95,16 @@ def read(store: str | os.PathLike) -> list[dict]:
             except json.JSONDecodeError as exc:
                 raise VgbenchError(f"{path}:{i}: not a JSON record ({exc})") from exc
     return out
+
+
+def to_frame(records: list[dict]):
+    """Records as a pandas DataFrame: one row per record, nested fields flattened with dots
+    (``protocol_params.resize``, ``samples.path``, ``extractor.name``); lists such as ``trial_values`` stay lists."""
+    import pandas as pd
+
+    return pd.json_normalize(records, sep=".") if records else pd.DataFrame()
+
+
+def read(store: str | os.PathLike):
+    """A results store as a pandas DataFrame (see :func:`to_frame`), for analysis in notebooks and for tables."""
+    return to_frame(read_records(store))

@@ -222,7 +222,7 @@ class SampleSet:
     """A set of videos read as a stream of batches (see the module docstring for the accepted inputs)."""
 
     path: Path
-    kind: str  # "npy", "npz", "hdf5", "videos", "frames"
+    kind: str  # "npy", "npz", "hdf5", "videos", "frames", "dataset", "array"
     count: int
     dtype: str
     value_range: str | None = None  # resolved range ('0-255', '0-1', '-1-1')
@@ -275,6 +275,16 @@ class SampleSet:
         if s.count == 0:
             raise InputError(f"{path}: the sample set is empty")
         s._resolve_range(declared)
+        return s
+
+    @classmethod
+    def from_array(cls, array: np.ndarray, value_range: str | None = None, name: str = "<array>") -> SampleSet:
+        """Videos held in memory, ``(N, T, H, W, C)``, as a sample set checked like a file's (streaming metrics)."""
+        s = cls(Path(name), "array", int(array.shape[0]) if array.ndim else 0, str(array.dtype), _array=array)
+        s._check_array_shape(array.shape)
+        if s.count == 0:
+            raise InputError(f"{name}: no videos in the batch")
+        s._resolve_range(parse_range(value_range))
         return s
 
     @classmethod

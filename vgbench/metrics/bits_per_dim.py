@@ -49,3 +49,17 @@ class NLLSum:
     def compute(self) -> float:
         """bits per latent token of everything added."""
         return bits_per_token(self.nats, self.tokens)
+
+
+def evaluate_bits_per_dim(request, device: str = "auto", batch_size: int | None = None, run: str = ""):
+    """bits/dim (per latent token) of the checkpoint's prior on the ``--reference`` split.
+
+    ``request`` is a :class:`vgbench.metrics.contract.MetricRequest` (checkpoint, reference, BitsPerDimProtocol).
+    """
+    # lead: implemented in issue 12
+    from vgbench.errors import VgbenchError
+
+    raise VgbenchError(
+        f"{request.name} needs a VideoGPT checkpoint; arrives with `vgbench train` (the prior models are not in "
+        "this version yet)"
+    )

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
 
 import torch
 
 from vgbench.errors import ProtocolError
+
+T = TypeVar("T")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -66,8 +72,9 @@ def plan_chunks(
             [f"reference: the same {per_trial} clips reused in all {trials} trials"],
             False,
         )
+    noun = "sample videos (--samples)" if role == "samples" else f"{role} videos (--{role})"
     msg = (
-        f"protocol {name} needs {need} {role} videos ({per_trial} per trial x {trials} trials), got {n}. "
+        f"protocol {name} needs {need} {noun}: {per_trial} per trial x {trials} trials, got {n}. "
         f"Provide more, choose another --protocol (see `vgbench list protocols`), or pass --allow-fewer "
         "(the result is then marked off-protocol)."
     )
@@ -76,3 +83,47 @@ def plan_chunks(
     k = max(1, n // per_trial)
     size = per_trial if n >= per_trial else n
     return [(i * size, (i + 1) * size) for i in range(k)], [f"off-protocol: {msg}"], True
+
+
+def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """``items``, produced up to ``depth`` ahead in a background thread.
+
+    Reading, decoding and validating the next batch (file I/O, PyAV and numpy, which release the GIL) then overlaps
+    the network's forward pass on the current one. An exception in the producer is raised here, in order; leaving
+    the loop early stops the producer.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(entry) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+            put((True, done))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            put((False, exc))
+
+    worker = threading.Thread(target=produce, name="vgbench-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            ok, item = q.get()
+            if not ok:
+                raise item
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=10)

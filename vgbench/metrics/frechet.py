@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vgbench.errors import InputError
+
 SVD_EPS = 1e-10  # TF-GAN's threshold below which singular values are not square-rooted
 
 
@@ -39,7 +41,7 @@ def frechet_distance(
     dt = np.dtype(dtype)
     mu1, mu2, sigma1, sigma2 = (np.asarray(a, dtype=dt) for a in (mu1, mu2, sigma1, sigma2))
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != mu1.shape * 2:
-        raise ValueError(f"shape mismatch: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} vs {sigma2.shape}")
+        raise InputError(f"shape mismatch: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} vs {sigma2.shape}")
     diff = mu1 - mu2
     if sqrtm == "svd":
         tr_covmean = trace_sqrt_product(sigma1, sigma2)
@@ -49,7 +51,7 @@ def frechet_distance(
         covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
         tr_covmean = float(np.trace(np.real(covmean)))
     else:
-        raise ValueError(f"unknown sqrtm method {sqrtm!r}; allowed: 'svd', 'scipy'")
+        raise InputError(f"unknown sqrtm method {sqrtm!r}; allowed: 'svd', 'scipy'")
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * tr_covmean)
 
 
@@ -81,7 +83,7 @@ class FeatureStats:
         """Add an (N, D) batch."""
         f = np.asarray(feats, dtype=np.float64)
         if f.ndim != 2 or f.shape[1] != self.sum.shape[0]:
-            raise ValueError(f"expected features of shape (N, {self.sum.shape[0]}), got {f.shape}")
+            raise InputError(f"expected features of shape (N, {self.sum.shape[0]}), got {f.shape}")
         self.n += f.shape[0]
         self.sum += f.sum(axis=0)
         self.sum_outer += f.T @ f
@@ -99,8 +101,6 @@ class FeatureStats:
     def sigma(self) -> np.ndarray:
         """Unbiased (n-1) covariance."""
         if self.n < 2:
-            from vgbench.errors import InputError
-
             raise InputError(
                 f"a Fréchet distance needs at least 2 videos per set to estimate a covariance, got {self.n}; "
                 "provide more videos"

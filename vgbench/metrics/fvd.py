@@ -22,20 +22,21 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from vgbench import cards, dist, hub
-from vgbench import weights as weights_mod
+from vgbench import cards, dist, hub, models
 from vgbench.errors import InputError, ProtocolError, VgbenchError
-from vgbench.metrics.common import exact_math, plan_chunks, progress, resolve_device
+from vgbench.metrics.common import exact_math, plan_chunks, prefetch, progress, resolve_device
+from vgbench.metrics.contract import MetricRequest, build_request, derived_videos, make_result
 from vgbench.metrics.frechet import FeatureStats, frechet_distance_from_stats
+from vgbench.metrics.protocols import FVDProtocol
 from vgbench.metrics.resize import resize_frames
-from vgbench.models.i3d import FEATURE_DIM, MIN_FRAMES, build_i3d
+from vgbench.models.i3d import FEATURE_DIM, MIN_FRAMES
 from vgbench.results import Result
 from vgbench.video import SampleSet
 
@@ -84,10 +85,17 @@ def to_network_scale(batch: np.ndarray, value_range: str, quantize: str) -> np.n
         else:
             v = batch.astype(f32) + f32(0.5)
         return np.floor(np.clip(v, 0, 255)).astype(f32)
-    raise ValueError(f"unknown quantize mode {quantize!r}")
+    raise InputError(f"unknown quantize mode {quantize!r}; allowed: none, truncate, round")
 
 
-def preprocess(x: torch.Tensor, p: cards.Protocol) -> torch.Tensor:
+ROUND_TRIP_NOTE = (
+    "uint8 input under a truncating protocol: VideoGPT's loader round trip u -> u/255 - 0.5 -> +0.5 -> x255 -> "
+    "truncate moves 63 of the 256 levels down by one, as the paper code did with real data; the same videos as "
+    "float 0-255 skip it and give a different FVD (+0.24% on one set)"
+)
+
+
+def preprocess(x: torch.Tensor, p: FVDProtocol) -> torch.Tensor:
     """float32 (B, T, H, W, C) on the 0-255 scale -> float32 (B, C, T, S, S) network input."""
     b, t, h, w, c = x.shape
     s = p.size
@@ -104,8 +112,9 @@ def preprocess(x: torch.Tensor, p: cards.Protocol) -> torch.Tensor:
         top, left = (nh - s) // 2, (nw - s) // 2
         frames = frames[:, :, top : top + s, left : left + s]
     if p.scale == "minus_one_one":
-        frames = frames * 2.0 / 255.0 - 1.0  # TF: 2. * x / 255. - 1, same order of operations
-    return frames.reshape(b, t, c, s, s).permute(0, 2, 1, 3, 4).contiguous()
+        frames = frames.mul(2.0).div_(255.0).sub_(1.0)  # TF: 2. * x / 255. - 1, same order of operations
+    # (BT, C, S, S) channels-last -> (B, C, T, S, S) channels-last-3d: I3D's memory format, a view when possible
+    return frames.reshape(b, t, c, s, s).permute(0, 2, 1, 3, 4).contiguous(memory_format=torch.channels_last_3d)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -117,40 +126,48 @@ class TorchExtractor:
 
     backend = "torch"
 
-    def __init__(self, tensors: dict, protocol: cards.Protocol, device: str = "auto"):
+    def __init__(self, model: torch.nn.Module, protocol: FVDProtocol):
         self.protocol = protocol
-        self.device = resolve_device(device)
-        self.model = build_i3d(tensors, bn_eps=protocol.bn_eps).to(self.device)
+        self.model = model
+        self.device = next(model.parameters()).device
 
     def __call__(self, x0255: np.ndarray) -> np.ndarray:  # (B, T, H, W, C) -> (B, 400)
         with torch.inference_mode(), exact_math(self.protocol.exact):
-            x = preprocess(torch.from_numpy(x0255).to(self.device), self.protocol)
+            x = torch.from_numpy(x0255)
+            if self.device.type == "cuda":
+                x = x.pin_memory().to(self.device, non_blocking=True)
+            x = preprocess(x.to(self.device), self.protocol)
             return self.model(x).double().cpu().numpy()
 
 
 def build_extractor(
-    model_name: str, protocol: cards.Protocol, backend: str = "torch", device: str = "auto", tensors: dict | None = None
+    model_name: str, protocol: FVDProtocol, backend: str = "torch", device: str = "auto", tensors: dict | None = None
 ) -> Callable[[np.ndarray], np.ndarray]:
-    """An extractor for ``backend`` (torch, tf or tfhub) configured by ``protocol``."""
+    """An extractor for ``backend`` (torch, tf or tfhub) configured by ``protocol``.
+
+    The torch network is built by :func:`vgbench.models.create` from the model card (weights verified from the
+    cache, or ``tensors`` given in memory), with the protocol's BN eps."""
     if backend not in BACKENDS:
         raise VgbenchError(f"unknown backend {backend!r}; allowed: {', '.join(BACKENDS)}")
     if backend == "tfhub":
         from vgbench.metrics.i3d_tf import TFHubExtractor
 
         return TFHubExtractor(protocol)
-    tensors = tensors if tensors is not None else weights_mod.load(model_name)
     if backend == "tf":
+        from vgbench import weights as weights_mod
         from vgbench.metrics.i3d_tf import TFExtractor
 
-        return TFExtractor(tensors, protocol)
-    return TorchExtractor(tensors, protocol, device)
+        return TFExtractor(tensors if tensors is not None else weights_mod.load(model_name), protocol)
+    weights = tensors if tensors is not None else True
+    model = models.create(model_name, weights=weights, device=resolve_device(device), bn_eps=protocol.bn_eps)
+    return TorchExtractor(model, protocol)
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Streaming extraction
 
 
-def feature_key(protocol: cards.Protocol, extractor_hash: str, backend: str) -> dict:
+def feature_key(protocol: FVDProtocol, extractor_hash: str, backend: str) -> dict:
     """Everything that changes the features (not the distance): stats are reusable when these match."""
     keys = ("resize", "resize_mode", "size", "scale", "quantize", "frames", "bn_eps")
     return {"extractor_sha256": extractor_hash, "backend": backend, **{k: getattr(protocol, k) for k in keys}}
@@ -160,10 +177,22 @@ def _short_hash(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def add_features(
+    stats: FeatureStats, batches: Iterable[np.ndarray], value_range: str, extractor, p: FVDProtocol, bar=None
+):
+    """Add the I3D features of raw batches (B, T, H, W, C) to ``stats``; the next batch is read, decoded and
+    brought to the network's scale in a background thread while the network runs on this one."""
+    scaled = (to_network_scale(b, value_range, p.quantize) for b in batches)
+    for x in prefetch(scaled):
+        stats.update(extractor(x))
+        if bar is not None:
+            bar.update(len(x))
+
+
 def extract_stats(
     samples: SampleSet,
     extractor: Callable,
-    protocol: cards.Protocol,
+    protocol: FVDProtocol,
     chunks: list[tuple[int, int]],
     batch_size: int,
     desc: str = "",
@@ -178,13 +207,18 @@ def extract_stats(
         lo, hi = shards[(a, b)]
         stats = FeatureStats.empty(FEATURE_DIM)
         if hi > lo:
-            for batch in samples.iter_batches(batch_size, lo, hi, frames=protocol.frames, min_frames=MIN_FRAMES):
-                stats.update(extractor(to_network_scale(batch, samples.value_range, protocol.quantize)))
-                bar.update(len(batch))
+            batches = samples.iter_batches(batch_size, lo, hi, frames=protocol.frames, min_frames=MIN_FRAMES)
+            add_features(stats, batches, samples.value_range, extractor, protocol, bar)
         n, s, so = dist.all_reduce_sum([np.array([stats.n], np.float64), stats.sum, stats.sum_outer])
         out[(a, b)] = FeatureStats(int(round(n[0])), s, so)
     bar.close()
     return [out[c] for c in chunks]
+
+
+def fvd_value(fake: FeatureStats, real: FeatureStats, p: FVDProtocol) -> float:
+    """The Fréchet distance of two feature statistics in the protocol's precision and result dtype."""
+    v = frechet_distance_from_stats(fake, real, sqrtm=p.fd_sqrtm, dtype=p.fd_dtype)
+    return float(np.float32(v)) if p.result_dtype == "float32" else v
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -242,9 +276,7 @@ class FVDInputs:
 def _reference_stats(
     reference: str | Path,
     extractor,
-    card: cards.MetricCard,
-    tag: str,
-    p: cards.Protocol,
+    request: MetricRequest,
     fkey: dict,
     batch_size: int,
     trials: int,
@@ -252,6 +284,7 @@ def _reference_stats(
     value_range: str | None,
     use_cache: bool,
 ) -> tuple[FVDInputs, list[str], bool]:
+    p = request.protocol
     if is_stats_file(reference):
         stats, meta = load_stats(reference)
         if meta.get("feature_key") != fkey:
@@ -262,7 +295,7 @@ def _reference_stats(
             }
             raise ProtocolError(
                 f"{reference}: these statistics were made with other feature settings than protocol "
-                f"{card.name}.{tag}: (file, protocol) = {diff}. Recompute them with --save-stats."
+                f"{request.name}: (file, protocol) = {diff}. Recompute them with --save-stats."
             )
         if len(stats) not in (1, trials):
             raise ProtocolError(f"{reference}: holds {len(stats)} trial statistics; protocol needs 1 or {trials}")
@@ -273,7 +306,7 @@ def _reference_stats(
             False,
         )
     ref = SampleSet.open(reference, value_range)
-    chunks, notes, off = plan_chunks(ref.count, p.num_reference, trials, "reference", f"{card.name}.{tag}", allow_fewer)
+    chunks, notes, off = plan_chunks(ref.count, p.num_reference, trials, "reference", request.name, allow_fewer)
     key = _short_hash({"fkey": fkey, "fingerprint": ref.fingerprint(), "chunks": chunks})
     cache_file = hub.cache_dir("stats") / f"{key}.npz"
     if use_cache and cache_file.exists():
@@ -283,14 +316,22 @@ def _reference_stats(
         stats = extract_stats(ref, extractor, p, chunks, batch_size, desc="reference")
         if use_cache and dist.rank_and_size()[0] == 0:
             write_stats(cache_file, stats, {"feature_key": fkey, "source": ref.describe(), "chunks": chunks})
-    return FVDInputs(stats, ref.describe(), chunks[0][1] - chunks[0][0]), notes, off
+    return FVDInputs(stats, ref.describe(), chunks[0][1] - chunks[0][0]), notes + _round_trip(ref, p), off
+
+
+def _round_trip(videos: SampleSet, p: FVDProtocol) -> list[str]:
+    return [f"{videos.path.name}: {ROUND_TRIP_NOTE}"] if p.quantize == "truncate" and videos.dtype == "uint8" else []
+
+
+def _open_set(request: MetricRequest, slot: str):
+    """The video set compared in ``slot``: the given path, or the set the checkpoint makes (``derive``)."""
+    if request.derived(slot):
+        return derived_videos(request, slot)
+    return getattr(request, slot)
 
 
 def evaluate_fvd(
-    metric: str,
-    samples: str | Path,
-    reference: str | Path,
-    protocol: str | None = None,
+    request: MetricRequest,
     backend: str = "torch",
     device: str = "auto",
     batch_size: int | None = None,
@@ -302,53 +343,117 @@ def evaluate_fvd(
     run: str = "",
     tensors: dict | None = None,
 ) -> Result:
-    """Evaluate an FVD-family metric (``fvd``, ``fvd-star``, ``r-fvd``) of ``samples`` against ``reference``.
+    """Evaluate an FVD-family metric (``fvd``, ``fvd-star``, ``r-fvd``): samples against the reference.
 
-    ``reference`` is a sample set or a stats file written with ``save_stats``. Returns a :class:`Result`; the caller
-    decides whether to print or store it.
+    The reference is a sample set, a prepared split (``bair:test``) or a stats file written with ``save_stats``.
+    Returns a :class:`Result`; the caller decides whether to print or store it.
     """
     t0 = time.time()
     dist.maybe_init()
-    card, tag, p = cards.resolve_protocol(metric, protocol)
+    card, p = request.card, request.protocol
+    samples, reference = _open_set(request, "samples"), _open_set(request, "reference")
+    fake = samples if isinstance(samples, SampleSet) else SampleSet.open(samples, samples_range)
+    chunks, notes, off = plan_chunks(fake.count, p.num_samples, p.trials, "samples", request.name, allow_fewer)
     model_card = cards.model(card.extractor)
     batch_size = batch_size or p.batch_size
     extractor = build_extractor(model_card.name, p, backend, device, tensors)
     ext_hash = model_card.weights.content_sha256 if backend != "tfhub" else "tfhub:deepmind/i3d-kinetics-400/1"
     fkey = feature_key(p, ext_hash, backend)
-    name = f"{card.name}.{tag}"
-
-    fake = SampleSet.open(samples, samples_range)
-    chunks, notes, off = plan_chunks(fake.count, p.num_samples, p.trials, "samples", name, allow_fewer)
     trials = len(chunks)
     ref, ref_notes, ref_off = _reference_stats(
-        reference, extractor, card, tag, p, fkey, batch_size, trials, allow_fewer, reference_range, use_cache
+        reference, extractor, request, fkey, batch_size, trials, allow_fewer, reference_range, use_cache
     )
     fake_stats = extract_stats(fake, extractor, p, chunks, batch_size, desc="samples")
     if save_stats is not None and dist.rank_and_size()[0] == 0:
         write_stats(save_stats, fake_stats, {"feature_key": fkey, "source": fake.describe(), "chunks": chunks})
 
-    values = []
-    for fs, rs in zip(fake_stats, ref.stats, strict=True):
-        v = frechet_distance_from_stats(fs, rs, sqrtm=p.fd_sqrtm, dtype=p.fd_dtype)
-        values.append(float(np.float32(v)) if p.result_dtype == "float32" else v)
+    values = [fvd_value(fs, rs, p) for fs, rs in zip(fake_stats, ref.stats, strict=True)]
     if min(fake_stats[0].n, ref.stats[0].n) <= FEATURE_DIM:
         notes.append(f"N <= {FEATURE_DIM}: singular covariances; compare only with numbers made at the same N")
-    return Result.for_protocol(
-        card,
-        tag,
-        p,
+    return make_result(
+        request,
         values,
         t0,
         n_samples=fake_stats[0].n,
         n_reference=ref.stats[0].n,
-        samples={"role": card.samples_role, **fake.describe()},
-        reference={"role": card.reference_role, **ref.describe},
+        samples={"role": request.role("samples"), **fake.describe()},
+        reference={"role": request.role("reference"), **ref.describe},
         extractor={"name": model_card.name, "content_sha256": ext_hash, "bn_eps": p.bn_eps},
         backend=backend,
         device=str(getattr(extractor, "device", "cpu")),
         batch_size=batch_size,
         seed=p.seed,
         off_protocol=off or ref_off,
-        notes=notes + ref_notes,
+        notes=notes + _round_trip(fake, p) + ref_notes,
         run=run,
     )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Streaming FVD for training loops
+
+
+class FrechetVideoDistance:
+    """FVD accumulated batch by batch, like torchmetrics' FID: ``update(videos, real=...)``, ``compute()``,
+    ``reset()``. For training loops that evaluate without writing files.
+
+    Videos are uint8 (B, T, H, W, C), or floats in ``value_range``, as numpy arrays or tensors; they are checked,
+    quantised, resized and scored exactly as ``vgbench eval`` does under ``protocol`` (same batches, same value).
+    ``compute`` is one trial over everything added: the protocol's counts and trials are the caller's to respect.
+
+    Example::
+
+        fvd = FrechetVideoDistance("fvd.official", device="cuda")
+        fvd.update(real_clips, real=True)
+        for batch in sampler:
+            fvd.update(batch, real=False)
+        value = fvd.compute()
+    """
+
+    def __init__(
+        self,
+        protocol: str = "fvd.official",
+        device: str = "auto",
+        value_range: str | None = None,
+        backend: str = "torch",
+        tensors: dict | None = None,
+        extractor: Callable[[np.ndarray], np.ndarray] | None = None,
+    ):
+        card, tag, _ = cards.resolve_protocol(protocol)
+        if card.fn != "frechet_video_distance":
+            raise InputError(f"{card.name}.{tag} is not an FVD-family metric (fvd, fvd-star, r-fvd)")
+        request = build_request(protocol, samples="<stream>", reference="<stream>")
+        self.request, self.protocol, self.value_range = request, request.protocol, value_range
+        self.extractor = extractor or build_extractor(request.card.extractor, self.protocol, backend, device, tensors)
+        self.ranges: dict[bool, str] = {}  # the range each set's first batch resolved to
+        self.reset()
+
+    def reset(self, real: bool = True) -> None:
+        """Forget the generated videos (and the real ones unless ``real=False``, to keep reference statistics)."""
+        self.fake = FeatureStats.empty(FEATURE_DIM)
+        self.ranges.pop(False, None)
+        if real or not hasattr(self, "real"):
+            self.real = FeatureStats.empty(FEATURE_DIM)
+            self.ranges.pop(True, None)
+
+    def update(self, videos, real: bool) -> None:
+        """Add a batch of videos (B, T, H, W, C) to the real or the generated set."""
+        if isinstance(videos, torch.Tensor):
+            videos = videos.detach().cpu().numpy()
+        what = "real" if real else "generated"
+        clips = SampleSet.from_array(np.asarray(videos), self.value_range, name=f"{what} videos")
+        seen = self.ranges.setdefault(real, clips.value_range)
+        if clips.value_range != seen:
+            raise InputError(
+                f"{what} videos: this batch reads as range {clips.value_range} ({clips.range_source}), earlier ones "
+                f"as {seen}; pass value_range= to FrechetVideoDistance so that every batch is read the same way"
+            )
+        batches = clips.iter_batches(self.protocol.batch_size, frames=self.protocol.frames, min_frames=MIN_FRAMES)
+        add_features(self.real if real else self.fake, batches, clips.value_range, self.extractor, self.protocol)
+
+    def compute(self) -> float:
+        """FVD between everything added as generated and as real, in the protocol's precision."""
+        for what, stats in (("generated", self.fake), ("real", self.real)):
+            if stats.n < 2:
+                raise InputError(f"FVD needs at least 2 {what} videos; {stats.n} were added with update()")
+        return fvd_value(self.fake, self.real, self.protocol)

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from vgbench import cards, hub
+from vgbench import hub
 from vgbench.errors import DownloadError, MissingDependencyError, VgbenchError
-from vgbench.models.i3d import MIXED
-from vgbench.weights import TF_PREFIX
+from vgbench.metrics.protocols import FVDProtocol
+from vgbench.models.i3d import MIXED, TF_PREFIX
 
 TFHUB_HANDLE = "https://tfhub.dev/deepmind/i3d-kinetics-400/1"
 
@@ -26,7 +26,7 @@ def _tf():
     return tf
 
 
-def tf_preprocess(tf, x0255: np.ndarray, p: cards.Protocol):
+def tf_preprocess(tf, x0255: np.ndarray, p: FVDProtocol):
     """float32 (B, T, H, W, C) 0-255 -> (B, T, S, S, C) in [-1, 1] with TF's resize kernels."""
     b, t, h, w, c = x0255.shape
     frames = tf.reshape(tf.constant(x0255), (b * t, h, w, c))
@@ -49,7 +49,7 @@ class TFExtractor:
     backend = "tf"
     device = "cpu"
 
-    def __init__(self, tensors: dict[str, np.ndarray], protocol: cards.Protocol):
+    def __init__(self, tensors: dict[str, np.ndarray], protocol: FVDProtocol):
         self.tf = _tf()
         self.t = {k: self.tf.constant(v) for k, v in tensors.items()}
         self.protocol = protocol
@@ -107,7 +107,7 @@ class TFHubExtractor:
     backend = "tfhub"
     device = "cpu"
 
-    def __init__(self, protocol: cards.Protocol):
+    def __init__(self, protocol: FVDProtocol):
         tf = _tf()
         if protocol.bn_eps != 1e-3:
             raise VgbenchError(

@@ -16,11 +16,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vgbench import cards, dist, hub
-from vgbench import weights as weights_mod
+from vgbench import cards, dist, hub, models
 from vgbench.errors import InputError
-from vgbench.metrics.common import exact_math, plan_chunks, progress, resolve_device
-from vgbench.models.c3d import build_c3d
+from vgbench.metrics.common import exact_math, plan_chunks, prefetch, progress, resolve_device
+from vgbench.metrics.contract import MetricRequest, make_result
 from vgbench.results import Result
 from vgbench.video import SampleSet
 
@@ -78,14 +77,19 @@ def to_minus_one_one(batch: np.ndarray, value_range: str) -> np.ndarray:
 
 
 class C3DExtractor:
-    """Softmax probabilities (B, 101) float64 of clips (B, T, H, W, 3) in [-1, 1]."""
+    """Softmax probabilities (B, 101) float64 of clips (B, T, H, W, 3) in [-1, 1], from a built C3D classifier."""
 
-    def __init__(self, arrays: dict, mean: np.ndarray, config: dict, device: str = "auto", exact: bool = True):
-        self.device = resolve_device(device)
-        self.exact = exact
-        self.model = build_c3d(arrays, mean, **config).to(self.device)
+    def __init__(self, model: torch.nn.Module, exact: bool = True):
+        self.model, self.exact = model, exact
+        self.device = next(model.parameters()).device
         if self.device.type == "cpu":
             self.model.net.to(memory_format=torch.channels_last_3d)  # faster oneDNN convs, same maths
+
+    @classmethod
+    def from_card(cls, model_name: str, arrays: dict | None = None, device: str = "auto", exact: bool = True):
+        """Build the card's classifier with :func:`vgbench.models.create` (``arrays`` in memory, else the cache)."""
+        weights = arrays if arrays is not None else True
+        return cls(models.create(model_name, weights=weights, device=resolve_device(device)), exact)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         with torch.inference_mode(), exact_math(self.exact):
@@ -104,8 +108,9 @@ def extract_probs(
     for (a, b), (lo, hi) in zip(chunks, shards, strict=True):
         full = np.zeros((b - a, num_classes), np.float64)
         pos = lo - a
-        for batch in samples.iter_batches(batch_size, lo, hi, frames=frames, min_frames=frames):
-            full[pos : pos + len(batch)] = extractor(to_minus_one_one(batch, samples.value_range))
+        batches = samples.iter_batches(batch_size, lo, hi, frames=frames, min_frames=frames)
+        for batch in prefetch(to_minus_one_one(b, samples.value_range) for b in batches):
+            full[pos : pos + len(batch)] = extractor(batch)
             pos += len(batch)
             bar.update(len(batch))
         out.append(dist.all_reduce_sum([full])[0])
@@ -130,10 +135,7 @@ def write_probs(path: str | Path, probs: list[np.ndarray], meta: dict) -> None:
 
 
 def evaluate_is(
-    metric: str,
-    samples: str | Path,
-    reference=None,
-    protocol: str | None = None,
+    request: MetricRequest,
     device: str = "auto",
     batch_size: int | None = None,
     allow_fewer: bool = False,
@@ -143,38 +145,27 @@ def evaluate_is(
     arrays: dict | None = None,
     backend: str = "torch",
 ) -> Result:
-    """Inception Score of ``samples`` under an ``is`` protocol (``reference`` is not used and must be None).
+    """Inception Score of the request's samples under an ``is`` protocol.
 
     ``arrays`` = {"weights": ..., "mean": ...} overrides the cached files (tests). ``save_probs`` writes the
     per-sample probabilities for comparison with another implementation.
     """
     t0 = time.time()
     dist.maybe_init()
-    card, tag, p = cards.resolve_protocol(metric, protocol)
-    name = f"{card.name}.{tag}"
-    if reference is not None:
-        raise InputError(f"{name} scores generated videos only; drop --reference (no real data enters the score)")
+    card, p, name = request.card, request.protocol, request.name
     if backend != "torch":
         raise InputError(f"{name} has only the torch backend, got --backend {backend}")
-    model_card = cards.model(card.extractor)
-    if arrays is None:
-        arrays, files = weights_mod.load_published(model_card.name)
-        hashes = {f"{role}_sha256": h for role, h in files.items()}  # of the pinned files
-    else:  # arrays given in memory: hash their contents instead
-        hashes = {f"{role}_content_sha256": weights_mod.content_hash(a) for role, a in arrays.items()}
-    extractor = C3DExtractor(arrays["weights"], arrays["mean"]["mean"], model_card.config, device, p.exact)
-    batch_size = batch_size or p.batch_size
-    frames = p.frames or model_card.config["frames"]
-
-    fake = SampleSet.open(samples, samples_range)
+    fake = SampleSet.open(request.samples, samples_range)
     chunks, notes, off = plan_chunks(fake.count, p.num_samples, p.trials, "samples", name, allow_fewer)
-    splits = p.splits or 1
-    if chunks[0][1] - chunks[0][0] < splits:
+    if chunks[0][1] - chunks[0][0] < p.splits:
         raise InputError(
-            f"{name}: {chunks[0][1] - chunks[0][0]} samples per trial cannot make {splits} splits; "
-            f"provide at least {splits} (the protocol wants {p.num_samples})"
+            f"{name}: {chunks[0][1] - chunks[0][0]} samples per trial cannot make {p.splits} splits; "
+            f"provide at least {p.splits} (the protocol wants {p.num_samples})"
         )
-    probs = extract_probs(fake, extractor, frames, chunks, batch_size, model_card.config["num_classes"])
+    model_card = cards.model(card.extractor)
+    extractor = C3DExtractor.from_card(model_card.name, arrays, device, p.exact)
+    batch_size = batch_size or p.batch_size
+    probs = extract_probs(fake, extractor, p.frames, chunks, batch_size, model_card.config["num_classes"])
     if save_probs is not None and dist.rank_and_size()[0] == 0:
         write_probs(save_probs, probs, {"protocol": name, "chunks": chunks, "source": fake.describe()})
 
@@ -183,18 +174,16 @@ def evaluate_is(
         if p.shuffle_seed is not None:
             trial = trial.copy()
             np.random.RandomState(p.shuffle_seed).shuffle(trial)
-        values.extend(float(v) for v in split_scores(trial, splits, p.eps or 0.0))
-    return Result.for_protocol(
-        card,
-        tag,
-        p,
+        values.extend(float(v) for v in split_scores(trial, p.splits, p.eps))
+    return make_result(
+        request,
         values,
         t0,
         n_samples=len(probs[0]),
         n_reference=0,
-        samples={"role": card.samples_role, **fake.describe()},
+        samples={"role": request.role("samples"), **fake.describe()},
         reference={},
-        extractor={"name": model_card.name, **hashes},
+        extractor={"name": model_card.name, **extractor.model.provenance},
         backend="torch",
         device=str(extractor.device),
         batch_size=batch_size,

@@ -70,3 +70,17 @@ class PixelMoments:
             raise ValueError("no values were added")
         mean = self.total / self.count
         return max(self.total_sq / self.count - mean * mean, 0.0)
+
+
+def evaluate_nmse(request, device: str = "auto", batch_size: int | None = None, run: str = ""):
+    """NMSE of the checkpoint's reconstructions of the ``--reference`` split under an ``nmse`` protocol.
+
+    ``request`` is a :class:`vgbench.metrics.contract.MetricRequest` (checkpoint, reference, NMSEProtocol).
+    """
+    # lead: implemented in issue 12
+    from vgbench.errors import VgbenchError
+
+    raise VgbenchError(
+        f"{request.name} needs a VideoGPT checkpoint; arrives with `vgbench train` (the VQ-VAE models are not "
+        "in this version yet)"
+    )

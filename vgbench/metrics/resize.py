@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from vgbench.errors import InputError
+
 GRIDS = ("tf_legacy", "torch_half_pixel")
 
 
@@ -27,20 +29,28 @@ def legacy_coords(in_size: int, out_size: int, device=None) -> tuple[torch.Tenso
 
 
 def resize_tf_legacy(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resize float (..., H, W) to ``size`` with TF1's legacy bilinear grid; returns float32."""
+    """Resize float (..., C, H, W) to ``size`` with TF1's legacy bilinear grid; returns float32.
+
+    Works channels-last inside (the gathers move whole pixels) and returns a channels-last tensor, the memory
+    format I3D runs in, so no copy is made to convert it. Per output value it computes TF's
+    ``top = tl + (tr - tl) * wx``, ``bottom = bl + (br - bl) * wx``, ``out = top + (bottom - top) * wy`` with the
+    same float32 operations on the same operands (in place, where no new buffer is needed): the same bits.
+    """
     x = x.float()
     out_h, out_w = size
     h, w = x.shape[-2:]
     if (h, w) == (out_h, out_w):
         return x  # TF returns the input values unchanged when sizes match
+    lead = x.shape[:-2]
     y0, y1, wy = legacy_coords(h, out_h, x.device)
     x0, x1, wx = legacy_coords(w, out_w, x.device)
-    rows0, rows1 = x.index_select(-2, y0), x.index_select(-2, y1)  # (..., out_h, W)
-    tl, tr = rows0.index_select(-1, x0), rows0.index_select(-1, x1)
-    bl, br = rows1.index_select(-1, x0), rows1.index_select(-1, x1)
-    top = tl + (tr - tl) * wx
-    bottom = bl + (br - bl) * wx
-    return top + (bottom - top) * wy.unsqueeze(-1)
+    nhwc = x.reshape(-1, *x.shape[-3:]) if x.dim() >= 3 else x[None, None]
+    nhwc = nhwc.permute(0, 2, 3, 1).contiguous()  # (N, H, W, C): no copy when x is channels-last already
+    left, across = nhwc[:, :, x0], nhwc[:, :, x1]  # (N, H, out_w, C)
+    across = across.sub_(left).mul_(wx[:, None]).add_(left)  # left + (right - left) * wx
+    top, out = across[:, y0], across[:, y1]  # (N, out_h, out_w, C)
+    out = out.sub_(top).mul_(wy[:, None, None]).add_(top)  # top + (bottom - top) * wy
+    return out.permute(0, 3, 1, 2).reshape(*lead, out_h, out_w)  # (..., C, out_h, out_w), channels-last
 
 
 def resize_torch_half_pixel(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -54,4 +64,4 @@ def resize_frames(frames: torch.Tensor, size: tuple[int, int], grid: str) -> tor
         return resize_tf_legacy(frames, size)
     if grid == "torch_half_pixel":
         return resize_torch_half_pixel(frames, size)
-    raise ValueError(f"unknown resize grid {grid!r}; allowed: {', '.join(GRIDS)}")
+    raise InputError(f"unknown resize grid {grid!r}; allowed: {', '.join(GRIDS)}")

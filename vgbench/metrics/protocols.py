@@ -1,0 +1,164 @@
+"""Protocol dataclasses, one per metric engine: every parameter that changes a metric's number.
+
+A metric card's ``protocols`` are parsed into the class its engine reads (``registry.PROTOCOL_TYPES``, keyed by the
+card's ``fn``), so an FVD protocol carries FVD's parameters and an IS protocol only the Inception Score's; each
+class checks its own rules (:meth:`Protocol.problems`), such as I3D's 9-frame minimum for FVD only. This module
+imports no torch: cards are read by ``vgbench list`` and ``--help``.
+
+Hashes (``cards.protocol_hash``) cover every field except the texts (description, sources, notes). They are the
+same as before the split into per-metric classes: FVD's fields are exactly the former shared ones, and an IS
+protocol adds the FVD-only fields it used to carry at their fixed defaults (``HASH_COMPAT``), so records made
+earlier stay comparable without a card_version bump.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+TEXT_FIELDS = ("description", "sources", "notes")  # explain a protocol; never hashed, never overridden
+
+Problem = tuple[str, str, "str | None", Any]  # (field, problem, expected, got)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Protocol:
+    """Fields every metric protocol has: counts of trials, how they are summarised, the seed, provenance."""
+
+    description: str
+    batch_size: int = 16  # videos per forward pass; a speed setting that the card fixes for exact parity
+    trials: int = 1
+    std: Literal["population", "none"] = "none"  # how several trials are summarised besides their mean
+    seed: int = 0
+    sources: tuple[str, ...] = ()
+    notes: str = ""
+
+    HASH_COMPAT: ClassVar[dict[str, Any]] = {}  # fields earlier hashes included at fixed values
+    HASH_OPTIONAL: ClassVar[tuple[str, ...]] = ()  # fields hashed only when set (added after release)
+
+    def problems(self) -> list[Problem]:
+        """Rules a card's protocol must satisfy, as (field, problem, expected, got)."""
+        out: list[Problem] = []
+        if self.batch_size < 1:
+            out.append(("batch_size", "must be at least 1", ">= 1", self.batch_size))
+        if self.trials < 1:
+            out.append(("trials", "must be at least 1", None, self.trials))
+        if self.trials > 1 and self.std == "none":
+            out.append(("std", "several trials need a std convention", "'population'", self.std))
+        return out
+
+    def hash_payload(self) -> dict[str, Any]:
+        """The parameters that define the protocol's numbers (what :func:`cards.protocol_hash` hashes)."""
+        payload = {**self.HASH_COMPAT, **self.as_dict()}
+        for name in TEXT_FIELDS:
+            payload.pop(name, None)
+        for name in self.HASH_OPTIONAL:
+            if payload.get(name) is None:
+                payload.pop(name, None)
+        return payload
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every field as plain JSON-able values (what a result records as ``protocol_params``)."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclass(frozen=True, kw_only=True)
+class FVDProtocol(Protocol):
+    """FVD, FVD* and R-FVD: I3D preprocessing, the network's BN eps, the distance's precision, the counts."""
+
+    # Preprocessing
+    resize: Literal["tf_legacy", "torch_half_pixel", "none"]
+    scale: Literal["minus_one_one", "none"]
+    quantize: Literal["none", "truncate", "round"]  # float samples -> uint8 levels before the network
+    size: int = 224
+    resize_mode: Literal["direct", "short_side_center_crop"] = "direct"
+    frames: int | None = None  # clip length taken from the start of each video; None keeps all frames
+    # Network
+    bn_eps: float = 1e-3
+    exact: bool = True  # parity protocol: TF32 / reduced precision disabled
+    # Distance
+    fd_sqrtm: Literal["svd", "scipy"] = "svd"
+    fd_dtype: Literal["float64", "float32"] = "float64"
+    result_dtype: Literal["float32", "float64"] = "float32"
+    # Counts
+    num_samples: int | None = None  # per trial; None = all given
+    num_reference: int | None = None  # per trial; None = all given
+    # The paper's BAIR protocol when samples are drawn from a checkpoint (`--checkpoint`; read by the sampler)
+    conditioning_frames: int | None = None
+    real_split: str | None = None
+
+    def problems(self) -> list[Problem]:
+        out = super().problems()
+        if self.frames is not None and self.frames < 9:
+            out.append(("frames", "I3D needs at least 9 frames", ">= 9", self.frames))
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class ISProtocol(Protocol):
+    """The UCF-101 Inception Score: C3D's fixed input stage, the clip length, the split convention."""
+
+    resize: Literal["chainer"]  # tgan2's classifier resizes with Chainer's corner-aligned grid
+    scale: Literal["minus_one_one"]
+    quantize: Literal["none"]
+    size: int = 112
+    frames: int = 16
+    exact: bool = True
+    num_samples: int | None = None  # per trial; None = all given
+    splits: int = 1  # IS per split of each trial's samples (tgan2: i*n//splits boundaries)
+    eps: float = 0.0  # added to every probability before the KL (tgan2: 1e-20)
+    shuffle_seed: int | None = None  # RandomState seed shuffling the probabilities before splitting
+
+    # Before protocols were per metric, IS protocols carried FVD's fields at these defaults.
+    HASH_COMPAT: ClassVar[dict[str, Any]] = {
+        "bn_eps": 0.001,
+        "conditioning_frames": None,
+        "fd_dtype": "float64",
+        "fd_sqrtm": "svd",
+        "num_reference": None,
+        "real_split": None,
+        "resize_mode": "direct",
+        "result_dtype": "float32",
+    }
+    HASH_OPTIONAL: ClassVar[tuple[str, ...]] = ("shuffle_seed",)
+
+    def problems(self) -> list[Problem]:
+        out = super().problems()
+        if self.splits < 1:
+            out.append(("splits", "must be at least 1", None, self.splits))
+        if self.eps < 0:
+            out.append(("eps", "must not be negative", ">= 0", self.eps))
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class NMSEProtocol(Protocol):
+    """NMSE of VQ-VAE reconstructions (metrics.md §10): the variance divided by, clamping, the split scored."""
+
+    variance: float | Literal["measured"]  # on the [-0.5, 0.5] scale; 'measured': pixel variance of variance_split
+    clamp: bool  # clamp reconstructions to [-0.5, 0.5] before scoring (VideoGPT's loss does not)
+    split: str = "test"  # the dataset split scored (`--reference DATASET:SPLIT`)
+    variance_split: str = "train"  # read only with variance 'measured'
+    frames: int = 16
+    windows: Literal["fixed", "all"] = "fixed"  # ClipDataset windows: one per video, or every start
+    num_samples: int | None = None  # clips scored; None = the whole split
+
+    def problems(self) -> list[Problem]:
+        out = super().problems()
+        if self.variance != "measured" and not self.variance > 0:
+            out.append(("variance", "must be positive", "> 0 or 'measured'", self.variance))
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class BitsPerDimProtocol(Protocol):
+    """bits/dim of a latent prior (metrics.md §11): per latent token, teacher-forced, on a held-out split."""
+
+    unit: Literal["latent_token"] = "latent_token"  # the paper's magnitudes are per latent token, not per pixel
+    split: str = "test"
+    frames: int = 16
+    conditioning_frames: int | None = None  # BAIR: the prior is conditioned on the first frame
+    mask: Literal["training"] = "training"  # the attention mask the prior was trained with (sparse or full)
+    windows: Literal["fixed", "all"] = "fixed"
+    num_samples: int | None = None  # clips scored; None = the whole split
