@@ -52,14 +52,69 @@ class NLLSum:
 
 
 def evaluate_bits_per_dim(request, device: str = "auto", batch_size: int | None = None, run: str = ""):
-    """bits/dim (per latent token) of the checkpoint's prior on the ``--reference`` split.
+    """bits/dim (per latent token) of a prior checkpoint on the ``--reference`` clips, teacher-forced with the
+    attention mask it was trained with, conditioned as the protocol says; sharded over torchrun processes."""
+    import time
 
-    ``request`` is a :class:`vgbench.metrics.contract.MetricRequest` (checkpoint, reference, BitsPerDimProtocol).
-    """
-    # lead: implemented in issue 12
-    from vgbench.errors import VgbenchError
+    import numpy as np
 
-    raise VgbenchError(
-        f"{request.name} needs a VideoGPT checkpoint; arrives with `vgbench train` (the prior models are not in "
-        "this version yet)"
+    from vgbench import dist
+    from vgbench.errors import InputError
+    from vgbench.metrics.checkpoints import ClipSource, load_checkpoint, to_model_input
+    from vgbench.metrics.contract import make_result
+
+    t0 = time.time()
+    dist.maybe_init()
+    p = request.protocol
+    model, ck, dev = load_checkpoint(request.checkpoint, device)
+    if ck.vqvae is None:
+        raise InputError(
+            f"{request.checkpoint}: a VQ-VAE checkpoint ({ck.card}); bits/dim needs a prior checkpoint "
+            "(prior/checkpoints/*.pt)"
+        )
+    prior = model.prior.config
+    need = getattr(prior, "cond_frames", 0)
+    notes = []
+    if (p.conditioning_frames or 0) != need:
+        raise InputError(
+            f"protocol {request.name} conditions on {p.conditioning_frames or 0} frame(s), the prior {ck.card} on "
+            f"{need}; pass --set conditioning_frames={need or 'null'} (the result is then marked off-protocol)"
+        )
+    if getattr(prior, "n_classes", 0):
+        notes.append("class-conditional prior: conditioned on the reference clips' labels")
+    src = ClipSource(request.reference, p.frames, p.windows, p.seed)
+    n = src.count if p.num_samples is None else min(p.num_samples, src.count)
+    bs = batch_size or p.batch_size
+    rank, world = dist.rank_and_size()
+    lo, hi = dist.shard(0, n, rank, world)
+    nats, tokens = 0.0, 0
+    with torch.no_grad():
+        for i, batch in zip(range(lo, hi, bs), src.batches(bs, lo, hi), strict=True):
+            x = to_model_input(batch, model.vqvae.config.in_channels, dev)
+            cond = {}
+            if need:
+                cond["frames"] = x[:, :, :need]
+            if getattr(prior, "n_classes", 0):
+                cond["label"] = torch.tensor(src.labels(i, i + len(batch)), device=dev)
+            nll = model.token_nll(x, cond or None)  # (B, S) nats
+            nats += float(nll.double().sum())
+            tokens += nll.numel()
+    nats, tokens = dist.all_reduce_sum([np.array([nats, float(tokens)])])[0]
+    value = bits_per_token(float(nats), int(tokens))
+    return make_result(
+        request,
+        [value],
+        t0,
+        n_samples=n,
+        n_reference=n,
+        samples={"role": "latent codes of the reference clips", "tokens": int(tokens), "nats": float(nats)},
+        reference={"role": request.inputs.reference, **src.identity()},
+        extractor={"prior": ck.card, "vqvae": ck.vqvae["card"], "attention": getattr(prior, "attention", "")},
+        backend="torch",
+        device=str(dev),
+        batch_size=bs,
+        seed=p.seed,
+        notes=notes,
+        run=run,
+        checkpoint=ck.describe(),
     )

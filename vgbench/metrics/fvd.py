@@ -32,7 +32,7 @@ import torch
 from vgbench import cards, dist, hub, models
 from vgbench.errors import InputError, ProtocolError, VgbenchError
 from vgbench.metrics.common import exact_math, plan_chunks, prefetch, progress, resolve_device
-from vgbench.metrics.contract import MetricRequest, build_request, derived_videos, make_result
+from vgbench.metrics.contract import MetricRequest, build_request, compared_sets, make_result
 from vgbench.metrics.frechet import FeatureStats, frechet_distance_from_stats
 from vgbench.metrics.protocols import FVDProtocol
 from vgbench.metrics.resize import resize_frames
@@ -323,13 +323,6 @@ def _round_trip(videos: SampleSet, p: FVDProtocol) -> list[str]:
     return [f"{videos.path.name}: {ROUND_TRIP_NOTE}"] if p.quantize == "truncate" and videos.dtype == "uint8" else []
 
 
-def _open_set(request: MetricRequest, slot: str):
-    """The video set compared in ``slot``: the given path, or the set the checkpoint makes (``derive``)."""
-    if request.derived(slot):
-        return derived_videos(request, slot)
-    return getattr(request, slot)
-
-
 def evaluate_fvd(
     request: MetricRequest,
     backend: str = "torch",
@@ -351,7 +344,7 @@ def evaluate_fvd(
     t0 = time.time()
     dist.maybe_init()
     card, p = request.card, request.protocol
-    samples, reference = _open_set(request, "samples"), _open_set(request, "reference")
+    samples, reference, made = compared_sets(request, device)  # the checkpoint's sets where the card derives them
     fake = samples if isinstance(samples, SampleSet) else SampleSet.open(samples, samples_range)
     chunks, notes, off = plan_chunks(fake.count, p.num_samples, p.trials, "samples", request.name, allow_fewer)
     model_card = cards.model(card.extractor)
@@ -376,17 +369,23 @@ def evaluate_fvd(
         t0,
         n_samples=fake_stats[0].n,
         n_reference=ref.stats[0].n,
-        samples={"role": request.role("samples"), **fake.describe()},
-        reference={"role": request.role("reference"), **ref.describe},
+        samples={"role": request.role("samples"), **fake.describe(), **_made(made, "samples")},
+        reference={"role": request.role("reference"), **ref.describe, **_made(made, "reference")},
         extractor={"name": model_card.name, "content_sha256": ext_hash, "bn_eps": p.bn_eps},
         backend=backend,
         device=str(getattr(extractor, "device", "cpu")),
         batch_size=batch_size,
         seed=p.seed,
         off_protocol=off or ref_off,
-        notes=notes + _round_trip(fake, p) + ref_notes,
+        notes=notes + _round_trip(fake, p) + ref_notes + made.get("notes", []),
         run=run,
+        **({"checkpoint": made["checkpoint"]} if "checkpoint" in made else {}),
     )
+
+
+def _made(made: dict, slot: str) -> dict:
+    """Provenance of a set the checkpoint made, for the result record."""
+    return {"made_from_checkpoint": made[slot]} if slot in made else {}
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -73,14 +73,78 @@ class PixelMoments:
 
 
 def evaluate_nmse(request, device: str = "auto", batch_size: int | None = None, run: str = ""):
-    """NMSE of the checkpoint's reconstructions of the ``--reference`` split under an ``nmse`` protocol.
+    """NMSE of the checkpoint's reconstructions of the ``--reference`` clips under an ``nmse`` protocol.
 
     ``request`` is a :class:`vgbench.metrics.contract.MetricRequest` (checkpoint, reference, NMSEProtocol).
+    Reconstructions are scored as the decoder makes them (float, clamped only when the protocol says so) against
+    the clips on the [-0.5, 0.5] scale; sums in float64, sharded over torchrun processes.
     """
-    # lead: implemented in issue 12
-    from vgbench.errors import VgbenchError
+    import time
 
-    raise VgbenchError(
-        f"{request.name} needs a VideoGPT checkpoint; arrives with `vgbench train` (the VQ-VAE models are not "
-        "in this version yet)"
+    import numpy as np
+
+    from vgbench import dist
+    from vgbench.metrics.checkpoints import ClipSource, load_checkpoint, to_model_input, vqvae_of
+    from vgbench.metrics.contract import make_result
+
+    t0 = time.time()
+    dist.maybe_init()
+    p = request.protocol
+    model, ck, dev = load_checkpoint(request.checkpoint, device)
+    vq = vqvae_of(model)
+    src = ClipSource(request.reference, p.frames, p.windows, p.seed)
+    n = src.count if p.num_samples is None else min(p.num_samples, src.count)
+    notes = [] if p.num_samples is None or src.count >= p.num_samples else [f"only {src.count} clips scored"]
+    bs = batch_size or p.batch_size
+    rank, world = dist.rank_and_size()
+    lo, hi = dist.shard(0, n, rank, world)
+    err = SquaredErrorSum()
+    with torch.no_grad():
+        for batch in src.batches(bs, lo, hi):
+            x = to_model_input(batch, vq.config.in_channels, dev)
+            recon = vq.decode(vq.encode(x))
+            err.update(recon.clamp(-0.5, 0.5) if p.clamp else recon, x)
+    total, count = dist.all_reduce_sum([np.array([err.total, float(err.count)])])[0]
+    if p.variance == "measured":
+        variance, how = measured_variance(ClipSource(_split_ref(request.reference, p.variance_split), p.frames,
+                                                     "fixed", p.seed), vq.config.in_channels, bs)  # fmt: skip
+    else:
+        variance, how = float(p.variance), "constant"
+    value = total / count / variance
+    return make_result(
+        request,
+        [float(value)],
+        t0,
+        n_samples=n,
+        n_reference=n,
+        samples={"role": request.role("samples") or "reconstructions", "made_from_checkpoint": ck.describe()},
+        reference={"role": request.inputs.reference, **src.identity()},
+        extractor={"variance": variance, "variance_source": how, "clamp": p.clamp},
+        backend="torch",
+        device=str(dev),
+        batch_size=bs,
+        seed=p.seed,
+        notes=notes,
+        run=run,
+        checkpoint=ck.describe(),
     )
+
+
+def _split_ref(reference, split: str) -> str:
+    """``bair:test`` -> ``bair:train`` (the split a measured variance is taken from)."""
+    from vgbench import datasets
+    from vgbench.errors import InputError
+
+    parsed = datasets.parse_ref(str(reference))
+    if parsed is None:
+        raise InputError(f"variance 'measured' needs a dataset reference NAME:SPLIT, got {reference}")
+    name, variant, _ = parsed
+    return f"{name}{'/' + variant if variant else ''}:{split}"
+
+
+def measured_variance(src, in_channels: int, batch_size: int) -> tuple[float, str]:
+    """Pixel variance of every clip of ``src`` on the [-0.5, 0.5] scale (float64 moments)."""
+    moments = PixelMoments()
+    for batch in src.batches(batch_size):
+        moments.update(torch.from_numpy(batch).double()[..., :in_channels] / 255.0 - 0.5)
+    return moments.variance(), f"measured on {src.reference} ({src.count} clips)"
