@@ -95,13 +95,18 @@ def _input(name: str, text: str):
     "--protocol", "-p", default=None, help="Protocol tag (default: the metric's default). See `vgbench list protocols`."
 )
 @click.option(
-    "--backend", type=click.Choice(["torch", "tf", "tfhub"]), default="torch", help="Feature network implementation."
+    "--backend",
+    type=click.Choice(["torch", "tf", "tfhub"]),
+    default=None,
+    help="Feature network implementation (FVD family; default torch).",
 )
 @click.option("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=None, help="Videos per forward pass (default: the protocol's)."
 )
-@click.option("--range", "samples_range", default="auto", help="Value range of float samples: auto, 0-255, 0-1, -1-1.")
+@click.option(
+    "--range", "samples_range", default=None, help="Value range of float samples: auto (default), 0-255, 0-1, -1-1."
+)
 @click.option("--reference-range", default=None, help="Value range of float reference videos (default: auto).")
 @click.option(
     "--allow-fewer",
@@ -197,7 +202,7 @@ def eval_cmd(
         batch_size=batch_size,
         samples_range=samples_range,
         reference_range=reference_range,
-        allow_fewer=allow_fewer,
+        allow_fewer=allow_fewer or None,  # flags left off count as not given (metrics without them refuse them)
         save_stats=save_stats,
         save_probs=save_probs,
         use_cache=False if no_cache else None,

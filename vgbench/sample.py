@@ -206,12 +206,12 @@ def sample(
         c = make_cond(idx, dev) if make_cond else None
         with torch.no_grad():
             videos = net.sample(
-                len(idx),
-                cond=c,
+                c if c else len(idx),
                 seeds=[sample_seed(seed, j) for j in idx],
                 temperature=temperature,
                 top_k=top_k,
                 top_p=top_p,
+                batch_size=len(idx),
             )
         parts.append(np.asarray(videos))
         bar.update(len(idx))

@@ -845,7 +845,7 @@ class StageTrainer:
             items = [self.data.val[i] for i in range(min(n, len(self.data.val)))]
             cond = make_cond(net.prior.config, torch.utils.data.default_collate(items), self.device)
             n = len(items)
-        videos = net.sample(n, cond=cond, seeds=list(range(n)))
+        videos = net.sample(cond or n, seeds=list(range(n)), batch_size=n)
         net.train(was)
         net.vqvae.eval()
         path = self.run.path / "samples" / f"step-{self.step:08d}.gif"

@@ -272,7 +272,7 @@ def sampled_with_reference(
             x = to_model_input(np.asarray(real_arr[lo:hi], np.float32), model.vqvae.config.in_channels, dev)
             cond = {"frames": x[:, :, :cond_frames]}
         with torch.no_grad():
-            v = model.sample(hi - lo, cond=cond, seeds=[sample_seed(p.seed, i) for i in range(lo, hi)])
+            v = model.sample(cond or hi - lo, seeds=[sample_seed(p.seed, i) for i in range(lo, hi)], batch_size=hi - lo)
         v = np.asarray(v)
         return np.repeat(v, 3, axis=-1) if v.shape[-1] == 1 else v
 
