@@ -93,6 +93,7 @@ METRIC_FNS.register("inception_score", "vgbench.metrics.inception:evaluate_is")
 ARCHS: Registry = Registry("model architecture")
 ARCHS.register("i3d", "vgbench.models.i3d:from_card")
 ARCHS.register("c3d", "vgbench.models.c3d:from_card")
+ARCHS.register("videogpt_vqvae", "vgbench.models.vqvae:from_card")
 
 # Structure checks of published weight files, by architecture: (role, arrays, where, config) -> None or raise.
 STRUCTURE_CHECKS: Registry = Registry("weight-file structure check")
