@@ -123,7 +123,7 @@ class EMACodebook(nn.Module):
             dist.all_reduce(counts)
             dist.all_reduce(sums)
         self.embeddings.copy_(ema_update(self.N, self.z_avg, counts, sums, self.decay, self.eps))
-        dead = self.N < self.restart_threshold  # (C, K): the same on every rank (N is all-reduced)
+        dead = self.N.lt(self.restart_threshold)  # (C, K): the same on every rank (N is all-reduced)
         if bool(dead.any()):
             rows = self._random_rows(flat)
             self.embeddings.copy_(torch.where(dead.unsqueeze(-1), rows, self.embeddings))

@@ -3,7 +3,7 @@
     x (B, C, T, H, W) in [-0.5, 0.5]
     -> encoder: n = max(log2 d) strided "same" convs (stride 2 on an axis while it has downsampling left) + ReLU,
        a 3x3x3 conv, residual stack                                                -> (B, hidden, T', H', W')
-    -> pre-quantisation 1x1x1 conv to C*D channels -> C EMA codebooks (channel slices of D) -> codes (B, T', H', W'[, C])
+    -> pre-quantisation 1x1x1 conv to C*D channels -> C EMA codebooks (channel slices of D) -> codes (B, *latent)
     -> post-quantisation conv -> residual stack -> n transposed convs (ReLU between, none after) -> recon
 
 Residual block: ``x + f(x)``, f = norm -> ReLU -> conv3 (hidden -> res_hidden, no bias) -> norm -> ReLU ->
