@@ -75,7 +75,6 @@ class VQVAEConfig:
     ema_eps: float = 1e-7  # Laplace smoothing of the EMA counts (VG, VGP)
     restart_threshold: float = 1.0  # codes with EMA count below it are restarted
     recon_variance: float | Literal["measured"] = 0.06  # NMSE divisor; "measured": the trainer sets it
-    phase_transpose: bool = True  # sub-pixel transposed convs (same numbers as the reference form, faster)
     channels_last: bool = True  # channels-last-3d activations (faster oneDNN / cuDNN convs, same maths)
 
     @property
@@ -224,9 +223,7 @@ class Decoder(nn.Module):
         self.convts = nn.ModuleList()
         for i, stride in enumerate(strides):
             c_out = cfg.in_channels if i == len(strides) - 1 else cfg.hidden
-            self.convts.append(
-                SamePadConvTranspose3d(cfg.hidden, c_out, cfg.upsample_kernel, stride, phase=cfg.phase_transpose)
-            )
+            self.convts.append(SamePadConvTranspose3d(cfg.hidden, c_out, cfg.upsample_kernel, stride))
 
     def forward(self, x: torch.Tensor, pos) -> torch.Tensor:
         x = self.res_stack(x, pos)
