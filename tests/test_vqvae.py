@@ -15,7 +15,7 @@ from vgbench.errors import CardError, InputError, VgbenchError
 from vgbench.models import create
 from vgbench.models.codebook import EMACodebook
 from vgbench.models.layers import SamePadConv3d, SamePadConvTranspose3d, same_pads
-from vgbench.models.vqvae import VQVAE, VQVAEConfig, count_parameters, from_card
+from vgbench.models.vqvae import VQVAE, VQVAEConfig, card_summary, count_parameters, from_card
 
 VQVAE_CARDS = [n for n in cards.names("models") if cards.model(n).arch == "videogpt_vqvae"]
 # every card the models contract (helpers/MODELS_CONTRACT.md) names
@@ -134,8 +134,14 @@ def test_hand_counts_cover_every_card_and_known_totals():
 
 @pytest.mark.parametrize("name", sorted(CONTRACT_CARDS))
 def test_full_size_parameter_count(name):
-    model = create(name, weights=False)
-    assert count_parameters(model) == HAND_COUNTS[name]
+    card = cards.model(name)
+    summary = card_summary(card)  # the full-size network built on the meta device
+    assert summary["params"] == HAND_COUNTS[name]
+    assert summary["latent"] == "x".join(map(str, card.config["latent"]))
+
+
+def test_meta_count_equals_a_real_build():
+    assert count_parameters(create("vqvae.bair", weights=False)) == HAND_COUNTS["vqvae.bair"]
 
 
 def test_vg_architecture_reproduces_vg_parameter_count():

@@ -128,12 +128,14 @@ class EMACodebook(nn.Module):
             rows = self._random_rows(flat)
             self.embeddings.copy_(torch.where(dead.unsqueeze(-1), rows, self.embeddings))
 
-    def nearest(self, flat: torch.Tensor) -> torch.Tensor:
-        """Index of the nearest code by squared L2 for (C, M, D) vectors -> (C, M) int64."""
+    def nearest(self, flat: torch.Tensor, chunk: int = 65536) -> torch.Tensor:
+        """Index of the nearest code by squared L2 for (C, M, D) vectors -> (C, M) int64 (M in chunks, so the
+        (C, chunk, K) distance block stays bounded)."""
         e = self.embeddings
+        e2 = (e * e).sum(-1).unsqueeze(1)  # (C, 1, K)
         # |z|^2 is the same for every code of a row, so it is left out of the argmin
-        d = torch.baddbmm((e * e).sum(-1).unsqueeze(1), flat, e.transpose(1, 2), alpha=-2.0)  # (C, M, K)
-        return d.argmin(-1)
+        out = [torch.baddbmm(e2, f, e.transpose(1, 2), alpha=-2.0).argmin(-1) for f in flat.split(chunk, 1)]
+        return torch.cat(out, 1)  # (C, M)
 
     def lookup(self, codes: torch.Tensor) -> torch.Tensor:
         """Codebook vectors of codes (..., C) -> (..., C, D)."""
@@ -143,7 +145,13 @@ class EMACodebook(nn.Module):
 
     # -- forward ------------------------------------------------------------------------------------------
     def forward(self, z: torch.Tensor) -> CodebookOutput:
-        """Quantise encoder outputs z (B, C*D, T, H, W); in training mode also init / EMA / restart."""
+        """Quantise encoder outputs z (B, C*D, T, H, W); in training mode also init / EMA / restart.
+
+        Computed in float32 whatever the autocast state (distances and EMA sums need it)."""
+        with torch.autocast(z.device.type, enabled=False):
+            return self._forward(z.float())
+
+    def _forward(self, z: torch.Tensor) -> CodebookOutput:
         B, _, T, H, W = z.shape
         C, K = self.n_codebooks, self.n_codes
         flat = self._flatten(z)  # (C, M, D)

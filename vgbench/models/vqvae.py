@@ -366,6 +366,17 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def card_summary(card) -> dict:
+    """Latent shape and trainable parameter count of a card's full-size network, built on the meta device
+    (no memory, no compute: for listings such as ``vgbench list models``); invalid cards raise CardError."""
+    from vgbench import cards
+
+    config = cards.build_config(VQVAEConfig, card)
+    with torch.device("meta"):
+        model = VQVAE(config, f"card {card.name}")
+    return {"latent": "x".join(map(str, model.latent_shape)), "params": count_parameters(model)}
+
+
 def from_card(card, weights: bool = True, root=None, **overrides) -> VQVAE:
     """The model factory's builder: a freshly initialised VQ-VAE of the card's config.
 
