@@ -19,7 +19,8 @@ copy the VG rows are skipped and vgbench is reported alone.
 
 FLOPs: ``torch.utils.flop_counter.FlopCounterMode`` over one training step, as executed: every tap a kernel
 multiplies is counted, including taps on zero padding. VG's transposed convs run over their padded input and
-are counted with those padding taps; vgbench's phase-decomposed transposed convs never form them.
+are counted with those padding taps; vgbench's transposed convs leave them out (a shrunk crop instead).
+The CPU flash-attention kernel (vgbench's attention) is counted with the CUDA kernels' formula.
 ``useful`` FLOPs = the vgbench count of the same architecture (what VG's step would cost without the waste).
 GFLOP/s are compared with the ~170 GFLOP/s fp32 GEMM peak of the 2-thread development CPU (issue 11).
 """
@@ -38,6 +39,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -47,6 +49,17 @@ from vgbench.models.vqvae import VQVAE, VQVAEConfig, count_parameters  # noqa: E
 GEMM_PEAK_GFLOPS = 170.0  # issue 11: torch fp32 GEMM peak of the 2-thread development CPU
 # vgbench's config fields that reproduce VG's VQ-VAE architecture (videogpt.md §3)
 VG_ARCH = dict(norm="batch", res_hidden=120, encoder_kernel=4, post_vq_kernel=1, pos_embedding=False)
+
+
+# FlopCounterMode has formulas for the CUDA attention kernels only; count the CPU flash kernel the same way
+@flop_counter.register_flop_formula(torch.ops.aten._scaled_dot_product_flash_attention_for_cpu)
+def _sdpa_cpu_flops(query, key, value, *args, out_shape=None, **kwargs) -> int:
+    return flop_counter.sdpa_flop_count(query, key, value)
+
+
+@flop_counter.register_flop_formula(torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward)
+def _sdpa_cpu_backward_flops(grad_out, query, key, value, *args, out_shape=None, **kwargs) -> int:
+    return flop_counter.sdpa_backward_flop_count(grad_out, query, key, value)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -171,8 +184,9 @@ def run(args) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         vg = load_vg(args.vg_repo, Path(tmp))
         configs = {
-            # name: (batch, VG kwargs, vgbench VG-architecture overrides, paper card)
-            "bair_4x2x2": (2, dict(downsample=(4, 2, 2), res_layers=4, n_codes=2048, dim=256), "vqvae.bair_latent4x32x32"),
+            # name: (batch, VG model, paper card at the same grid)
+            "bair_4x2x2": (2, dict(downsample=(4, 2, 2), res_layers=4, n_codes=2048, dim=256),
+                           "vqvae.bair_latent4x32x32"),
             "mmnist_like": (4, dict(downsample=(4, 4, 4), res_layers=2, n_codes=512, dim=64), "vqvae.mmnist"),
         }  # fmt: skip
         for name, (batch, kw, card) in configs.items():
@@ -217,8 +231,9 @@ def main() -> None:
     rows = run(args)
     for r in rows:
         print(
-            f"{r['config']:12s} {r['impl']:34s} b={r['batch']} {r['s_per_step']:7.3f} s/step {r['clips_per_s']:6.3f} clips/s "
-            f"{r['gflops_useful']:6.1f} useful GFLOP/s ({r['pct_peak_useful']:.0f}% of peak)"
+            f"{r['config']:12s} {r['impl']:34s} b={r['batch']} {r['s_per_step']:7.3f} s/step "
+            f"{r['clips_per_s']:6.3f} clips/s {r['gflops_useful']:6.1f} useful GFLOP/s "
+            f"({r['pct_peak_useful']:.0f}% of peak)"
             + (f"  x{r['speedup_vs_vg']} vs VG" if "speedup_vs_vg" in r else ""),
             file=sys.stderr,
         )

@@ -163,10 +163,11 @@ class ResidualBlock(nn.Module):
             self.norm3 = self.attn = None
 
     def forward(self, x: torch.Tensor, pos: BroadcastPositionEmbedding | None) -> torch.Tensor:  # (B, C, T, H, W)
-        h = self.conv1(F.relu(self.norm1(x)))  # (B, R, T, H, W)
-        h = self.conv2(F.relu(self.norm2(h)))  # (B, C, T, H, W)
+        # in-place ReLUs: a norm's backward needs its input, not its output
+        h = self.conv1(F.relu_(self.norm1(x)))  # (B, R, T, H, W)
+        h = self.conv2(F.relu_(self.norm2(h)))  # (B, C, T, H, W)
         if self.attn is not None:
-            h = self.attn(F.relu(self.norm3(h)), pos)
+            h = self.attn(F.relu_(self.norm3(h)), pos)
         return x + h
 
 
@@ -181,7 +182,7 @@ class ResidualStack(nn.Module):
     def forward(self, x: torch.Tensor, pos: BroadcastPositionEmbedding | None) -> torch.Tensor:
         for block in self.blocks:
             x = block(x, pos)
-        return F.relu(self.norm(x))
+        return F.relu_(self.norm(x))
 
 
 def stride_schedule(downsample: tuple[int, ...]) -> list[tuple[int, int, int]]:
@@ -209,7 +210,7 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor, pos) -> torch.Tensor:
         for conv in self.convs:
-            x = F.relu(conv(x))
+            x = F.relu_(conv(x))  # a conv's backward needs its input, not its output
         return self.res_stack(self.conv_last(x), pos)
 
 
@@ -230,7 +231,7 @@ class Decoder(nn.Module):
         for i, convt in enumerate(self.convts):
             x = convt(x)
             if i < len(self.convts) - 1:
-                x = F.relu(x)
+                x = F.relu_(x)
         return x
 
 
