@@ -20,7 +20,6 @@ and eight small convolutions plus an interleave cost more). Activations may be c
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
@@ -81,7 +80,7 @@ class SamePadConvTranspose3d(nn.Module):
     ``conv_transpose3d`` with padding k - 1, which crops k - 1 outputs on each side again. Default form, the same
     numbers: the b = ``pad // 2`` pads on both sides of an axis would only make s*b outputs per side that are then
     cropped, so they are left out and the crop shrinks to k - 1 - s*b; only the odd extra front pad (stride-1 axes)
-    is still padded. For k = 4, s = 2 this multiplies (n / (n + 2)) as many input rows per axis as the reference.
+    is still padded. For k = 4, s = 2 an axis of n inputs costs n rows of taps instead of the reference's n + 2.
     Parameters live in ``self.convt`` in ConvTranspose3d layout (in, out, kt, kh, kw), as in the reference.
     """
 
@@ -210,10 +209,3 @@ class AxialAttention(nn.Module):
             h = pos(h)
         y = self.attn_t(h) + self.attn_h(h) + self.attn_w(h)  # (B, T, H, W, C)
         return y.permute(0, 4, 1, 2, 3)
-
-
-def log2_exact(d: int) -> int:
-    """log2 of a positive power of two (else ValueError)."""
-    if d < 1 or d & (d - 1):
-        raise ValueError(f"{d} is not a power of two")
-    return int(math.log2(d))
