@@ -25,6 +25,9 @@ Choices where the paper and the code bases differ (the paper where it is explici
   "encoder output channels multiplied by C", VGP); so D need not be divisible by C.
 
 The padding of every conv is the reference's "same" padding with the extra pad in front (:mod:`.layers`).
+Configured with ``norm: batch, res_hidden: 120, encoder_kernel: 4, post_vq_kernel: 1, pos_embedding: false`` the
+network has VG's layer structure and exactly its 21,141,619 parameters (tested): the building blocks a VG-compatible
+variant and checkpoint importer need (VG's separate w_qs/w_ks/w_vs map onto ``qkv`` by concatenation).
 """
 
 from __future__ import annotations
