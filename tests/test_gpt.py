@@ -295,12 +295,21 @@ def test_conditional_layernorm_gain_starts_at_one_plus_inverse_sqrt():
     torch.testing.assert_close(norm(x, c), expect)
 
 
-def test_one_frame_conv_path_equals_3d_conv():
-    conv = FrameConv3d(3, 5, 3, (1, 2, 2))
-    x = torch.randn(2, 3, 1, 12, 12)
-    torch.testing.assert_close(conv(x), nn.functional.conv3d(x, conv.weight, None, (1, 2, 2), 1))
+@pytest.mark.parametrize(("k", "stride"), [(3, (1, 2, 2)), (3, (1, 1, 1)), (1, (1, 2, 2))])
+def test_one_frame_conv_path_equals_3d_conv(k, stride):
+    conv = FrameConv3d(3, 5, k, stride)
+    x = torch.randn(2, 3, 1, 12, 12).contiguous(memory_format=torch.channels_last_3d).requires_grad_()
+    y = conv(x)
+    ref_w = conv.weight.detach().clone().requires_grad_()
+    x_ref = x.detach().clone().requires_grad_()
+    ref = nn.functional.conv3d(x_ref, ref_w, None, stride, k // 2)
+    torch.testing.assert_close(y, ref)
+    (y * ref.detach()).sum().backward()
+    (ref * ref.detach()).sum().backward()
+    torch.testing.assert_close(conv.weight.grad, ref_w.grad)
+    torch.testing.assert_close(x.grad, x_ref.grad)
     x2 = torch.randn(2, 3, 2, 12, 12)  # two frames: the plain 3D path
-    torch.testing.assert_close(conv(x2), nn.functional.conv3d(x2, conv.weight, None, (1, 2, 2), 1))
+    torch.testing.assert_close(conv(x2), nn.functional.conv3d(x2, conv.weight, None, stride, k // 2))
 
 
 def test_frame_encoder_shapes_and_block_counts():
@@ -403,7 +412,7 @@ class StandInVQVAE(nn.Module):
     def __init__(self, channels=3, frames=8, resolution=16, n_codes=16, dim=8):
         super().__init__()
         self.config = SimpleNamespace(n_codes=n_codes, in_channels=channels, frames=frames, resolution=resolution,
-                                      n_codebooks=1)  # fmt: skip
+                                      n_codebooks=1, embedding_dim=dim)  # fmt: skip
         self.latent_shape = (frames // 2, resolution // 2, resolution // 2)
         self.enc = nn.Conv3d(channels, dim, 2, stride=2)
         self.dec = nn.ConvTranspose3d(dim, channels, 2, stride=2)
@@ -468,3 +477,164 @@ def test_to_uint8_rounds_and_clamps():
     x = torch.tensor([-0.7, -0.5, 0.0, 0.001, 0.5, 0.9]).view(1, 1, 1, 1, 6)  # (B, C, T, H, W)
     # (x.clamp + 0.5) * 255 = 0, 0, 127.5, 127.755, 255, 255 -> round half to even at 127.5
     assert to_uint8(x).flatten().tolist() == [0, 0, 128, 128, 255, 255]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Cards
+
+
+def _gpt_cards() -> list[str]:
+    from vgbench import cards
+
+    return [n for n in cards.names("models") if n.startswith("gpt.")]
+
+
+def _small_grid(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A grid of <= 256 tokens with the card's number of axes (and codebook axis), valid for the 32-token layout."""
+    if len(shape) == 4:
+        return (2, 4, 4, shape[-1])
+    return shape if math.prod(shape) <= 2048 else (2, 8, 8)
+
+
+@pytest.mark.parametrize("name", _gpt_cards())
+def test_every_gpt_card_builds_reduced_and_trains(name):
+    from vgbench import cards
+    from vgbench.models.gpt import prior_config
+
+    card = cards.model(name)
+    full = prior_config(card)  # the full-size configuration validates (its VQ-VAE built on the meta device)
+    assert card.arch == "videogpt_gpt" and card.vqvae.startswith("vqvae.") and card.training is not None
+    small = prior_config(card, hidden=16, layers=1, ff_hidden=32, resnet_base=4, resnet_dim=12, dropout=0.1,
+                         shape=_small_grid(full.shape))  # fmt: skip
+    torch.manual_seed(0)
+    model = _randomise_head(GPT(small)).train()
+    table = _codebook(small)
+    codes = torch.randint(0, small.vocab_size, (2, *small.shape))
+    logits = model(_embed(table, codes), _cond(small, 2))
+    assert logits.shape == (2, *small.shape, small.vocab_size)
+    nn.functional.cross_entropy(logits.flatten(0, -2), codes.flatten()).backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), pname
+
+
+def _resnet_params(c_in: int, depth: int, base: int, out: int) -> int:
+    """3D ResNet with channel LayerNorm, counted layer by layer (no conv biases; LN = gain + bias)."""
+    n = c_in * base * 27 + 2 * base  # stem: 3x3x3 conv, LN
+    cin = base
+    for blocks, w in zip({18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}[depth], (base, 2 * base, 4 * base, out), strict=True):
+        n += cin * w * 27 + 2 * w + w * w * 27 + 2 * w  # first block: conv1 (cin -> w), LN, conv2 (w -> w), LN
+        n += cin * w + 2 * w  # its projection shortcut: 1x1x1 conv, LN
+        n += (blocks - 1) * 2 * (w * w * 27 + 2 * w)  # further blocks: two 3x3x3 convs with their LNs
+        cin = w
+    return n
+
+
+# gpt.bair counted by hand (hidden h = 512, D = 256, K = 1024, grid (8, 32, 32) + codebook axis 1, 16 layers):
+BAIR_LAYER = (
+    3 * 2 * 512  # three LayerNorms (self-attention, cross-attention, MLP)
+    + 3 * 512 * 512 + 512 * 512  # self-attention q, k, v and output (no biases)
+    + 512 * 512 + 2 * 576 * 512 + 512 * 512  # cross-attention q (512 -> 512), k, v (576 -> 512), output
+    + (512 * 2048 + 2048) + (2048 * 512 + 512)  # MLP with biases
+)  # = 4,265,472  # fmt: skip
+BAIR_POS = (8 + 32 + 32 + 1) * 128  # four concatenated tables of 512 / 4 channels
+BAIR = (
+    256 * 512 + 512 + BAIR_POS  # fc_in, SOS, position tables
+    + 16 * BAIR_LAYER
+    + 2 * 512 + 512 * 1024  # final LayerNorm, head
+    + _resnet_params(3, 34, 64, 576)  # = 73,317,056 (ResNet-34, 576 units)
+    + (1 + 16 + 16) * 192  # frame features' position tables over (1, 16, 16), 576 / 3 channels each
+)  # fmt: skip
+MMNIST = (
+    64 * 192 + 192 + (4 + 16 + 16 + 1) * 48  # fc_in (D = 64), SOS, four tables of 192 / 4
+    + 8 * (3 * 2 * 192 + 4 * 192 * 192 + 192 * 192 + 2 * 576 * 192 + 192 * 192 + 192 * 384 + 384 + 384 * 192 + 192)
+    + 2 * 192 + 192 * 512  # final LayerNorm, head (K = 512)
+    + _resnet_params(1, 18, 64, 576)  # one-channel frames, ResNet-18 = 39,243,584
+    + (1 + 16 + 16) * 192
+)  # fmt: skip
+UCF = (
+    256 * 1024 + 1024 + (4 + 32 + 32 + 1) * 256  # fc_in, SOS, four tables of 1024 / 4
+    + 20 * (2 * 2 * 1024 + 4 * 1024 * 1024 + (1024 * 4096 + 4096) + (4096 * 1024 + 1024))  # no cross-attention
+    + 2 * 1024 + 1024 * 1024
+)  # fmt: skip
+PARAMS = {
+    "gpt.bair": BAIR,
+    "gpt.bair_layers2": BAIR - 14 * BAIR_LAYER,
+    "gpt.bair_layers4": BAIR - 12 * BAIR_LAYER,
+    "gpt.bair_layers8": BAIR - 8 * BAIR_LAYER,
+    "gpt.bair_codes256": BAIR + 512 * (256 - 1024),  # head rows
+    "gpt.bair_codes4096": BAIR + 512 * (4096 - 1024),
+    **{f"gpt.bair_latent{'x'.join(map(str, g))}": BAIR - BAIR_POS + (sum(g) + 1) * 128
+       for g in ((4, 16, 16), (16, 8, 8), (8, 16, 16), (1, 64, 64), (4, 32, 32), (16, 16, 16), (2, 64, 64),
+                 (4, 64, 64), (16, 32, 32))},  # fmt: skip
+    "gpt.bair_16x16x16x2": BAIR - BAIR_POS + (16 + 16 + 16 + 2) * 128,  # codebook axis of size C
+    "gpt.bair_8x16x16x4": BAIR - BAIR_POS + (8 + 16 + 16 + 4) * 128,
+    "gpt.bair_4x16x16x8": BAIR - BAIR_POS + (4 + 16 + 16 + 8) * 128,
+    "gpt.mmnist": MMNIST,
+    "gpt.ucf101_64": UCF,
+    "gpt.ucf101_128": UCF,
+    "gpt.tgif": UCF,
+}
+
+
+def test_hand_counts_are_what_they_claim():
+    # The per-layer sum and two totals worked out on paper (the breakdowns in the comments above).
+    assert BAIR_LAYER == 4_265_472 and _resnet_params(3, 34, 64, 576) == 73_317_056
+    assert BAIR == 142_237_184 and MMNIST == 44_095_280 and UCF == 253_174_016
+
+
+@pytest.mark.parametrize("name", sorted(PARAMS))
+def test_full_size_parameter_counts(name):
+    from vgbench import cards
+    from vgbench.models.gpt import prior_config
+
+    config = prior_config(cards.model(name))
+    with torch.device("meta"):  # no memory: up to 253 M parameters
+        model = GPT(config)
+    assert sum(p.numel() for p in model.parameters()) == PARAMS[name]
+
+
+def test_every_paper_card_is_counted():
+    assert set(PARAMS) == set(_gpt_cards()) - {"gpt.quickstart"}
+
+
+def test_card_errors_name_card_and_field():
+    import dataclasses
+
+    from vgbench import cards
+    from vgbench.models.gpt import from_card, prior_config
+
+    card = cards.model("gpt.bair")
+    bad = dataclasses.replace(card, config={**card.config, "hidden": 510, "heads": 2})
+    with pytest.raises(CardError, match=r"card gpt.bair: field 'config.hidden': .*multiple of 4, got 510"):
+        prior_config(bad)
+    bad = dataclasses.replace(card, config={**card.config, "shape": [8, 32, 32]})
+    with pytest.raises(CardError, match=r"field 'config.shape': comes from the VQ-VAE card \(vqvae.bair\)"):
+        prior_config(bad)
+    bad = dataclasses.replace(card, config={**card.config, "hiden": 512})
+    with pytest.raises(CardError, match=r"field 'config.hiden': unknown key"):
+        prior_config(bad)
+    bad = dataclasses.replace(card, vqvae="vqvae.bair_latent1x64x64", config={**card.config, "pos_embedding": "axes"})
+    with pytest.raises(CardError, match=r"'config.hidden': the position embedding concatenates 3 per-axis tables"):
+        prior_config(bad)
+    with pytest.raises(CardError, match=r"field 'weights': a trainable prior card has no published weights"):
+        from_card(card)
+    with pytest.raises(CardError, match=r"'config.shape': comes from the VQ-VAE; change the VQ-VAE instead"):
+        from_card(card, weights=False, shape=(2, 8, 8))
+
+
+def test_quickstart_end_to_end_on_its_vqvae():
+    from vgbench import models
+
+    torch.manual_seed(0)
+    vg = models.create("gpt.quickstart", weights=False, hidden=16, layers=1, ff_hidden=32)
+    assert type(vg).__name__ == "VideoGPT" and vg.config.shape == tuple(vg.vqvae.latent_shape)
+    c = vg.config
+    video = torch.rand(2, c.frame_channels, c.frames, c.resolution, c.resolution) - 0.5
+    vg.train()
+    loss, logits, codes = vg.loss(video)
+    assert logits.shape == (2, *c.shape, c.vocab_size)
+    torch.testing.assert_close(loss, torch.tensor(math.log(c.vocab_size)))  # zero-initialised head: uniform
+    loss.backward()
+    assert all(p.grad is None for p in vg.vqvae.parameters())
+    torch.testing.assert_close(codebook_table(vg.vqvae)[0], vg.vqvae.embed(torch.arange(c.vocab_size).view(-1, 1, 1, 1)
+                                                                           .expand(-1, *c.shape))[:, 0, 0, 0])  # fmt: skip

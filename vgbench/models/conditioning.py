@@ -71,8 +71,14 @@ class FrameConv3d(nn.Conv3d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[2] == 1 and self.stride[0] == 1:
             # Outer temporal taps multiply the zero padding: only the centre slice contributes.
-            w = self.weight[:, :, self.padding[0]]  # (Cout, Cin, k, k)
-            return F.conv2d(x[:, :, 0], w, None, self.stride[1:], self.padding[1:]).unsqueeze(2)
+            w = self.weight[:, :, self.padding[0]].contiguous()  # (Cout, Cin, k, k)
+            x2 = x[:, :, 0]  # (B, Cin, H, W)
+            if self.kernel_size[1:] == (1, 1):
+                # A strided 1x1 conv reads every s-th pixel: subsample, then convolve with stride 1. (Also avoids
+                # oneDNN's strided 1x1 weight gradient on channels-last input, which hangs or corrupts the heap in
+                # torch 2.13 on CPU.)
+                return F.conv2d(x2[..., :: self.stride[1], :: self.stride[2]], w).unsqueeze(2)
+            return F.conv2d(x2, w, None, self.stride[1:], self.padding[1:]).unsqueeze(2)
         return super().forward(x)
 
 

@@ -489,15 +489,11 @@ def codebook_table(vqvae: nn.Module) -> torch.Tensor:
 def vqvae_fields(vqvae: nn.Module) -> dict[str, Any]:
     """The prior's config fields that the VQ-VAE fixes (see VQVAE_FIELDS)."""
     cfg = vqvae.config
-    latent = tuple(int(s) for s in vqvae.latent_shape)
-    device = next(vqvae.buffers(), next(vqvae.parameters(), torch.empty(0))).device
-    with torch.no_grad():
-        d = vqvae.embed(torch.zeros((1, *latent), dtype=torch.long, device=device)).shape[-1]
     res = cfg.resolution if isinstance(cfg.resolution, int) else cfg.resolution[0]
     return {
-        "shape": latent,
+        "shape": tuple(int(s) for s in vqvae.latent_shape),
         "vocab_size": int(cfg.n_codes),
-        "embedding_dim": int(d),
+        "embedding_dim": int(cfg.embedding_dim),  # per codebook
         "codebooks": int(getattr(cfg, "n_codebooks", 1)),
         "frame_channels": int(cfg.in_channels),
         "frames": int(cfg.frames),
