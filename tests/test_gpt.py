@@ -563,9 +563,20 @@ PARAMS = {
     "gpt.bair_layers8": BAIR - 8 * BAIR_LAYER,
     "gpt.bair_codes256": BAIR + 512 * (256 - 1024),  # head rows
     "gpt.bair_codes4096": BAIR + 512 * (4096 - 1024),
-    **{f"gpt.bair_latent{'x'.join(map(str, g))}": BAIR - BAIR_POS + (sum(g) + 1) * 128
-       for g in ((4, 16, 16), (16, 8, 8), (8, 16, 16), (1, 64, 64), (4, 32, 32), (16, 16, 16), (2, 64, 64),
-                 (4, 64, 64), (16, 32, 32))},  # fmt: skip
+    **{
+        f"gpt.bair_latent{'x'.join(map(str, g))}": BAIR - BAIR_POS + (sum(g) + 1) * 128
+        for g in (
+            (4, 16, 16),
+            (16, 8, 8),
+            (8, 16, 16),
+            (1, 64, 64),
+            (4, 32, 32),
+            (16, 16, 16),
+            (2, 64, 64),
+            (4, 64, 64),
+            (16, 32, 32),
+        )
+    },  # fmt: skip
     "gpt.bair_16x16x16x2": BAIR - BAIR_POS + (16 + 16 + 16 + 2) * 128,  # codebook axis of size C
     "gpt.bair_8x16x16x4": BAIR - BAIR_POS + (8 + 16 + 16 + 4) * 128,
     "gpt.bair_4x16x16x8": BAIR - BAIR_POS + (4 + 16 + 16 + 8) * 128,
@@ -636,5 +647,5 @@ def test_quickstart_end_to_end_on_its_vqvae():
     torch.testing.assert_close(loss, torch.tensor(math.log(c.vocab_size)))  # zero-initialised head: uniform
     loss.backward()
     assert all(p.grad is None for p in vg.vqvae.parameters())
-    torch.testing.assert_close(codebook_table(vg.vqvae)[0], vg.vqvae.embed(torch.arange(c.vocab_size).view(-1, 1, 1, 1)
-                                                                           .expand(-1, *c.shape))[:, 0, 0, 0])  # fmt: skip
+    every_code = torch.arange(c.vocab_size).view(-1, 1, 1, 1).expand(-1, *c.shape)  # grid k holds code k only
+    torch.testing.assert_close(codebook_table(vg.vqvae)[0], vg.vqvae.embed(every_code)[:, 0, 0, 0])
