@@ -8,7 +8,8 @@ fine-tuning) cannot run without them. The layout is re-implemented here as ``all
 and k <= q``, which is exactly what DeepSpeed computes (its diagonal blocks carry a lower-triangular mask and the
 layout holds only blocks at or below the diagonal). SDPA then picks its kernel: flash / memory-efficient on CUDA,
 the fused CPU kernel otherwise. FlexAttention's block mask would skip the masked blocks, but it needs
-``torch.compile`` to be fast and is not used here (recorded in the module's report; a future option).
+``torch.compile`` to be fast, and without a GPU to show it faster and equal it is not used here (a future option:
+the layout functions below are what its ``mask_mod`` would read).
 
 The projections follow the paper's code (VGP): q, k and v without bias, initialised N(0, 1/dim_in); the output
 projection N(0, 1/(dim_q * n_layer)), with bias only when asked (the clean repository's variant has one).
@@ -39,10 +40,9 @@ def layer_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: f
     xf = x.float()
     if not quirk and weight.dim() == 1:
         return F.layer_norm(xf, xf.shape[-1:], weight.float(), bias.float(), eps).type_as(x)
-    mu = xf.mean(dim=-1, keepdim=True)
-    var = (xf - mu).square().mean(dim=-1, keepdim=True)
+    var, mu = torch.var_mean(xf, dim=-1, unbiased=False, keepdim=True)
     scale = var.rsqrt() + eps if quirk else (var + eps).rsqrt()
-    return ((xf - mu) * scale * weight.float() + bias.float()).type_as(x)
+    return torch.addcmul(bias.float(), (xf - mu) * scale, weight.float()).type_as(x)
 
 
 class LayerNorm(nn.Module):
