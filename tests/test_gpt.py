@@ -9,6 +9,7 @@ random head first (``_randomise_head``).
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -137,6 +138,27 @@ def test_sparse_mask_equals_layout_definition(shape, grid):
         q0 = (per_t + 10) * 32  # block (t=1, col=10)
         assert mask[q0 : q0 + 32, 10 * 32 : 11 * 32].all()  # (t=0, col 10): strided
         assert not mask[q0 : q0 + 32, 9 * 32 : 10 * 32].any()  # (t=0, col 9): neither local nor strided
+
+
+GOLDEN = Path(__file__).with_name("golden") / "gpt_sparse_layouts.npz"
+GOLDEN_GRIDS = [(4, 32, 32), (8, 32, 32), (4, 16, 16), (1, 64, 64), (16, 8, 8), (16, 16, 16, 2), (8, 16, 16, 4)]
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("shape", GOLDEN_GRIDS, ids=lambda s: "x".join(map(str, s)))
+def test_sparse_layout_matches_the_reference_code(shape):
+    """Parity with VG's StridedSparsityConfig (golden made by tests/golden/make_gpt_sparse_layouts.py): the block
+    grid, the block layout, and the dense mask rows VG builds per decoding step (every 37th position)."""
+    key = "x".join(map(str, shape))
+    golden = np.load(GOLDEN)
+    grid = tuple(int(g) for g in golden[f"{key}/grid"])
+    assert sparse_block_grid(shape) == grid
+    n = math.prod(grid)
+    layout = np.unpackbits(golden[f"{key}/layout"])[: n * n].reshape(n, n).astype(bool)
+    assert np.array_equal(sparse_block_layout(shape).numpy(), layout)
+    mask_rows = sparse_attention_mask(shape)[::37].numpy()
+    rows = np.unpackbits(golden[f"{key}/rows"])[: mask_rows.size].reshape(mask_rows.shape).astype(bool)
+    assert np.array_equal(mask_rows, rows)
 
 
 def test_block_grid_folds_and_refuses():
