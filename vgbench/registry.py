@@ -103,6 +103,7 @@ ARCHS: Registry = Registry("model architecture")
 ARCHS.register("i3d", "vgbench.models.i3d:from_card")
 ARCHS.register("c3d", "vgbench.models.c3d:from_card")
 ARCHS.register("videogpt_vqvae", "vgbench.models.vqvae:from_card")
+ARCHS.register("videogpt_gpt", "vgbench.models.gpt:from_card")
 
 # Checkpoint converters by format (a weight card's ``member_format``): path -> tensors, each beside its network.
 CONVERTERS: Registry = Registry("checkpoint converter")
