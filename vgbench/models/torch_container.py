@@ -293,6 +293,11 @@ def load(path: str | os.PathLike) -> Any:
     except VgbenchError:
         raise
     except Exception as exc:  # a malformed pickle can fail in many ways; none of them ran code from the file
+        if "isn't a type object" in str(exc):  # NEWOBJ on a placeholder: the file instantiates a referenced class
+            raise UnsafePickleError(
+                f"refusing to load {source}: it instantiates an object of a class it may only reference (Lightning "
+                "callback classes are accepted as dict keys, never as objects). Nothing in the file was run."
+            ) from exc
         raise InputError(f"{source}: not a readable torch.save file ({type(exc).__name__}: {exc})") from exc
 
 

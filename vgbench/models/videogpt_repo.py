@@ -30,6 +30,7 @@ PyTorch's default), and the paper-design modules fuse q/k/v into one matrix (the
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -40,7 +41,16 @@ from vgbench import cards
 from vgbench.errors import CardError, InputError, OfflineError
 from vgbench.models.attention import MLP, CrossAttention, LayerNorm, SelfAttention
 from vgbench.models.conditioning import RESNET_BLOCKS, ChannelLayerNorm, ConditionalLayerNorm, FrameConv3d
-from vgbench.models.gpt import GPT, VQVAE_FIELDS, Block, GPTConfig, VideoGPT, prior_config, vqvae_fields
+from vgbench.models.gpt import (
+    GPT,
+    VQVAE_FIELDS,
+    AxisPositionEmbedding,
+    Block,
+    GPTConfig,
+    VideoGPT,
+    prior_config,
+    vqvae_fields,
+)
 from vgbench.models.vqvae import VQVAE, VQVAEConfig
 
 VQVAE_ARCH = "videogpt_repo_vqvae"
@@ -217,11 +227,16 @@ class RepoGPT(GPT):
     blocks (:class:`RepoBlock`), LayerNorms and frame encoder (:class:`RepoFrameEncoder`)."""
 
     def __init__(self, config: GPTConfig):
-        super().__init__(config)  # builds the paper-design blocks; replaced below (composition, not a copy of GPT)
-        c = self.config
+        config.validate()
+        # GPT builds the embeddings, position tables, final norm, head and attention mask; its blocks and frame
+        # encoder are not VG's, so it is built without frame conditioning (no ResNet built twice) and they are
+        # replaced here. A test checks that the result has exactly GPT's submodules.
+        super().__init__(dataclasses.replace(config, cond_frames=0))
+        self.config = c = config
         self.blocks = nn.ModuleList([RepoBlock(c) for _ in range(c.layers)])
         if c.cond_frames:
             self.frame_encoder = RepoFrameEncoder(c.frame_channels, c.resnet_depth, c.resnet_base, c.resnet_dim)
+            self.frame_pos = AxisPositionEmbedding(c.memory_shape, c.resnet_dim)
 
 
 # ----------------------------------------------------------------------------------------------------------
