@@ -165,8 +165,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return found
         if any(module == p or module.startswith(p + ".") for p in PLACEHOLDER_MODULES):
             return ClassRef(module, name)
+        shown = f"{module}.{name}" if module != "__builtin__" else f"builtins.{name}"  # protocol-2 spelling
         raise UnsafePickleError(
-            f"refusing to load {self.source}: it references the global '{module}.{name}', which is not on the "
+            f"refusing to load {self.source}: it references the global '{shown}', which is not on the "
             f"allow-list ({_describe_allowed()}). Nothing in the file was run. A VideoGPT Lightning checkpoint holds "
             "only tensors, plain values, argparse.Namespace hyperparameters and Lightning callback class references; "
             "do not open this file with plain pickle or torch.load(weights_only=False)."
@@ -174,7 +175,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid: Any) -> Any:  # noqa: D102
         if self.storage_for is None:
-            raise UnsafePickleError(f"refusing to load {self.source}: unexpected persistent id {pid!r}")
+            raise InputError(f"{self.source}: not a torch.save file (a persistent id where none belongs)")
         return self.storage_for(pid)
 
 
@@ -282,6 +283,10 @@ def load(path: str | os.PathLike) -> Any:
     source = str(path)
     if not path.is_file():
         raise InputError(f"{source}: no such file")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head.startswith(b"PK\x03\x04") and not zipfile.is_zipfile(path):
+        raise InputError(f"{source}: a damaged or truncated zip archive (torch.save format); copy the file again")
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as zf:
@@ -293,7 +298,7 @@ def load(path: str | os.PathLike) -> Any:
     except VgbenchError:
         raise
     except Exception as exc:  # a malformed pickle can fail in many ways; none of them ran code from the file
-        if "isn't a type object" in str(exc):  # NEWOBJ on a placeholder: the file instantiates a referenced class
+        if "ClassRef" in str(exc) or "isn't a type object" in str(exc):  # NEWOBJ on a placeholder: an instance
             raise UnsafePickleError(
                 f"refusing to load {source}: it instantiates an object of a class it may only reference (Lightning "
                 "callback classes are accepted as dict keys, never as objects). Nothing in the file was run."

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from vgbench import cards, hub
 from vgbench.errors import InputError, VgbenchError
@@ -208,6 +207,10 @@ def vqvae_config_of(ck: LightningCheckpoint, card, prefix: str = "", hparams: di
         }
     if len(hparams["downsample"]) != 3 or not all(isinstance(d, int) for d in hparams["downsample"]):
         raise InputError(f"{ck.path}: downsample {hparams['downsample']!r} is not three integers (t, h, w)")
+    blocks = _count(ck, prefix + "encoder.res_stack.{}.block.0.weight")
+    if blocks != hparams["res_layers"]:
+        raise InputError(f"{ck.path}: the file has {blocks} encoder residual blocks, its hyperparameters say "
+                         f"n_res_layers {hparams['res_layers']}; it is damaged or edited")  # fmt: skip
     _check_identity(ck, card, VQVAE_IDENTITY, hparams, videogpt_repo.VQVAE_ARCH,
                     "its VQ-VAE has " if prefix else "")  # fmt: skip
     free = {k: v for k, v in hparams.items() if k not in VQVAE_IDENTITY}
@@ -261,6 +264,10 @@ def gpt_config_of(ck: LightningCheckpoint, card, vqvae: VQVAE):
         "dropout": float(_arg(ck, "dropout", (int, float))),
         "attn_dropout": float(_arg(ck, "attn_dropout", (int, float))),
     }
+    blocks = _count(ck, "attn_stack.attn_nets.{}.attn.w_qs.weight")
+    if blocks != free["layers"]:
+        raise InputError(f"{ck.path}: the file has {blocks} attention layers, its hyperparameters say layers "
+                         f"{free['layers']}; it is damaged or edited")  # fmt: skip
     if n_cond:
         free["resnet_depth"] = _resnet_depth(ck)
     return videogpt_repo.gpt_config(card, vqvae, **free)
@@ -271,50 +278,73 @@ def gpt_config_of(ck: LightningCheckpoint, card, vqvae: VQVAE):
 
 
 class _KeyMap:
-    """VG entries -> target state_dict entries, with every source entry used exactly once."""
+    """VG entries -> the target network's state_dict: every source entry used exactly once, every shape checked
+    against what the target needs (naming the VG entry), floats finite."""
 
-    def __init__(self, ck: LightningCheckpoint, card_name: str):
-        self.ck, self.card_name = ck, card_name
+    def __init__(self, ck: LightningCheckpoint, card_name: str, want: dict[str, torch.Tensor]):
+        self.ck, self.card_name, self.want = ck, card_name, want
         self.used: set[str] = set()
-        self.out: dict[str, tuple[tuple[str, ...], Any]] = {}  # target -> (source keys, tensor)
+        self.out: dict[str, torch.Tensor] = {}
 
-    def take(self, key: str) -> torch.Tensor:
+    def take(self, key: str, shape, dtype: torch.dtype) -> torch.Tensor:
         if key not in self.ck.state_dict:
             raise InputError(
-                f"{self.ck.path}: the state_dict lacks '{key}', which {self.card_name} with these hyperparameters "
-                "needs; the file is incomplete or of another configuration"
+                f"{self.ck.path}: the state_dict lacks '{key}', which {self.card_name} with the file's "
+                "hyperparameters needs; the file is incomplete or of another configuration"
             )
         if key in self.used:
             raise VgbenchError(f"importer bug: '{key}' mapped twice")
         self.used.add(key)
-        return self.ck.state_dict[key]
+        t = self.ck.state_dict[key]
+        if tuple(t.shape) != tuple(shape):
+            raise InputError(
+                f"{self.ck.path}: '{key}' has shape {tuple(t.shape)}, but {self.card_name} with the file's "
+                f"hyperparameters needs {tuple(shape)}"
+            )
+        if dtype.is_floating_point:
+            if not t.is_floating_point():
+                raise InputError(f"{self.ck.path}: '{key}' is {t.dtype}, expected floating point")
+            if not bool(torch.isfinite(t).all()):
+                raise InputError(f"{self.ck.path}: '{key}' holds NaN or infinite values; the file is damaged")
+        return t.to(dtype)
 
-    def put(self, dst: str, *src: str, transform=None) -> None:
-        """``dst`` from one source entry, or several concatenated along dim 0 (q/k/v)."""
-        parts = [self.take(s) for s in src]
-        t = parts[0] if len(parts) == 1 else _cat(parts, src, self.ck.path)
-        self.out[dst] = (src, transform(t) if transform else t)
+    def put(self, dst: str, *src: str, sizes: tuple[int, ...] | None = None) -> None:
+        """``dst`` from one source entry, or from several stacked along dim 0 (q/k/v) with row counts ``sizes``."""
+        want = self.want[dst]
+        if len(src) == 1:
+            self.out[dst] = self.take(src[0], want.shape, want.dtype)
+            return
+        sizes = sizes or (want.shape[0] // len(src),) * len(src)
+        parts = [self.take(k, (n, *want.shape[1:]), want.dtype) for k, n in zip(src, sizes, strict=True)]
+        self.out[dst] = torch.cat(parts)
+
+    def put_codebook(self, dst: str, src: str) -> None:
+        """VG's single codebook buffer (K, ...) as vgbench's (1, K, ...) (codebook axis first)."""
+        want = self.want[dst]
+        self.out[dst] = self.take(src, want.shape[1:], want.dtype).unsqueeze(0)
 
     def const(self, dst: str, value: torch.Tensor) -> None:
-        self.out[dst] = ((), value)
+        self.out[dst] = value
 
     def causal_mask(self, key: str, seq_len: int) -> None:
         """Check and drop one of full attention's persistent masks (must be tril(ones(S, S)))."""
-        mask = self.take(key)
-        if tuple(mask.shape) != (seq_len, seq_len) or not torch.equal(
-            mask.bool(), torch.ones(seq_len, seq_len, dtype=torch.bool).tril()
-        ):
+        mask = self.take(key, (seq_len, seq_len), torch.float32)
+        if not torch.equal(mask.bool(), torch.ones(seq_len, seq_len, dtype=torch.bool).tril()):
             raise InputError(f"{self.ck.path}: '{key}' is not the causal mask tril(ones({seq_len}, {seq_len}))")
 
-    def unused(self) -> list[str]:
-        return sorted(set(self.ck.state_dict) - self.used)
-
-
-def _cat(parts: list[torch.Tensor], src: tuple[str, ...], path) -> torch.Tensor:
-    if any(p.dim() != 2 for p in parts) or len({p.shape[1] for p in parts}) != 1:
-        shapes = ", ".join(f"{k} {tuple(p.shape)}" for k, p in zip(src, parts, strict=True))
-        raise InputError(f"{path}: projections {shapes} cannot be stacked (matrices of equal input width expected)")
-    return torch.cat(parts, dim=0)
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The mapped entries, once none of the file's is left over and none of the target's is missing."""
+        unused = sorted(set(self.ck.state_dict) - self.used)
+        if unused:
+            raise InputError(
+                f"{self.ck.path}: {len(unused)} state_dict entries have no place in {self.card_name} with the file's "
+                f"hyperparameters: {', '.join(unused[:8])}{' ...' if len(unused) > 8 else ''}. The file holds "
+                "another configuration than its hyperparameters say, or is not a VG checkpoint"
+            )
+        if set(self.out) != set(self.want):
+            raise VgbenchError(f"importer bug: unmapped {sorted(set(self.want) - set(self.out))[:5]}, "
+                               f"extra {sorted(set(self.out) - set(self.want))[:5]}")  # fmt: skip
+        return {k: v.contiguous() for k, v in self.out.items()}
 
 
 def _map_vqvae(m: _KeyMap, cfg: VQVAEConfig, src: str = "", dst: str = "") -> None:
@@ -343,7 +373,7 @@ def _map_vqvae(m: _KeyMap, cfg: VQVAEConfig, src: str = "", dst: str = "") -> No
         for p in BN:  # the stack's final BatchNorm is entry res_layers of VG's Sequential
             m.put(f"{dst}{side}.res_stack.norm.{p}", f"{src}{side}.res_stack.{cfg.res_layers}.{p}")
     for buf in ("embeddings", "N", "z_avg"):  # VG: one codebook, (K, D) / (K,); vgbench: (C, K, D) / (C, K)
-        m.put(f"{dst}codebook.{buf}", f"{src}codebook.{buf}", transform=lambda t: t.unsqueeze(0))
+        m.put_codebook(f"{dst}codebook.{buf}", f"{src}codebook.{buf}")
     m.const(f"{dst}codebook.initialized", torch.tensor(True))  # VG keeps this flag as an attribute only
     m.const(f"{dst}recon_variance", torch.tensor(0.06, dtype=torch.float64))  # VG's fixed NMSE divisor
 
@@ -377,7 +407,8 @@ def _map_gpt(m: _KeyMap, model: VideoGPT) -> None:
         if c.cond_frames:
             _map_norm(m, f"{d}.norm2", f"{s}.pre_enc_norm", cond)
             m.put(f"{d}.cross.q.weight", f"{s}.enc_attn.w_qs.weight")
-            m.put(f"{d}.cross.kv.weight", f"{s}.enc_attn.w_ks.weight", f"{s}.enc_attn.w_vs.weight")
+            m.put(f"{d}.cross.kv.weight", f"{s}.enc_attn.w_ks.weight", f"{s}.enc_attn.w_vs.weight",
+                  sizes=(c.hidden, c.resnet_dim))  # fmt: skip
             m.put(f"{d}.cross.out.weight", f"{s}.enc_attn.fc.weight")
             m.put(f"{d}.cross.out.bias", f"{s}.enc_attn.fc.bias")
         _map_norm(m, f"{d}.norm3", f"{s}.pre_fc_norm", cond)
@@ -392,37 +423,6 @@ def _map_gpt(m: _KeyMap, model: VideoGPT) -> None:
         for key in model.prior.frame_encoder.state_dict():  # VG ResNet names; ChannelLayerNorm one level flatter
             vg = key.replace(".norm.weight", ".norm.norm.weight").replace(".norm.bias", ".norm.norm.bias")
             m.put(f"prior.frame_encoder.{key}", f"resnet.{vg}")
-
-
-def _state_dict_for(m: _KeyMap, model: nn.Module) -> dict[str, torch.Tensor]:
-    """Check the mapped entries against ``model`` (set of keys, shapes, dtypes, finiteness) and return them."""
-    want = model.state_dict()
-    unused = m.unused()
-    if unused:
-        raise InputError(
-            f"{m.ck.path}: {len(unused)} state_dict entries have no place in {m.card_name} with the file's "
-            f"hyperparameters: {', '.join(unused[:8])}{' ...' if len(unused) > 8 else ''}. The file holds another "
-            "configuration than its hyperparameters say, or is not a VG checkpoint"
-        )
-    if set(m.out) != set(want):
-        raise VgbenchError(f"importer bug: unmapped {sorted(set(want) - set(m.out))[:5]}, "
-                           f"extra {sorted(set(m.out) - set(want))[:5]}")  # fmt: skip
-    out = {}
-    for key, (src, t) in m.out.items():
-        target = want[key]
-        names = " + ".join(src) if src else "(constant)"
-        if tuple(t.shape) != tuple(target.shape):
-            raise InputError(
-                f"{m.ck.path}: '{names}' has shape {tuple(t.shape)} (as {key}), but {m.card_name} with the file's "
-                f"hyperparameters needs {tuple(target.shape)}"
-            )
-        if target.is_floating_point():
-            if not t.is_floating_point():
-                raise InputError(f"{m.ck.path}: '{names}' is {t.dtype}, expected floating point")
-            if not bool(torch.isfinite(t).all()):
-                raise InputError(f"{m.ck.path}: '{names}' holds NaN or infinite values; the file is damaged")
-        out[key] = t.to(target.dtype).contiguous()
-    return out
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -448,10 +448,10 @@ def build_from_lightning(ck: LightningCheckpoint, card: cards.ModelCard):
         ok = [n for n in cards.names("models") if cards.model(n).arch == f"videogpt_repo_{kind}"]
         raise InputError(f"{ck.path} holds {names[kind]}, but {card.name} is {names[want]} card; use --model with "
                          f"one of {', '.join(ok)}")  # fmt: skip
-    m = _KeyMap(ck, card.name)
     if kind == "vqvae":
         config = vqvae_config_of(ck, card)
         model = VQVAE(config, f"card {card.name}")
+        m = _KeyMap(ck, card.name, model.state_dict())
         _map_vqvae(m, config)
         vq_config = None
     else:
@@ -461,8 +461,9 @@ def build_from_lightning(ck: LightningCheckpoint, card: cards.ModelCard):
         vqvae = VQVAE(vq_config, f"card {vq_card.name}")
         config = gpt_config_of(ck, card, vqvae)
         model = VideoGPT(vqvae, videogpt_repo.RepoGPT(config))
+        m = _KeyMap(ck, card.name, model.state_dict())
         _map_gpt(m, model)
-    model.load_state_dict(_state_dict_for(m, model), strict=True)
+    model.load_state_dict(m.state_dict(), strict=True)
     return model.eval(), config, vq_config
 
 
@@ -509,4 +510,24 @@ def import_checkpoint(
                         checkpoint.config_dict(vq_config) if vq_config is not None else None)  # fmt: skip
 
 
-__all__ = ["ImportResult", "LightningCheckpoint", "build_from_lightning", "import_checkpoint", "read_lightning"]
+def verify(card: cards.ModelCard, root=None) -> str:
+    """Rebuild an imported checkpoint strictly (``vgbench weights verify``); returns what it was made from."""
+    path = default_destination(card, root)
+    if not path.exists():
+        from vgbench.errors import OfflineError
+        from vgbench.weights import manual_instructions
+
+        raise OfflineError(f"{card.name}: no imported checkpoint at {path}. {manual_instructions(card, root)}")
+    _, ckpt = checkpoint.load_model(path)
+    src = ckpt.meta.get("imported", {})
+    return f"sha256 {ckpt.sha256}, imported from {src.get('file', '?')} (sha256 {src.get('sha256', '?')})"
+
+
+__all__ = [
+    "ImportResult",
+    "LightningCheckpoint",
+    "build_from_lightning",
+    "import_checkpoint",
+    "read_lightning",
+    "verify",
+]
