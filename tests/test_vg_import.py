@@ -512,6 +512,12 @@ def test_inconsistent_or_damaged_files_are_refused(tmp_path):
     (tmp_path / "trunc").write_bytes(data[: len(data) // 2])
     with pytest.raises(InputError, match="a damaged or truncated zip archive"):
         vg_import.import_checkpoint(tmp_path / "trunc", card, dest=tmp_path / "o.pt")
+    import tarfile
+
+    with tarfile.open(tmp_path / "old.tar", "w") as tar:  # torch < 0.4 wrote tar archives
+        tar.add(tmp_path / "a", arcname="storages")
+    with pytest.raises(InputError, match="tar format of torch < 0.4 is not supported"):
+        vg_import.import_checkpoint(tmp_path / "old.tar", card, dest=tmp_path / "o.pt")
     (tmp_path / "text").write_text("not a checkpoint")
     with pytest.raises(InputError, match="not a torch.save file"):
         vg_import.import_checkpoint(tmp_path / "text", card, dest=tmp_path / "o.pt")

@@ -284,11 +284,11 @@ def load(path: str | os.PathLike) -> Any:
     if not path.is_file():
         raise InputError(f"{source}: no such file")
     with open(path, "rb") as f:
-        head = f.read(4)
-    if head.startswith(b"PK\x03\x04") and not zipfile.is_zipfile(path):
+        is_zip = f.read(4) == b"PK\x03\x04"  # as torch decides: by the leading magic, not by a zip found inside
+    if is_zip and not zipfile.is_zipfile(path):
         raise InputError(f"{source}: a damaged or truncated zip archive (torch.save format); copy the file again")
     try:
-        if zipfile.is_zipfile(path):
+        if is_zip:
             with zipfile.ZipFile(path) as zf:
                 return _load_zip(zf, source)
         if tarfile.is_tarfile(path):
