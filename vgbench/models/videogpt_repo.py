@@ -317,6 +317,7 @@ def gpt_from_card(card, weights: bool = True, root=None, vqvae: nn.Module | None
         return _load_imported(card, root, {**overrides, **({"vqvae": vqvae} if vqvae is not None else {})})
     if vqvae is None:
         vqvae = vqvae_from_card(cards.model(card.vqvae), weights=False)
+    check_vqvae_config(vqvae.config, f"the VQ-VAE given for card {card.name}")  # VG's prior sits on VG's VQ-VAE
     config = gpt_config(card, vqvae, **overrides)
     return VideoGPT(vqvae, RepoGPT(config))
 
