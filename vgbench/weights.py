@@ -71,9 +71,13 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     """Every array of a plain ``.npz`` (no pickle); anything else is an :class:`InputError` naming the file."""
     try:
         with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+            arrays = {k: z[k] for k in z.files}
     except (ValueError, OSError, EOFError) as exc:
         raise InputError(f"{path} is not a readable .npz of plain arrays ({exc})") from exc
+    other = sorted(k for k, v in arrays.items() if not isinstance(v, np.ndarray))  # non-.npy members come as bytes
+    if other:
+        raise InputError(f"{path} is not a .npz of plain arrays: it has other members ({', '.join(other[:3])}, ...)")
+    return arrays
 
 
 # ----------------------------------------------------------------------------------------------------------
