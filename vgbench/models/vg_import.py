@@ -24,6 +24,7 @@ not checked against a pinned value.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 from dataclasses import dataclass, field
@@ -33,11 +34,12 @@ from typing import Any
 import torch
 
 from vgbench import cards, hub
-from vgbench.errors import InputError, VgbenchError
+from vgbench.errors import InputError, OfflineError, VgbenchError
 from vgbench.models import checkpoint, torch_container, videogpt_repo
 from vgbench.models.conditioning import RESNET_BLOCKS
 from vgbench.models.gpt import VideoGPT
 from vgbench.models.vqvae import VQVAE, VQVAEConfig, stride_schedule
+from vgbench.weights import WeightSource
 
 log = logging.getLogger(__name__)
 
@@ -510,11 +512,79 @@ def import_checkpoint(
                         checkpoint.config_dict(vq_config) if vq_config is not None else None)  # fmt: skip
 
 
+# ----------------------------------------------------------------------------------------------------------
+# The weights-cache entry of the videogpt_repo_* cards (vgbench.weights.source picks it)
+
+
+@functools.lru_cache(maxsize=8)
+def _identity(path: str, digest: str) -> dict | None:
+    """What identifies a VG file's card (kind and the identity fields), or None for a file that is not one.
+
+    Read once per file content (detection asks every card); an unsafe file raises instead of looking unknown."""
+    try:
+        ck = read_lightning(path)
+        kind = ck.kind
+        if kind == "vqvae":
+            fields = {"frames": _arg(ck, "sequence_length", int), "resolution": _arg(ck, "resolution", int),
+                      "downsample": tuple(_arg(ck, "downsample", (list, tuple)))}  # fmt: skip
+            return {"kind": kind, "vqvae": fields}
+        hp = _vqvae_hparams_of_prior(ck, _arg(ck, "sequence_length", int), _arg(ck, "resolution", int))
+        class_cond = bool(_arg(ck, "class_cond", bool, False))
+        prior = {"attention": _arg(ck, "attn_type", str), "cond_frames": _arg(ck, "n_cond_frames", int, 0),
+                 "n_classes": _arg(ck, "class_cond_dim", int) if class_cond else 0}  # fmt: skip
+        return {"kind": kind, "vqvae": {k: hp[k] for k in VQVAE_IDENTITY}, "prior": prior}
+    except InputError:
+        return None
+
+
+def _matches(card: cards.ModelCard, fields: dict) -> bool:
+    return all(_norm_value(card.config.get(k)) == _norm_value(v) for k, v in fields.items())
+
+
+class LightningCheckpointWeights(WeightSource):
+    """The ``weights`` of a ``videogpt_repo_*`` card: a user's copy of a public VG Lightning checkpoint, converted
+    once into a vgbench checkpoint at the card's place in the weights cache. There is no automatic source (the
+    links are dead and no checksum was published); the source file's sha256 is recorded in the checkpoint."""
+
+    kind = "videogpt_checkpoint"
+    label = "VideoGPT checkpoint import"
+
+    def fetch(self, force: bool = False) -> Path:  # noqa: D102
+        if self.dest.exists() and not force:
+            self.verify()
+            return self.dest
+        raise OfflineError(f"{self.card.name} has no automatic source. {self.manual()}")
+
+    def load(self):  # noqa: D102
+        raise VgbenchError(f"{self.card.name} is a network checkpoint; build it with "
+                           f"vgbench.models.create({self.card.name!r})")  # fmt: skip
+
+    def recognises(self, path: Path, digest: str) -> bool:  # noqa: D102
+        found = _identity(str(path), digest)
+        if found is None or f"videogpt_repo_{found['kind']}" != self.card.arch:
+            return False
+        if found["kind"] == "vqvae":
+            return _matches(self.card, found["vqvae"])
+        return _matches(self.card, found["prior"]) and _matches(cards.model(self.card.vqvae), found["vqvae"])
+
+    def import_file(self, path: Path, digest: str) -> Path:  # noqa: D102
+        return import_checkpoint(path, self.card, dest=self.dest).path
+
+    def verify(self) -> str:  # noqa: D102
+        return verify(self.card, self.root)
+
+    def manual(self) -> str:  # noqa: D102
+        how = f"vgbench weights import PATH --model {self.card.name}"
+        return f"{' '.join(self.spec.manual.split())} Then run `{how}` (stored at {self.dest})."
+
+    def provenance(self) -> dict[str, str]:  # noqa: D102
+        return {"checkpoint_sha256": hub.sha256_file(self.dest)} if self.dest.exists() else {}
+
+
 def verify(card: cards.ModelCard, root=None) -> str:
     """Rebuild an imported checkpoint strictly (``vgbench weights verify``); returns what it was made from."""
     path = default_destination(card, root)
     if not path.exists():
-        from vgbench.errors import OfflineError
         from vgbench.weights import manual_instructions
 
         raise OfflineError(f"{card.name}: no imported checkpoint at {path}. {manual_instructions(card, root)}")
@@ -526,6 +596,7 @@ def verify(card: cards.ModelCard, root=None) -> str:
 __all__ = [
     "ImportResult",
     "LightningCheckpoint",
+    "LightningCheckpointWeights",
     "build_from_lightning",
     "import_checkpoint",
     "read_lightning",
