@@ -495,10 +495,10 @@ def test_wrapper_refuses_a_mismatched_vqvae():
         VideoGPT(vq, GPT(_config(shape=vq.latent_shape, frames=8, resolution=16)))
 
 
-def test_to_uint8_rounds_and_clamps():
-    x = torch.tensor([-0.7, -0.5, 0.0, 0.001, 0.5, 0.9]).view(1, 1, 1, 1, 6)  # (B, C, T, H, W)
-    # (x.clamp + 0.5) * 255 = 0, 0, 127.5, 127.755, 255, 255 -> round half to even at 127.5
-    assert to_uint8(x).flatten().tolist() == [0, 0, 128, 128, 255, 255]
+def test_to_uint8_truncates_and_clamps():
+    x = torch.tensor([-0.7, -0.5, 0.0, 0.001, 0.4999, 0.5, 0.9]).view(1, 1, 1, 1, 7)  # (B, C, T, H, W)
+    # (x.clamp + 0.5) * 255 = 0, 0, 127.5, 127.755, 254.97, 255, 255 -> floor, VideoGPT's astype(uint8) (metrics.md §7)
+    assert to_uint8(x).flatten().tolist() == [0, 0, 127, 127, 254, 255, 255]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -508,7 +508,7 @@ def test_to_uint8_rounds_and_clamps():
 def _gpt_cards() -> list[str]:
     from vgbench import cards
 
-    return [n for n in cards.names("models") if n.startswith("gpt.")]
+    return [n for n in cards.names("models") if cards.model(n).arch == "videogpt_gpt"]  # not the VG-import cards
 
 
 def _small_grid(shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -53,9 +53,11 @@ def vqvae_of(model):
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """Decoder output (B, C, T, H, W) on [-0.5, 0.5] -> uint8 (B, T, H, W, 3): clamp, +0.5, floor(255 x) (§7)."""
-    u = ((x.float().clamp(-0.5, 0.5) + 0.5) * 255.0).floor().clamp(0, 255).to(torch.uint8)
-    u = u.permute(0, 2, 3, 4, 1).cpu().numpy()  # (B, T, H, W, C)
+    """Decoder output (B, C, T, H, W) on [-0.5, 0.5] -> uint8 (B, T, H, W, 3), as samples are stored (§7): clamp,
+    +0.5, floor(255 x); grey repeated to RGB for I3D."""
+    from vgbench.models.gpt import to_uint8 as quantize
+
+    u = quantize(x).cpu().numpy()  # (B, T, H, W, C)
     return np.repeat(u, 3, axis=-1) if u.shape[-1] == 1 else u
 
 

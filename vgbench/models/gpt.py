@@ -503,10 +503,11 @@ def vqvae_fields(vqvae: nn.Module) -> dict[str, Any]:
 
 def to_uint8(video: torch.Tensor) -> torch.Tensor:
     """Decoder output (B, C, T, H, W) on the [-0.5, 0.5] scale -> uint8 (B, T, H, W, C): clamp(-0.5, 0.5) + 0.5
-    as the reference (videogpt.md §6), then x 255 **rounded to nearest** (the reference's FVD path truncates;
-    rounding is the unbiased quantisation, and a protocol that needs truncation can start from the float)."""
+    (videogpt.md §6), then floor(255 x), VideoGPT's ``(x * 255).astype(uint8)`` (metrics.md §7). Samples and
+    reconstructions share this conversion, so FVD* compares like with like and the paper's FVD path is reproduced;
+    a sample stored this way equals what VideoGPT hands its I3D."""
     x = (video.float().clamp(-0.5, 0.5) + 0.5) * 255.0
-    return x.round_().to(torch.uint8).permute(0, 2, 3, 4, 1).contiguous()
+    return x.floor_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 4, 1).contiguous()
 
 
 class VideoGPT(nn.Module):
@@ -690,11 +691,18 @@ def from_card(card, weights: bool = True, root=None, vqvae: nn.Module | None = N
             "a trainable prior card has no published weights: build it with weights=False (an initialised network) "
             "and train it (`vgbench train`), or load a trained checkpoint with vgbench.models.checkpoint",
         )  # fmt: skip
-    fixed = sorted(set(overrides) & set(VQVAE_FIELDS))
-    if fixed:
-        raise CardError(f"card {card.name}", f"config.{fixed[0]}", "comes from the VQ-VAE; change the VQ-VAE instead")
     if vqvae is None:
         vqvae = _vqvae_of(card, False, root)
+    # A checkpoint's resolved config repeats the VQ-VAE's fields: accepted where they agree with the VQ-VAE.
+    derived = vqvae_fields(vqvae)
+    for key in sorted(set(overrides) & set(VQVAE_FIELDS)):
+        given = tuple(overrides[key]) if isinstance(overrides[key], list | tuple) else overrides[key]
+        if given != derived[key]:
+            raise CardError(
+                f"card {card.name}", f"config.{key}", "comes from the VQ-VAE; change the VQ-VAE instead",
+                repr(derived[key]), given,
+            )  # fmt: skip
+        del overrides[key]
     config = prior_config(card, vqvae, **overrides)
     return VideoGPT(vqvae, GPT(config))
 
