@@ -220,8 +220,8 @@ def test_torchrun_two_processes_equal_one(data_root, tmp_path):
     assert two.returncode == 0, two.stderr[-3000:]
     a = ckpt_mod.load(tmp_path / "one" / "vqvae" / "checkpoints" / "final.pt").model
     b = ckpt_mod.load(tmp_path / "two" / "vqvae" / "checkpoints" / "final.pt").model
-    for k in a:
-        assert torch.allclose(a[k].double(), b[k].double(), atol=1e-5, rtol=0), (k, (a[k] - b[k]).abs().max())
+    for k in a:  # 1e-5 absolute, and relative for the codebook's EMA sums (entries up to ~20, float32 sums)
+        assert torch.allclose(a[k].double(), b[k].double(), atol=1e-5, rtol=1e-5), (k, (a[k] - b[k]).abs().max())
     la, lb = _train_losses(tmp_path / "one" / "vqvae"), _train_losses(tmp_path / "two" / "vqvae")
     assert [s for s, _ in la] == [s for s, _ in lb]
     assert all(abs(x - y) < 1e-5 for (_, x), (_, y) in zip(la, lb, strict=True)), (la, lb)

@@ -460,9 +460,13 @@ def _ddp_worker(rank: int, world: int, init_file: str, out_dir: str, state: dict
         cb.load_state_dict(state)
         cb(batch[rank * half : (rank + 1) * half])  # EMA with all-reduced counts and sums
         fresh = EMACodebook(n_codes=8, dim=4).train()
-        torch.manual_seed(100 + rank)  # different RNG per rank: init rows must come from rank 0 anyway
+        torch.manual_seed(100 + rank)  # different RNG per rank: init rows are drawn by rank 0 anyway
         fresh(batch[rank * half : (rank + 1) * half])
-        torch.save({"ema": cb.state_dict(), "fresh": fresh.state_dict()}, f"{out_dir}/rank{rank}.pt")
+        tiled = EMACodebook(n_codes=100, dim=4).train()  # more codes than the 72 global rows: the tiling path
+        torch.manual_seed(200 + rank)
+        tiled(batch[rank * half : (rank + 1) * half])
+        out = {"ema": cb.state_dict(), "fresh": fresh.state_dict(), "tiled": tiled.state_dict()}
+        torch.save(out, f"{out_dir}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
@@ -491,3 +495,10 @@ def test_ddp_two_processes_equal_one_process_on_the_concatenated_batch(tmp_path)
         torch.testing.assert_close(r1["ema"][key], one.state_dict()[key], rtol=0, atol=1e-6)
         assert torch.equal(r0["fresh"][key], r1["fresh"][key]), key  # broadcast init: the ranks agree exactly
     assert bool(r0["fresh"]["initialized"]) and bool(r1["fresh"]["initialized"])
+    # init (and restarts) draw from the global batch with rank 0's RNG: the rows one process draws
+    for name, codes, seed in (("fresh", 8, 100), ("tiled", 100, 200)):
+        single = EMACodebook(n_codes=codes, dim=4).train()
+        torch.manual_seed(seed)
+        single(batch)
+        for key in ("embeddings", "N", "z_avg"):
+            torch.testing.assert_close(r0[name][key], single.state_dict()[key], rtol=0, atol=1e-6)

@@ -644,7 +644,14 @@ def train_cmd(
 
 @cli.command("sample")
 @click.argument("checkpoint", type=click.Path(path_type=Path))
-@click.option("-n", "--n", "n", type=int, required=True, help="Number of videos.")
+@click.option(
+    "-n",
+    "--n",
+    "n",
+    type=int,
+    required=True,
+    help="Number of videos (under torchrun write -n: --n is ambiguous to torchrun's own parser).",
+)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output folder.")
 @click.option("--cond", default=None, help="Conditioning clips DATASET:SPLIT (conditional priors), e.g. bair:test.")
 @click.option("--seed", type=int, default=0, help="Sample i uses a seed derived from (seed, i) only.")
@@ -661,7 +668,7 @@ def sample_cmd(checkpoint, n, out, cond, seed, temperature, top_k, top_p, batch_
     Examples:
       vgbench sample runs/bair/prior/checkpoints/final.pt --n 256 --cond bair:test --out samples/bair
       vgbench sample runs/ucf/prior/checkpoints/final.pt --n 2048 --top-k 100 --out samples/ucf
-      torchrun --nproc-per-node 4 -m vgbench sample CKPT --n 2048 --out samples/   # same videos as 1 process
+      torchrun --nproc-per-node 4 -m vgbench sample CKPT -n 2048 --out samples/   # same videos as 1 process
     """
     from vgbench import sample as sample_mod
 

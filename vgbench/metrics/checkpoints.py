@@ -210,7 +210,8 @@ def reconstructions(
         (batch,) = list(src.batches(hi - lo, lo, hi))
         with torch.no_grad():
             x = to_model_input(batch, vq.config.in_channels, dev)
-            return to_uint8(vq.decode(vq.encode(x)))
+            # clip by clip: the same bytes whatever the batching and the number of processes
+            return np.concatenate([to_uint8(vq.decode(vq.encode(c[None]))) for c in x])
 
     return build_derived(prov, src.count, make, batch_size, "reconstructions"), prov
 

@@ -16,8 +16,9 @@ quantised by its own codebook (Table 7; VGP ``Quantize``). Per training forward,
    a dead code is overwritten every step until it is used.
 
 Under ``torch.distributed`` (when initialised) the counts and sums are all-reduced before the EMA, and the init
-rows and restart rows are broadcast from rank 0, so every rank holds the same codebook. Randomness comes from the
-global torch RNG, so restoring the RNG state replays it. Nothing is updated in eval mode.
+and restart rows are drawn by rank 0 from the global batch (the ranks' batches in rank order; each rank supplies
+the rows it holds), so every rank holds the same codebook, equal to one process's on the whole batch. Randomness
+comes from the global torch RNG, so restoring the RNG state replays it. Nothing is updated in eval mode.
 
 Library decision: ``vector-quantize-pytorch`` (lucidrains) was compared and not used. Its ``EuclideanCodebook``
 has the same EMA and Laplace formula and an ``initted`` buffer, but it differs from the reference in what fixes
@@ -93,17 +94,52 @@ class EMACodebook(nn.Module):
         return flat.transpose(0, 1)  # (C, M, D)
 
     def _random_rows(self, flat: torch.Tensor) -> torch.Tensor:
-        """K random encoder outputs per codebook (C, K, D): tiled with small noise if M < K, then shuffled;
-        broadcast from rank 0 under torch.distributed (VG/VGP ``_tile`` + ``randperm``)."""
-        C, M, D = flat.shape
+        """K random encoder outputs per codebook (C, K, D): tiled with small noise if M < K, then shuffled
+        (VG/VGP ``_tile`` + ``randperm``). Under torch.distributed the rows are drawn from the *global* batch (the
+        ranks' batches in rank order) with rank 0's RNG, so W processes pick exactly what one process would."""
+        if _distributed():
+            return self._random_rows_global(flat)
+        return self._draw(flat.detach())
+
+    def _draw(self, y: torch.Tensor) -> torch.Tensor:
+        C, M, D = y.shape
         K = self.n_codes
-        y = flat.detach()
         if M < K:
             y = y.repeat(1, (K + M - 1) // M, 1)
             y = y + torch.randn_like(y) * (0.01 / D**0.5)
-        rows = torch.stack([y[c, torch.randperm(y.shape[1], device=y.device)[:K]] for c in range(C)])  # (C, K, D)
-        if _distributed():
+        return torch.stack([y[c, torch.randperm(y.shape[1], device=y.device)[:K]] for c in range(C)])  # (C, K, D)
+
+    def _random_rows_global(self, flat: torch.Tensor) -> torch.Tensor:
+        y = flat.detach().contiguous()
+        C, M, D = y.shape
+        K, rank, world = self.n_codes, dist.get_rank(), dist.get_world_size()
+        sizes = [torch.zeros(1, dtype=torch.int64, device=y.device) for _ in range(world)]
+        dist.all_gather(sizes, torch.tensor([M], dtype=torch.int64, device=y.device))
+        sizes = [int(s) for s in sizes]
+        if len(set(sizes)) != 1:
+            raise RuntimeError(f"codebook init/restart needs equal batches on every rank, got {sizes} rows")
+        total = M * world
+        if total < K:  # tiny global batch: gather it whole (cheap) and draw as one process would
+            parts = [torch.empty_like(y) for _ in range(world)]
+            dist.all_gather(parts, y)
+            rows = (
+                self._draw(torch.cat(parts, 1)) if rank == 0 else torch.empty(C, K, D, dtype=y.dtype, device=y.device)
+            )
             dist.broadcast(rows, 0)
+            return rows
+        # rank 0 draws K global row indices per codebook; each rank fills in the rows it holds; a sum joins them
+        idx = (
+            torch.stack([torch.randperm(total, device=y.device)[:K] for _ in range(C)])
+            if rank == 0
+            else torch.empty(C, K, dtype=torch.int64, device=y.device)
+        )  # (C, K)
+        dist.broadcast(idx, 0)
+        local = idx - rank * M
+        mine = (local >= 0) & (local < M)
+        rows = torch.zeros(C, K, D, dtype=y.dtype, device=y.device)
+        gathered = torch.gather(y, 1, local.clamp(0, M - 1).unsqueeze(-1).expand(C, K, D))
+        rows[mine] = gathered[mine]
+        dist.all_reduce(rows)
         return rows
 
     @torch.no_grad()

@@ -644,7 +644,9 @@ class VideoGPT(nn.Module):
                 sub = None if cond is None else {k: v[lo : lo + batch_size] for k, v in cond.items()}
                 hi = min(lo + batch_size, total)
                 codes = self.prior.sample_codes(table, hi - lo, sub, temperature, top_k, top_p, seeds[lo:hi])
-                out.append(to_uint8(self.vqvae.decode(codes)).cpu())
+                # one clip per decode: convolution kernels pick other algorithms for other batch sizes, and a last-bit
+                # difference can move a pixel across a uint8 level; per clip, a sample is the same in any batch
+                out += [to_uint8(self.vqvae.decode(c[None])).cpu() for c in codes]
         finally:
             self.prior.train(was_training)
         return torch.cat(out)

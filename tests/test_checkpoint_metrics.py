@@ -1,0 +1,232 @@
+"""Metrics of a checkpoint (NMSE, bits/dim, R-FVD, FVD*, FVD from samples) and `vgbench sample`, on tiny trained
+models: each engine equals an independent computation, and the training log's validation numbers."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vgbench import api, cards
+from vgbench import sample as sample_mod
+from vgbench import train as train_mod
+from vgbench.errors import InputError
+from vgbench.metrics import checkpoints as ck_metrics
+from vgbench.models import checkpoint as ckpt_mod
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = [
+    "vqvae.config.hidden=12",
+    "vqvae.config.res_hidden=8",
+    "vqvae.config.n_codes=16",
+    "vqvae.config.embedding_dim=8",
+    "vqvae.config.downsample=[4, 8, 8]",  # 4 x 8 x 8 = 256 latent tokens: quick to sample
+    "vqvae.config.channels_last=false",
+    "prior.config.hidden=24",
+    "prior.config.heads=2",
+    "prior.config.layers=1",
+    "prior.config.ff_hidden=32",
+    "prior.config.dropout=0.0",
+    "prior.config.resnet_base=8",
+    "prior.config.resnet_dim=12",
+]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny VQ-VAE and 1-frame-conditional prior trained 3 steps each on a 12/4-video quickstart store."""
+    from vgbench.datasets import quickstart
+
+    base = tmp_path_factory.mktemp("ckm")
+    root = base / "data"
+    quickstart.prepare(cards.dataset("quickstart"), root=root, counts={"train": 12, "test": 4})
+    old = {k: os.environ.get(k) for k in ("VGBENCH_DATA", "VGBENCH_HOME")}
+    os.environ["VGBENCH_DATA"], os.environ["VGBENCH_HOME"] = str(root), str(base / "home")
+    vq, prior = train_mod.train(
+        model="gpt.quickstart",
+        stage="all",
+        out=base / "run",
+        overrides=TINY,
+        steps=3,
+        batch_size=4,
+        val_every=3,
+        ckpt_every=3,
+        progress=False,
+        device="cpu",
+    )
+    yield {"root": root, "vq": vq, "prior": prior, "base": base}
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def _last_val(folder: Path, key: str) -> float:
+    recs = [json.loads(x) for x in (folder / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    return [r[key] for r in recs if r["kind"] == "val"][-1]
+
+
+def _clips(n: int = 4) -> torch.Tensor:
+    """The 4 test clips as the metrics read them: fixed windows, float (B, 1, T, H, W) on [-0.5, 0.5]."""
+    from vgbench import datasets
+
+    view = datasets.open_split("quickstart:test", channels=1)
+    v = torch.stack([view[i]["video"] for i in range(n)])  # (B, T, H, W, 1) uint8
+    return v.permute(0, 4, 1, 2, 3).float() / 255.0 - 0.5
+
+
+def test_nmse_equals_the_definition_and_the_validation_log(trained):
+    final = trained["vq"].folder / "checkpoints" / "final.pt"
+    r = api.evaluate("nmse", reference="quickstart:test", checkpoint=final)
+    model, ck = ckpt_mod.load_model(final)
+    x = _clips().double()
+    with torch.no_grad():
+        recon = model.decode(model.encode(x.float())).double()
+    want = float(((recon - x) ** 2).mean() / 0.06)  # metrics.md §10, variance 0.06, unclamped
+    assert r.value == pytest.approx(want, rel=1e-9)
+    # the validation pass scores the straight-through output z + (q - z), equal to q up to float32 rounding
+    assert r.value == pytest.approx(_last_val(trained["vq"].folder, "val_nmse"), rel=1e-6)  # same 4 clips
+    assert r.checkpoint["sha256"] == ck.sha256 and r.checkpoint["card"] == "vqvae.quickstart"
+    assert r.reference["count"] == 4 and r.protocol == "videogpt" and not r.off_protocol
+
+
+def test_bits_per_dim_equals_the_definition_and_the_validation_log(trained):
+    final = trained["prior"].folder / "checkpoints" / "final.pt"
+    r = api.evaluate("bits-per-dim", reference="quickstart:test", checkpoint=final)
+    model, _ = ckpt_mod.load_model(final)
+    x = _clips()
+    with torch.no_grad():
+        nll = model.token_nll(x, {"frames": x[:, :, :1]})  # (B, S) nats, conditioned on frame 0
+    assert nll.shape == (4, 256)
+    assert r.value == pytest.approx(float(nll.double().mean()) / math.log(2), rel=1e-9)
+    assert r.value == pytest.approx(_last_val(trained["prior"].folder, "val_bits_per_dim"), rel=1e-6)
+    assert r.label == "bits/dim (per latent token)" and r.samples["tokens"] == 4 * 256
+    assert 0 < r.value < math.log2(16) + 1  # near the uniform 4 bits after 3 steps
+
+
+def test_reconstructions_are_cached_truncated_and_shared(trained):
+    final = trained["vq"].folder / "checkpoints" / "final.pt"
+    path, prov = ck_metrics.reconstructions(final, "quickstart:test")
+    again, _ = ck_metrics.reconstructions(final, "quickstart:test")
+    assert path == again and path.parent.name == "derived"
+    arr = np.load(path)
+    assert arr.shape == (4, 16, 64, 64, 3) and arr.dtype == np.uint8
+    model, _ = ckpt_mod.load_model(final)
+    with torch.no_grad():
+        recon = model.decode(model.encode(_clips()))
+    want = torch.floor((recon.clamp(-0.5, 0.5) + 0.5) * 255).to(torch.uint8)[:, 0]  # (B, T, H, W): floor (§7)
+    assert np.array_equal(arr[..., 0], want.numpy()) and np.array_equal(arr[..., 0], arr[..., 2])
+    assert prov["checkpoint"]["sha256"] == hub_sha(final)
+
+
+def hub_sha(path) -> str:
+    from vgbench import hub
+
+    return hub.sha256_file(path)
+
+
+@pytest.fixture
+def mocked_i3d(monkeypatch):
+    """FVD with a mean-pool stand-in for I3D (as tests/test_fvd_pipeline.py)."""
+    from tests.test_fvd_pipeline import fake_extractor
+    from vgbench.metrics import fvd
+
+    monkeypatch.setattr(fvd, "build_extractor", lambda *a, **k: fake_extractor)
+    return fake_extractor
+
+
+def test_r_fvd_and_fvd_star_compare_the_made_reconstructions(trained, mocked_i3d):
+    from vgbench.metrics import fvd as fvd_mod
+    from vgbench.metrics.frechet import FeatureStats
+
+    final = trained["vq"].folder / "checkpoints" / "final.pt"
+    with pytest.warns(UserWarning, match="singular"):
+        r = api.evaluate("r-fvd", reference="quickstart:test", checkpoint=final, use_cache=False)
+    recon = np.load(ck_metrics.reconstructions(final, "quickstart:test")[0])
+    real = np.repeat(((_clips() + 0.5) * 255).round().to(torch.uint8).permute(0, 2, 3, 4, 1).numpy(), 3, -1)
+    p = r.protocol_params
+    stats = []
+    for videos in (recon, real):
+        s = FeatureStats.empty(fvd_mod.FEATURE_DIM)
+        s.update(mocked_i3d(fvd_mod.to_network_scale(videos, "0-255", p["quantize"])))
+        stats.append(s)
+    protocol = cards.resolve_protocol("r-fvd")[2]
+    assert r.value == pytest.approx(fvd_mod.fvd_value(stats[0], stats[1], protocol), rel=1e-6)
+    assert r.samples["made_from_checkpoint"]["kind"] == "reconstructions" and r.checkpoint["card"] == "vqvae.quickstart"
+    samples = trained["base"] / "s.npy"
+    np.save(samples, real[::-1].copy())
+    with pytest.warns(UserWarning, match="singular"):
+        star = api.evaluate("fvd-star", samples=samples, reference="quickstart:test", checkpoint=final, use_cache=False)
+    assert star.reference["path"] == r.samples["path"]  # the same reconstructions, made once
+
+
+def test_fvd_from_a_prior_checkpoint_pairs_samples_with_real_windows(trained, mocked_i3d):
+    final = trained["prior"].folder / "checkpoints" / "final.pt"
+    with pytest.warns(UserWarning, match="singular"):
+        r = api.evaluate(
+            "fvd.videogpt_paper",
+            reference="quickstart:test",
+            checkpoint=final,
+            overrides={"trials": "2", "num_samples": "4", "num_reference": "4"},
+            use_cache=False,
+        )
+    assert len(r.trial_values) == 2 and r.std is not None and r.off_protocol
+    made = r.samples["made_from_checkpoint"]
+    assert made["kind"] == "samples" and made["conditioning_frames"] == 1 and made["trials"] == 2
+    assert r.reference["made_from_checkpoint"]["kind"] == "real windows" and r.n_samples == r.n_reference == 4
+
+
+def test_samples_do_not_depend_on_the_batch_size(trained, tmp_path):
+    final = trained["prior"].folder / "checkpoints" / "final.pt"
+    a = sample_mod.sample(final, 3, tmp_path / "a", cond="quickstart:test", seed=5, batch_size=3, progress=False)
+    b = sample_mod.sample(final, 3, tmp_path / "b", cond="quickstart:test", seed=5, batch_size=2, progress=False)
+    va, vb = np.load(a.samples)["videos"], np.load(b.samples)["videos"]
+    assert va.shape == (3, 16, 64, 64, 3) and np.array_equal(va, vb)
+    side = json.loads(a.sidecar.read_text())
+    assert side["checkpoint"]["sha256"] == hub_sha(final) and side["seed"] == 5
+    assert side["conditioning"]["dataset"] == "quickstart:test" and a.gif.stat().st_size > 0
+    c = sample_mod.sample(final, 3, tmp_path / "c", cond="quickstart:test", seed=6, batch_size=3, progress=False)
+    assert not np.array_equal(va, np.load(c.samples)["videos"])
+
+
+def test_sample_bad_inputs(trained, tmp_path):
+    prior = trained["prior"].folder / "checkpoints" / "final.pt"
+    vq = trained["vq"].folder / "checkpoints" / "final.pt"
+    with pytest.raises(InputError, match="--n 0: need at least one sample"):
+        sample_mod.sample(prior, 0, tmp_path / "x")
+    with pytest.raises(InputError, match="needs 1 conditioning frame.*--cond DATASET:SPLIT"):
+        sample_mod.sample(prior, 1, tmp_path / "x")
+    with pytest.raises(InputError, match="no split 'validation'|not prepared|validation"):
+        sample_mod.sample(prior, 1, tmp_path / "x", cond="quickstart:validation")
+    with pytest.raises(InputError, match="a VQ-VAE checkpoint.*needs a prior checkpoint"):
+        sample_mod.sample(vq, 1, tmp_path / "x", cond="quickstart:test")
+    with pytest.raises(InputError, match="--top-p 1.5"):
+        sample_mod.sample(prior, 1, tmp_path / "x", cond="quickstart:test", top_p=1.5)
+    assert not (tmp_path / "x").exists()  # nothing written before the checks passed
+
+
+@pytest.mark.slow
+def test_samples_under_two_processes_equal_one(trained, tmp_path):
+    final = trained["prior"].folder / "checkpoints" / "final.pt"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    # -n, not --n: torchrun's own parser reads --n as an abbreviation of its options
+    args = ["-m", "vgbench", "sample", str(final), "-n", "3", "--cond", "quickstart:test", "--seed", "2",
+            "--device", "cpu"]  # fmt: skip
+    one = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], env=env, capture_output=True,
+                         text=True, timeout=600)  # fmt: skip
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+                          "29531", *args, "--out", str(tmp_path / "two")], env=env, capture_output=True, text=True,
+                         timeout=600)  # fmt: skip
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = (np.load(tmp_path / d / "samples.npz")["videos"] for d in ("one", "two"))
+    assert a.shape == (3, 16, 64, 64, 3) and np.array_equal(a, b)
+    assert json.loads((tmp_path / "two" / "samples.json").read_text())["world_size"] == 2
