@@ -10,16 +10,39 @@ from typing import TypeVar
 
 import torch
 
-from vgbench.errors import ProtocolError
+from vgbench.errors import InputError, ProtocolError
 
 T = TypeVar("T")
 
 
 def resolve_device(device: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU."""
+    """``auto`` -> CUDA when available, else CPU; a named device is checked to exist (cheap, so callers resolve it
+    before loading any network).
+
+    Raises:
+        InputError: an unknown device name, or CUDA / MPS asked for where it is not available.
+    """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise InputError(f"--device {device!r} is not a device ({exc}); use auto, cpu, cuda or cuda:N") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch was built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise InputError(
+                f"--device {device}: CUDA is not available ({why}; torch {torch.__version__}); use --device cpu, or "
+                "--device auto to take a GPU when there is one"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise InputError(
+                f"--device {device}: there are {torch.cuda.device_count()} CUDA devices (cuda:0 .. "
+                f"cuda:{torch.cuda.device_count() - 1})"
+            )
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"--device {device}: MPS is not available here; use --device cpu or auto")
+    return dev
 
 
 @contextlib.contextmanager
