@@ -255,7 +255,8 @@ class SetScan:
 
     total: int  # videos in the set
     videos: int = 0  # videos read
-    shapes: dict = field(default_factory=dict)  # (T, H, W, C) after the cut -> count (T None: unknown)
+    shapes: dict = field(default_factory=dict)  # (T, H, W, C) as stored -> count (T None: unknown)
+    cut: dict = field(default_factory=dict)  # (T, H, W, C) after the protocol's cut -> count
     has_values: bool = False  # whether every read video's values were seen
     lo: float = np.inf
     hi: float = -np.inf
@@ -276,12 +277,18 @@ class SetScan:
 
     @property
     def shape(self) -> tuple | None:
-        """The set's clip shape (T, H, W) when uniform, else None."""
-        return tuple(next(iter(self.shapes))[:3]) if len(self.shapes) == 1 else None
+        """The set's clip shape (T, H, W) as the metric reads it (after the protocol's cut) when uniform, else
+        None."""
+        return tuple(next(iter(self.cut))[:3]) if len(self.cut) == 1 else None
+
+    def count_shape(self, raw: tuple, cut: tuple, k: int) -> None:
+        """Count ``k`` videos stored as ``raw`` (T, H, W, C) and read as ``cut``."""
+        self.shapes[raw] = self.shapes.get(raw, 0) + k
+        self.cut[cut] = self.cut.get(cut, 0) + k
 
     def add_extremes(self, shape: tuple, k: int, lo: float, hi: float) -> None:
-        """Add ``k`` videos of clip shape ``shape`` (T, H, W, C) whose values lie in [lo, hi]."""
-        self.shapes[shape] = self.shapes.get(shape, 0) + k
+        """Add ``k`` videos read as clip shape ``shape`` (T, H, W, C) whose values lie in [lo, hi]."""
+        self.count_shape(shape, shape, k)
         self.videos += k
         self.lo, self.hi = min(self.lo, lo), max(self.hi, hi)
         self.has_values = True
@@ -337,8 +344,7 @@ def survey(
                 if bad is None:
                     lo, hi = scan.add_values(batch)
                     scan.add(range_problem(s.path, lo, hi, pos, pos + k - 1, s.value_range, s.range_source, s.dtype))
-        cut = cut_shape(shape, need)
-        scan.shapes[cut] = scan.shapes.get(cut, 0) + k
+        scan.count_shape(shape, cut_shape(shape, need), k)
         pos += k
         scan.videos = pos
         if fail_fast and any(p.fatal for p in scan.problems):

@@ -144,6 +144,18 @@ def write_probs(path: str | Path, probs: list[np.ndarray], meta: dict) -> None:
 # The evaluation
 
 
+def plan_samples(n: int, p, name: str, allow_fewer: bool = False) -> tuple[list[tuple[int, int]], list[str], bool]:
+    """The video ranges of each trial for ``n`` samples under IS protocol ``p`` (``eval`` and ``doctor``):
+    (chunks, notes, off_protocol); too few samples for the trials or the splits is an error."""
+    chunks, notes, off = plan_chunks(n, p.num_samples, p.trials, "samples", name, allow_fewer)
+    if chunks[0][1] - chunks[0][0] < p.splits:
+        raise InputError(
+            f"{name}: {chunks[0][1] - chunks[0][0]} samples per trial cannot make {p.splits} splits; "
+            f"provide at least {p.splits} (the protocol wants {p.num_samples})"
+        )
+    return chunks, notes, off
+
+
 def evaluate_is(
     request: MetricRequest,
     device: str = "auto",
@@ -168,12 +180,7 @@ def evaluate_is(
     # Cheap before expensive: the samples' headers, counts and every video the protocol reads (pre-scan), and the
     # device, before the classifier is built or its weights fetched.
     fake = SampleSet.open(request.samples, samples_range)
-    chunks, notes, off = plan_chunks(fake.count, p.num_samples, p.trials, "samples", name, allow_fewer)
-    if chunks[0][1] - chunks[0][0] < p.splits:
-        raise InputError(
-            f"{name}: {chunks[0][1] - chunks[0][0]} samples per trial cannot make {p.splits} splits; "
-            f"provide at least {p.splits} (the protocol wants {p.num_samples})"
-        )
+    chunks, notes, off = plan_samples(fake.count, p, name, allow_fewer)
     need = validation.need_for(name, p)
     warnings = validation.check(fake, need, stop=max(b for _, b in chunks), per_trial=min(b - a for a, b in chunks))
     for w in warnings:
