@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from vgbench import validation
-from vgbench.errors import InputError, MissingDependencyError
+from vgbench.deps import require
+from vgbench.errors import InputError
 from vgbench.readers import load_npy, reading
 from vgbench.validation import RANGE_TOL
 
@@ -87,11 +88,7 @@ def detect_range(batch: np.ndarray) -> str:
 
 
 def _av():
-    try:
-        import av
-    except ImportError as exc:
-        raise MissingDependencyError("av", "data", "reading video and image files") from exc
-    return av
+    return require("av", "data", "reading video and image files")
 
 
 class VideoDecodeError(InputError):
@@ -339,10 +336,7 @@ class SampleSet:
 
     @classmethod
     def _open_hdf5(cls, path: Path) -> SampleSet:
-        try:
-            import h5py
-        except ImportError as exc:
-            raise MissingDependencyError("h5py", "data", "reading HDF5 sample sets") from exc
+        h5py = require("h5py", "data", "reading HDF5 sample sets")
         f = h5py.File(path, "r")
         keys = [k for k in f if isinstance(f[k], h5py.Dataset)]
         key = keys[0] if len(keys) == 1 else next((k for k in ARRAY_KEYS if k in keys), None)
