@@ -48,7 +48,7 @@ class Need:
     min_frames: int = 1  # the network's minimum
     min_reason: str = ""  # why the network needs min_frames
     size: int | None = None  # the frame size (H = W) of a protocol that does not resize; None: any size
-    min_count: int = 2  # a covariance (FVD) or a class marginal (IS) needs two videos
+    min_count: int = 2  # FVD: a covariance needs two videos per set
 
 
 def need_for(name: str, protocol) -> Need:
@@ -62,7 +62,8 @@ def need_for(name: str, protocol) -> Need:
         reason = " (I3D downsamples time x8 and then pools 2 steps)"
         return Need(name, protocol.frames, MIN_FRAMES, reason, size)
     if isinstance(protocol, ISProtocol):
-        return Need(name, protocol.frames, protocol.frames, " (the classifier's clip length)")
+        # one sample has a defined score (1: p(y) = p(y|x)); too few for the splits is the engine's own check
+        return Need(name, protocol.frames, protocol.frames, " (the classifier's clip length)", min_count=1)
     return Need(name, getattr(protocol, "frames", None))
 
 
@@ -177,7 +178,7 @@ def set_problems(
             Problem(
                 "count",
                 f"{path}: {n} video{'s' if n != 1 else ''}{each}; {need.metric} needs at least {need.min_count} "
-                "(a covariance or a class marginal cannot be estimated from fewer); provide more videos",
+                "(a covariance cannot be estimated from fewer); provide more videos",
             )
         )
     if not scan.has_values:

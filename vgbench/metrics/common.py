@@ -13,6 +13,7 @@ import torch
 from vgbench.errors import InputError, ProtocolError
 
 T = TypeVar("T")
+STOP_GRACE_S = 0.5  # how long a consumer that leaves early waits for the prefetch thread
 
 
 def resolve_device(device: str) -> torch.device:
@@ -139,14 +140,18 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
 
     worker = threading.Thread(target=produce, name="vgbench-prefetch", daemon=True)
     worker.start()
+    finished = False
     try:
         while True:
             ok, item = q.get()
             if not ok:
                 raise item
             if item is done:
+                finished = True
                 return
             yield item
     finally:
         stop.set()
-        worker.join(timeout=10)
+        # Left early (an error, Ctrl-C, a break): the producer may be inside a long read or decode, and stops at
+        # its next put; it is a daemon thread, so an interrupt never waits for it beyond this short grace.
+        worker.join(timeout=10 if finished else STOP_GRACE_S)
