@@ -392,6 +392,14 @@ def check(s: SampleSet, need: Need, stop: int | None = None, per_trial: int | No
     return [p.text() for p in scan.problems]
 
 
+def after_reading(s: SampleSet | None, need: Need) -> list[str]:
+    """Warnings about a set's values that only reading it for the network could show, for sets whose values the
+    pre-scan did not read (video files, frame folders, dataset splits): e.g. uint8 videos whose maximum is 1."""
+    if s is None or s.seen is None or (s.scan is not None and s.scan.has_values):
+        return []
+    return [p.text() for p in set_problems(s.path, s.seen, s.value_range, s.range_source, s.dtype, need) if not p.fatal]
+
+
 def raise_fatal(problems: list[Problem], hint: str = "") -> None:
     """Raise the first fatal problem of ``problems`` as an :class:`InputError`."""
     fatal = [p for p in problems if p.fatal]

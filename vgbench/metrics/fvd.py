@@ -381,17 +381,6 @@ def _warn(messages: list[str]) -> list[str]:
     return messages
 
 
-def _after_reading(videos: SampleSet | None, need) -> list[str]:
-    """Warnings about a set's values that only reading it for the network could show (video files: no pre-scan
-    of values), e.g. uint8 videos whose maximum is 1."""
-    if videos is None or videos.seen is None or (videos.scan is not None and videos.scan.has_values):
-        return []
-    found = validation.set_problems(
-        videos.path, videos.seen, videos.value_range, videos.range_source, videos.dtype, need
-    )
-    return [p.text() for p in found if not p.fatal]
-
-
 def evaluate_fvd(
     request: MetricRequest,
     backend: str = "torch",
@@ -463,7 +452,7 @@ def evaluate_fvd(
         late = validation.pair_problems(fake.clip_shape(), ref.clip_shape, need)
         validation.raise_fatal(late)
         warnings += _warn([x.text() for x in late])
-    warnings += _warn(_after_reading(fake, need) + _after_reading(ref.videos, need))
+    warnings += _warn(validation.after_reading(fake, need) + validation.after_reading(ref.videos, need))
 
     values = [fvd_value(fs, rs, p) for fs, rs in zip(fake_stats, ref.stats, strict=True)]
     if min(fake_stats[0].n, ref.stats[0].n) <= FEATURE_DIM:

@@ -194,6 +194,9 @@ def evaluate_is(
     if save_probs is not None and dist.rank_and_size()[0] == 0:
         write_probs(save_probs, probs, {"protocol": name, "chunks": chunks, "source": fake.describe()})
 
+    for w in validation.after_reading(fake, need):
+        log.warning("%s", w)
+        warnings.append(w)
     values = []
     for trial in probs:
         if p.shuffle_seed is not None:
