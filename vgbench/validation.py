@@ -114,7 +114,14 @@ def clip_problem(name: str, shape: tuple, need: Need, first: tuple | None = None
             f"{{count}} videos are not {need.size}x{need.size}",
         )
     cut = (used, *shape[1:])
-    if first is not None and any(a is not None and b is not None and a != b for a, b in zip(cut, first, strict=True)):
+    if first is not None and None not in first[1:3] and tuple(cut[1:3]) != tuple(first[1:3]):
+        return Problem(
+            "mixed",
+            f"{name}: frames of {h}x{w} differ from the first video's {first[1]}x{first[2]}; all videos in a set "
+            "must share frame count and size (resize them to one size)",
+            "{count} videos differ in frame count or size from the first",
+        )
+    if first is not None and None not in (cut[0], first[0]) and cut != first:
         return Problem(
             "mixed",
             f"{name}: shape (T, H, W, C) = {cut} differs from the first video's {first}; all videos in a set must "
