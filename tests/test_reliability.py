@@ -202,6 +202,26 @@ def test_unit_data_declared_minus_one_one_is_warned_and_noted(mocked, tmp_path, 
     assert not any("probably" in n for n in r.notes)
 
 
+def test_a_cached_reference_keeps_its_warnings_and_clip_shape(mocked, tmp_path, home):  # noqa: F811
+    """The second evaluation reads the reference's statistics from the cache and reads no video of it: its
+    warnings and clip shape come from the cache entry, so the record says the same as the first time."""
+    s, unit = tmp_path / "s.npy", tmp_path / "unit.npy"
+    np.save(s, random_videos(20, t=24, seed=1))
+    np.save(unit, random_videos(20, t=16, seed=2).astype(np.float32) / 255.0)
+    first = api.evaluate("fvd", s, unit, reference_range="-1-1")
+    second = api.evaluate("fvd", s, unit, reference_range="-1-1")
+    assert len(list((home / "stats").glob("*.npz"))) == 1  # the second run was served by the cache
+    assert second.value == first.value and second.reference["clip_shape"] == [16, 16, 16]
+    for r in (first, second):
+        assert any("no value below 0 in the whole set" in n for n in r.notes)
+        assert any("the sets differ in frame count" in n for n in r.notes)
+    stats = tmp_path / "unit_stats.npz"  # the same for statistics saved with --save-stats and used as --reference
+    api.evaluate("fvd", unit, s, samples_range="-1-1", save_stats=stats)
+    via = api.evaluate("fvd", s, stats)
+    assert any("no value below 0 in the whole set" in n for n in via.notes)
+    assert any("the sets differ in frame count" in n for n in via.notes)
+
+
 def test_uint8_videos_of_zeros_and_ones_are_noted_after_decoding(mocked, tmp_path):  # noqa: F811
     import av
 

@@ -303,11 +303,14 @@ class Reference:
     notes: list[str] = field(default_factory=list)
     off_protocol: bool = False
     cache_file: Path | None = None  # where extracted statistics are cached
+    warnings: list[str] = field(default_factory=list)  # about this set alone (validation), noted in the result
 
     @property
     def clip_shape(self) -> list[int] | None:
-        """[T, H, W] of the reference clips (None when unknown, e.g. a stats file written by an older vgbench)."""
-        return self.videos.clip_shape() if self.videos is not None else self.describe.get("clip_shape")
+        """[T, H, W] of the reference clips: as read, else as recorded with cached or saved statistics (None when
+        unknown, e.g. a stats file written by an older vgbench)."""
+        read = self.videos.clip_shape() if self.videos is not None else None
+        return read or self.describe.get("clip_shape")
 
 
 def _stats_reference(path, request: MetricRequest, fkey: dict, trials: int) -> Reference:
@@ -332,7 +335,8 @@ def _stats_reference(path, request: MetricRequest, fkey: dict, trials: int) -> R
         "stats_file_sha256": contenthash.file_sha256(path),
         **source,
     }
-    return Reference(described, stats=stats * trials if len(stats) == 1 else stats)
+    warnings = [str(w) for w in meta.get("warnings", [])]  # about the set the statistics summarise
+    return Reference(described, stats=stats * trials if len(stats) == 1 else stats, warnings=warnings)
 
 
 def _plan_reference(reference, request: MetricRequest, trials: int, allow_fewer: bool, value_range) -> Reference:
@@ -362,6 +366,7 @@ def _cached_reference(ref: Reference, fkey: dict, use_cache: bool) -> None:
         return  # a cache entry of other content: never used
     log.info("reference statistics from cache %s", ref.cache_file)
     ref.stats, ref.describe = stats, {**videos.describe(), "clip_shape": source.get("clip_shape")}
+    ref.warnings = [str(w) for w in meta.get("warnings", [])]
 
 
 def _round_trip(videos: SampleSet, p: FVDProtocol) -> list[str]:
@@ -420,39 +425,46 @@ def evaluate_fvd(
         ref = _plan_reference(reference, request, trials, allow_fewer, reference_range)
     if backend == "torch":
         resolve_device(device)
-    # 2. Every video the protocol reads, pre-scanned; the reference's statistics from the cache when its content
-    # was seen before (then it needs no scan)
-    warnings = validation.check(fake, need, stop=max(b for _, b in chunks), per_trial=min(b - a for a, b in chunks))
+    # 2. Every video the protocol reads, pre-scanned. The reference's statistics come from the cache when its
+    # content was seen before; its warnings then come with them (stored beside the statistics).
+    fake_warnings = validation.check(
+        fake, need, stop=max(b for _, b in chunks), per_trial=min(b - a for a, b in chunks)
+    )
     if ref.videos is not None:
         _cached_reference(ref, fkey, use_cache)
         if ref.stats is None:
-            warnings += validation.check(
+            ref.warnings = validation.check(
                 ref.videos, need, stop=max(b for _, b in ref.chunks), per_trial=min(b - a for a, b in ref.chunks)
             )
     pair = validation.pair_problems(fake.clip_shape(), ref.clip_shape, need)
     validation.raise_fatal(pair)
-    warnings += [x.text() for x in pair]
-    _warn(warnings)
+    pair_warnings = [x.text() for x in pair]
+    _warn(fake_warnings + ref.warnings + pair_warnings)
     fake.content_sha256()  # recorded in the result: hashed before the network runs, as the reference was
 
-    # 3. The network, then the features
+    # 3. The network, then the features; what only reading could show (values of decoded videos) is added to
+    # each set's warnings, which are stored with its statistics
     batch_size = batch_size or p.batch_size
     extractor = build_extractor(model_card.name, p, backend, device, tensors)
     if ref.stats is None:
         ref.stats = extract_stats(ref.videos, extractor, p, ref.chunks, batch_size, "reference", need)
+        ref.warnings += _warn(validation.after_reading(ref.videos, need))
         ref.describe = ref.videos.describe()
         if ref.cache_file is not None and dist.rank_and_size()[0] == 0:
-            write_stats(ref.cache_file, ref.stats, {"feature_key": fkey, "source": ref.describe, "chunks": ref.chunks})
+            meta = {"feature_key": fkey, "source": ref.describe, "chunks": ref.chunks, "warnings": ref.warnings}
+            write_stats(ref.cache_file, ref.stats, meta)
     fake_stats = extract_stats(fake, extractor, p, chunks, batch_size, "samples", need)
+    fake_warnings += _warn(validation.after_reading(fake, need))
     if save_stats is not None and dist.rank_and_size()[0] == 0:
-        write_stats(save_stats, fake_stats, {"feature_key": fkey, "source": fake.describe(), "chunks": chunks})
+        meta = {"feature_key": fkey, "source": fake.describe(), "chunks": chunks, "warnings": fake_warnings}
+        write_stats(save_stats, fake_stats, meta)
 
-    # 4. What only the extraction could show: clip shapes of decoded videos, their value extremes
-    if not any(x.rule == "pair" for x in pair):
+    # 4. Clip shapes of decoded videos (unknown before decoding)
+    if not pair:
         late = validation.pair_problems(fake.clip_shape(), ref.clip_shape, need)
         validation.raise_fatal(late)
-        warnings += _warn([x.text() for x in late])
-    warnings += _warn(validation.after_reading(fake, need) + validation.after_reading(ref.videos, need))
+        pair_warnings = _warn([x.text() for x in late])
+    warnings = fake_warnings + ref.warnings + pair_warnings
 
     values = [fvd_value(fs, rs, p) for fs, rs in zip(fake_stats, ref.stats, strict=True)]
     if min(fake_stats[0].n, ref.stats[0].n) <= FEATURE_DIM:
