@@ -305,6 +305,447 @@ def _(work):
 
 
 # ----------------------------------------------------------------------------------------------------------
+# Sample sets, read by `vgbench doctor` (the same readers and checks as `vgbench eval --samples/--reference`)
+
+
+def _good_videos(n: int = 2, t: int = 9) -> np.ndarray:
+    return np.random.default_rng(1).integers(0, 256, (n, t, 8, 8, 3), dtype=np.uint8)
+
+
+def _doctor(path: Path, *extra: str) -> list[str]:
+    return ["doctor", str(path), *extra]
+
+
+def _npy(work: Work, content: bytes | np.ndarray, name: str = "samples.npy") -> tuple[list[str], Path]:
+    path = work.dir / name
+    if isinstance(content, np.ndarray):
+        np.save(path, content, allow_pickle=content.dtype.hasobject)
+    else:
+        path.write_bytes(content)
+    return _doctor(path), path
+
+
+# the issue's cases: a truncated .npy, random bytes, an object-dtype array and a zero-frame array
+@case("samples-npy-truncated", r"truncated: its header declares uint8\(2, 9, 8, 8, 3\) = 3456 bytes")
+def _(work):
+    argv, path = _npy(work, _good_videos())
+    path.write_bytes(path.read_bytes()[:1000])
+    return argv, path
+
+
+@case("samples-npy-random-bytes", r"not a .npy file .*expected a .npy array of videos")
+def _(work):
+    return _npy(work, RANDOM)
+
+
+@case("samples-npy-empty", r"empty file \(0 bytes\); expected a .npy array of videos")
+def _(work):
+    return _npy(work, b"")
+
+
+@case("samples-npy-object-dtype", r"holds Python objects \(dtype object\)")
+def _(work):
+    return _npy(work, np.array([{"video": 1}] * 2, dtype=object))
+
+
+@case("samples-npy-wrong-dtype", r"unsupported dtype complex64; use uint8 or float")
+def _(work):
+    return _npy(work, np.zeros((2, 9, 8, 8, 3), np.complex64))
+
+
+@case("samples-npy-wrong-layout", r"expected 3 RGB channels in the last axis, got shape \(2, 9, 3, 8, 8\)")
+def _(work):
+    return _npy(work, np.zeros((2, 9, 3, 8, 8), np.uint8))
+
+
+@case("samples-npy-zero-frames", r"shape \(2, 0, 8, 8, 3\) holds 2 videos of no frames or pixels")
+def _(work):
+    return _npy(work, np.zeros((2, 0, 8, 8, 3), np.uint8))
+
+
+@case("samples-npy-zero-videos", r"the sample set is empty")
+def _(work):
+    return _npy(work, np.zeros((0, 9, 8, 8, 3), np.uint8))
+
+
+@case("samples-npy-permission-denied", r"permission denied", unreadable=True)
+def _(work):
+    argv, path = _npy(work, _good_videos())
+    path.chmod(0)
+    return argv, path
+
+
+def _npz(work: Work, content: bytes | np.ndarray) -> tuple[list[str], Path]:
+    path = work.dir / "samples.npz"
+    if isinstance(content, np.ndarray):
+        np.savez(path, videos=content, allow_pickle=content.dtype.hasobject)
+    else:
+        path.write_bytes(content)
+    return _doctor(path), path
+
+
+@case("samples-npz-random-bytes", r"not a .npz file \(File is not a zip file")
+def _(work):
+    return _npz(work, RANDOM)
+
+
+@case("samples-npz-truncated", r"not a .npz file .*damaged, truncated or another format")
+def _(work):
+    argv, path = _npz(work, _good_videos())
+    path.write_bytes(path.read_bytes()[:2000])
+    return argv, path
+
+
+@case("samples-npz-empty", r"not a .npz file")
+def _(work):
+    return _npz(work, b"")
+
+
+@case("samples-npz-object-dtype", r"samples.npz:videos: holds Python objects \(dtype object\)")
+def _(work):
+    return _npz(work, np.array([{"video": 1}] * 2, dtype=object))
+
+
+@case("samples-npz-wrong-layout", r"expected an array of rank 5 \(N, T, H, W, C\), got shape \(9, 8, 8, 3\)")
+def _(work):
+    return _npz(work, _good_videos()[0])
+
+
+@case("samples-npz-zero-size", r"the sample set is empty")
+def _(work):
+    return _npz(work, np.zeros((0, 9, 8, 8, 3), np.uint8))
+
+
+@case("samples-npz-permission-denied", r"permission denied", unreadable=True)
+def _(work):
+    argv, path = _npz(work, _good_videos())
+    path.chmod(0)
+    return argv, path
+
+
+def _h5(work: Work, data: np.ndarray | None = None, raw: bytes | None = None) -> tuple[list[str], Path]:
+    import h5py
+
+    path = work.dir / "samples.h5"
+    if raw is not None:
+        path.write_bytes(raw)
+    else:
+        with h5py.File(path, "w") as f:
+            f["videos"] = data
+    return _doctor(path), path
+
+
+@case("samples-h5-random-bytes", r"cannot be read as an HDF5 file of videos .*file signature not found")
+def _(work):
+    return _h5(work, raw=RANDOM)
+
+
+@case("samples-h5-truncated", r"cannot be read as an HDF5 file of videos")
+def _(work):
+    argv, path = _h5(work, _good_videos())
+    path.write_bytes(path.read_bytes()[:1500])
+    return argv, path
+
+
+@case("samples-h5-empty", r"cannot be read as an HDF5 file of videos")
+def _(work):
+    return _h5(work, raw=b"")
+
+
+@case("samples-h5-wrong-dtype", r"expected an array of rank 5 .*got shape \(2,\)")
+def _(work):
+    import h5py
+
+    return _h5(work, np.array([b"ab", b"cd"], dtype=h5py.string_dtype()))
+
+
+@case("samples-h5-wrong-layout", r"expected 3 RGB channels in the last axis, got shape \(2, 3, 9, 8, 8\)")
+def _(work):
+    return _h5(work, np.zeros((2, 3, 9, 8, 8), np.uint8))
+
+
+@case("samples-h5-zero-frames", r"holds 2 videos of no frames or pixels")
+def _(work):
+    return _h5(work, np.zeros((2, 0, 8, 8, 3), np.uint8))
+
+
+@case("samples-h5-permission-denied", r"permission denied", unreadable=True)
+def _(work):
+    argv, path = _h5(work, _good_videos())
+    path.chmod(0)
+    return argv, path
+
+
+def _video_folder(work: Work, bad: bytes | None = None) -> tuple[list[str], Path]:
+    """A folder of two MP4 videos; ``bad`` replaces the second one's bytes."""
+    from .conftest import write_video
+
+    folder = work.dir / "videos"
+    folder.mkdir()
+    for i, v in enumerate(_good_videos(t=9)):
+        write_video(folder / f"{i}.mp4", np.kron(v, np.ones((1, 2, 2, 1), np.uint8)))  # 16x16: even sizes for x264
+    path = folder / "1.mp4"
+    if bad is not None:
+        path.write_bytes(bad)
+    return _doctor(folder), path
+
+
+@case("videos-random-bytes", r"cannot decode video")
+def _(work):
+    return _video_folder(work, RANDOM)
+
+
+@case("videos-truncated", r"1.mp4: (cannot decode video|truncated or damaged|the video has no decodable frames)")
+def _(work):
+    argv, path = _video_folder(work)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return argv, path
+
+
+@case("videos-empty-file", r"cannot decode video")
+def _(work):
+    return _video_folder(work, b"")
+
+
+@case("videos-permission-denied", r"(?i)permission denied", unreadable=True)
+def _(work):
+    argv, path = _video_folder(work)
+    path.chmod(0)
+    return argv, path
+
+
+@case("videos-empty-folder", r"no videos .* and no folders of frames .* found; the directory is empty")
+def _(work):
+    folder = work.dir / "videos"
+    folder.mkdir()
+    return _doctor(folder), folder
+
+
+@case("videos-folder-permission-denied", r"permission denied while reading a folder of videos", unreadable=True)
+def _(work):
+    argv, path = _video_folder(work)
+    path.parent.chmod(0)
+    return argv, path.parent
+
+
+def _frame_folders(work: Work, bad: bytes | None = None) -> tuple[list[str], Path]:
+    """Two videos as folders of PNG frames; ``bad`` replaces the last frame of the second one."""
+    import av
+
+    root = work.dir / "frames"
+    for i, v in enumerate(_good_videos(t=9)):
+        (root / f"video{i}").mkdir(parents=True)
+        for t, img in enumerate(v):
+            with av.open(str(root / f"video{i}" / f"{t:03d}.png"), "w", format="image2") as c:
+                st = c.add_stream("png")
+                st.width, st.height, st.pix_fmt = 8, 8, "rgb24"
+                for p in st.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                    c.mux(p)
+    path = root / "video1" / "008.png"
+    if bad is not None:
+        path.write_bytes(bad)
+    return _doctor(root), path
+
+
+@case("frames-random-bytes", r"008.png: cannot decode image")
+def _(work):
+    return _frame_folders(work, RANDOM)
+
+
+@case("frames-empty-file", r"008.png: cannot decode image")
+def _(work):
+    return _frame_folders(work, b"")
+
+
+@case("frames-truncated", r"008.png: cannot decode image")
+def _(work):
+    argv, path = _frame_folders(work)
+    path.write_bytes(path.read_bytes()[:40])
+    return argv, path
+
+
+@case("frames-permission-denied", r"(?i)permission denied", unreadable=True)
+def _(work):
+    argv, path = _frame_folders(work)
+    path.chmod(0)
+    return argv, path
+
+
+@case("frames-mixed-sizes", r"video1: frames of different sizes \[\(8, 8, 3\), \(16, 16, 3\)\]")
+def _(work):
+    argv, path = _frame_folders(work)
+    import av
+
+    with av.open(str(path), "w", format="image2") as c:  # one frame of another size
+        st = c.add_stream("png")
+        st.width, st.height, st.pix_fmt = 16, 16, "rgb24"
+        for p in st.encode(av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8), format="rgb24")):
+            c.mux(p)
+    return argv, path.parent
+
+
+# ----------------------------------------------------------------------------------------------------------
+# eval: stats files as --reference, options checked before any network is built
+
+
+def _eval(work: Work, reference: Path, *extra: str) -> list[str]:
+    samples = work.dir / "samples.npy"
+    np.save(samples, _good_videos(4))
+    store = work.dir / "results.jsonl"
+    return ["eval", "--samples", str(samples), "--reference", str(reference), "--results", str(store), *extra]
+
+
+def _stats(work: Work, **arrays) -> tuple[list[str], Path]:
+    from vgbench.metrics.fvd import STATS_FORMAT
+
+    path = work.dir / "real_stats.npz"
+    np.savez(path, **{"format": np.array(STATS_FORMAT), **arrays})
+    return _eval(work, path, "--save-stats", str(work.dir / "samples_stats.npz")), path
+
+
+@case("stats-file-truncated", r"real_stats.npz: not a .npz file")
+def _(work):
+    argv, path = _stats(work, meta=np.array("{}"), n=np.array([2]), sum=np.zeros((1, 400)))
+    path.write_bytes(path.read_bytes()[:3000])
+    return argv, path
+
+
+@case("stats-file-random-bytes", r"real_stats.npz: not a .npz file")
+def _(work):
+    argv, path = _stats(work)
+    path.write_bytes(RANDOM)
+    return argv, path
+
+
+@case("stats-file-empty", r"real_stats.npz: not a .npz file")
+def _(work):
+    argv, path = _stats(work)
+    path.write_bytes(b"")
+    return argv, path
+
+
+@case("stats-file-missing-arrays", r"a stats file without n, sum, sum_outer; write it again with --save-stats")
+def _(work):
+    return _stats(work, meta=np.array("{}"))
+
+
+@case("stats-file-wrong-layout", r"damaged stats file: n \(1,\), sum \(1, 10\), sum_outer \(1, 10, 10\); expected")
+def _(work):
+    return _stats(work, meta=np.array("{}"), n=np.array([2]), sum=np.zeros((1, 10)), sum_outer=np.zeros((1, 10, 10)))
+
+
+@case("stats-file-permission-denied", r"permission denied", unreadable=True)
+def _(work):
+    argv, path = _stats(work, meta=np.array("{}"))
+    path.chmod(0)
+    return argv, path
+
+
+@case("eval-device-without-cuda", r"--device cuda\S*: (CUDA is not available|there are \d+ CUDA devices)")
+def _(work):
+    import torch
+
+    device = "cuda" if not torch.cuda.is_available() else f"cuda:{torch.cuda.device_count()}"
+    return _eval(work, work.dir / "samples.npy", "--device", device), Path(f"--device {device}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# check and table files
+
+
+CHECKS = "checks:\n  - {metric: fvd, protocol: official, expected: 100.0, tolerance: {rel: 0.01}}\n"
+RECORD = '{"metric": "fvd", "protocol": "official", "value": 100.0, "protocol_hash": "x", "dataset": "bair"}\n'
+
+
+def _check(work: Work, expected: str | bytes = CHECKS, results: str | bytes | None = RECORD) -> list[str]:
+    path, store = work.dir / "expected.yaml", work.dir / "results.jsonl"
+    path.write_bytes(expected.encode() if isinstance(expected, str) else expected)
+    if results is not None:
+        store.write_bytes(results.encode() if isinstance(results, str) else results)
+    reports = ["--junit", str(work.dir / "report.xml"), "--json", str(work.dir / "report.json")]
+    return ["check", str(path), "--results", str(store), *reports]
+
+
+# the issue's case: malformed YAML
+@case("check-file-malformed-yaml", r"expected.yaml: field '<file>': not valid YAML at line 3, column 4")
+def _(work):
+    return _check(work, "checks:\n  - metric: fvd\n   protocol: [official\n"), work.dir / "expected.yaml"
+
+
+@case("check-file-random-bytes", r"expected.yaml: cannot be read as a check file")
+def _(work):
+    return _check(work, RANDOM), work.dir / "expected.yaml"
+
+
+@case("check-file-empty", r"expected.yaml: field '<file>': empty file; expected a mapping with a list of 'checks'")
+def _(work):
+    return _check(work, ""), work.dir / "expected.yaml"
+
+
+@case("check-file-wrong-layout", r"expected.yaml: field 'checks\[0\]': wrong type")
+def _(work):
+    return _check(work, "checks: [fvd, is]\n"), work.dir / "expected.yaml"
+
+
+@case("check-file-permission-denied", r"permission denied", unreadable=True)
+def _(work):
+    argv = _check(work)
+    (work.dir / "expected.yaml").chmod(0)
+    return argv, work.dir / "expected.yaml"
+
+
+# the issue's case: a results file that does not exist was reported as "missing metric"
+@case("check-results-missing", r"results.jsonl: no such results store")
+def _(work):
+    return _check(work, results=None), work.dir / "results.jsonl"
+
+
+@case("check-results-random-bytes", r"results.jsonl: cannot be read as a results store")
+def _(work):
+    return _check(work, results=RANDOM), work.dir / "results.jsonl"
+
+
+def _table(work: Work, results: str | bytes | None, fmt: str = "md") -> tuple[list[str], Path]:
+    store = work.dir / "results.jsonl"
+    if results is not None:
+        store.write_bytes(results.encode() if isinstance(results, str) else results)
+    return ["table", "1", "--format", fmt, "--results", str(store)], store
+
+
+# the issue's case: `table --results` with a missing file printed "no measured rows"
+@case("table-results-missing", r"results.jsonl: no such results store")
+def _(work):
+    return _table(work, None)
+
+
+@case("table-results-random-bytes", r"results.jsonl: cannot be read as a results store")
+def _(work):
+    return _table(work, RANDOM, "csv")
+
+
+@case("table-results-truncated", r"results.jsonl:2: not a JSON record")
+def _(work):
+    return _table(work, RECORD + RECORD[:30], "latex")
+
+
+@case("table-results-wrong-layout", r"results.jsonl:1: not a vgbench result record \(no value\)")
+def _(work):
+    return _table(work, '{"metric": "fvd", "protocol": "official"}\n', "html")
+
+
+@case("table-results-wrong-dtype", r"results.jsonl:1: the record's value '99.5' is not a number")
+def _(work):
+    return _table(work, RECORD.replace("100.0", '"99.5"'))
+
+
+@case("table-results-permission-denied", r"permission denied", unreadable=True)
+def _(work):
+    argv, path = _table(work, RECORD)
+    path.chmod(0)
+    return argv, path
+
+
+# ----------------------------------------------------------------------------------------------------------
 # The runner
 
 

@@ -52,7 +52,9 @@ def tables(
     """Render the paper's tables with measured rows from a results store; optionally write PNG charts."""
     from vgbench import leaderboard
 
-    records = results_mod.read(results or results_mod.default_store())
+    # a store named with --results must exist; the default one may not yet (no measured rows)
+    store = results if results is not None else results_mod.default_store()
+    records = results_mod.to_frame(results_mod.read_records(store, must_exist=results is not None))
     text = leaderboard.render_tables(which, fmt, records)
     if plot_dir is not None:
         from vgbench import plots
@@ -73,7 +75,9 @@ def check(
     from vgbench import check as check_mod
     from vgbench.hub import atomic_write_bytes
 
-    outcomes = check_mod.run_checks(expected, results_mod.read_records(results or results_mod.default_store()))
+    expectations = check_mod.load_expected(expected)  # a bad check file is named before the store is read
+    records = results_mod.read_records(results or results_mod.default_store(), must_exist=True)
+    outcomes = [check_mod.evaluate_check(e, records) for e in expectations]
     if junit:
         atomic_write_bytes(junit, check_mod.to_junit(outcomes).encode())
     if json_out:

@@ -489,6 +489,11 @@ def resolve_protocol(metric_name: str, protocol: str | None = None) -> tuple[Met
     """Resolve ``fvd``, ``fvd.official`` or (``fvd``, ``official``) to (card, tag, protocol)."""
     if protocol is None and "." in metric_name:
         metric_name, protocol = metric_name.split(".", 1)
+    if protocol is None and metric_name not in _index("metrics"):
+        # a protocol alias used as a metric name (the README's `--metric is-tganv2`): one card declares it
+        owners = [m for m in names("metrics") if metric_name in metric(m).aliases]
+        if len(owners) == 1:
+            metric_name, protocol = owners[0], metric_name
     card = metric(metric_name)
     protocols = metric_protocols(card)
     tag = protocol or (metric(card.protocols_from).default_protocol if card.protocols_from else card.default_protocol)

@@ -24,8 +24,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
+import yaml
+
 from vgbench import cards
-from vgbench.errors import CardError
+from vgbench.errors import CardError, UnknownNameError
+from vgbench.readers import reading
 
 MODES = ("no_worse", "within")
 
@@ -82,17 +85,33 @@ class Outcome:
     tolerance: float
 
 
-def load_expected(path: str | Path) -> list[Expectation]:
-    """Parse EXPECTED (YAML or TOML by suffix) with the card machinery: errors name the file and the field."""
-    path = Path(path)
-    data = None
+def _parse(path: Path) -> object:
+    """EXPECTED's content, YAML or TOML by suffix; any reading or syntax error is one line naming the file and,
+    for syntax errors, the line and column."""
+    with reading(path, "a check file (YAML, or TOML by its .toml suffix)"):
+        text = path.read_text(encoding="utf-8")
+    if not text.strip():
+        raise CardError(path, "<file>", "empty file; expected a mapping with a list of 'checks'")
     if path.suffix == ".toml":
         import tomllib
 
         try:
-            data = tomllib.loads(path.read_text())
+            return tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise CardError(path, "<file>", f"not valid TOML ({exc})") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
+        raise CardError(path, "<file>", f"not valid YAML{where}: {problem}") from exc
+
+
+def load_expected(path: str | Path) -> list[Expectation]:
+    """Parse EXPECTED (YAML or TOML by suffix) with the card machinery: errors name the file and the field."""
+    path = Path(path)
+    data = _parse(path)
     spec = cards.load_as(CheckFile, path, data)
     if not spec.checks:
         raise CardError(path, "checks", "required: a non-empty list of checks")
@@ -103,7 +122,10 @@ def load_expected(path: str | Path) -> list[Expectation]:
             raise CardError(path, f"checks[{i}].tolerance", "must be a mapping with exactly one of abs, rel", got=tol)
         if next(iter(tol.values())) < 0:
             raise CardError(path, f"checks[{i}].tolerance", "must not be negative", got=tol)
-        cards.resolve_protocol(c.metric, c.protocol)  # unknown names get did-you-mean errors
+        try:
+            cards.resolve_protocol(c.metric, c.protocol)  # unknown names get did-you-mean errors
+        except UnknownNameError as exc:
+            raise UnknownNameError(f"{path}: field 'checks[{i}]': {exc}") from exc
         name = c.name or f"{c.metric}.{c.protocol}"
         out.append(Expectation(name, c.metric, c.protocol, c.expected, tol.get("abs"), tol.get("rel"), c.mode, c.run))
     return out

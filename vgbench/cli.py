@@ -63,9 +63,14 @@ def _settings(ctx, param, values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+# Inputs are read by vgbench's readers, which name an unreadable file and the problem (exit 1); Click's own
+# readability check would answer with a usage error (exit 2) instead.
+READ_PATH = click.Path(path_type=Path, readable=False)
+
+
 def _input(name: str, text: str):
     """An input option of ``eval`` (``--samples``, ``--reference``, ``--checkpoint``): a path or a dataset split."""
-    return click.option(f"--{name}", f"-{name[0]}", default=None, type=click.Path(path_type=Path), help=text)
+    return click.option(f"--{name}", f"-{name[0]}", default=None, type=READ_PATH, help=text)
 
 
 @cli.command("eval")
@@ -337,22 +342,38 @@ def list_cmd(what):
 
 
 @cli.command()
-@click.argument("samples", type=click.Path(path_type=Path))
+@click.argument("samples", type=READ_PATH)
+@click.option(
+    "--metric",
+    "-m",
+    default="fvd",
+    help="Check against this metric and protocol, as `vgbench eval --metric` would (fvd, fvd.stylegan_v_2048_16f, "
+    "is, ...).",
+)
+@click.option("--reference", "-r", type=READ_PATH, default=None, help="Also check this set and the pair.")
 @click.option("--range", "value_range", default="auto", help="Value range of float samples: auto, 0-255, 0-1, -1-1.")
+@click.option("--reference-range", default=None, help="Value range of float reference videos (default: auto).")
+@click.option("--allow-fewer", is_flag=True, help="Accept fewer videos than the protocol needs, as eval would.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Inspect only the first N videos.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def doctor(samples, value_range, limit, as_json):
-    """Inspect a sample set: count, frames, size, dtype, value range, and warnings.
+def doctor(samples, metric, reference, value_range, reference_range, allow_fewer, limit, as_json):
+    """Inspect a sample set with exactly the checks `vgbench eval` applies: count, frames, size, dtype, value
+    range, errors (what eval would refuse), warnings (what it would note in the result) and hints. Exits 1 when
+    eval would refuse the set.
 
     \b
     Examples:
       vgbench doctor out/
       vgbench doctor samples.npz --range 0-1
+      vgbench doctor samples.npz --metric fvd.stylegan_v_2048_16f --reference real.npz
+      vgbench doctor ucf_samples/ --metric is
     """
     from vgbench import doctor as d
 
-    report = d.inspect(samples, value_range, limit)
+    report = d.inspect(samples, value_range, limit, metric, reference, reference_range, allow_fewer)
     click.echo(report.to_json() if as_json else report.text())
+    if not report.ok:
+        sys.exit(1)
 
 
 @cli.command()
@@ -386,7 +407,7 @@ def demo(num_videos, no_store, results):
 @click.option("--format", "fmt", type=click.Choice(["md", "latex", "csv", "html"]), default="md")
 @click.option(
     "--results",
-    type=click.Path(path_type=Path),
+    type=READ_PATH,
     default=None,
     help="JSONL results store with measured rows (default: <cache>/results/results.jsonl).",
 )
@@ -413,8 +434,8 @@ def table(which, fmt, results, plot_dir):
 
 
 @cli.command()
-@click.argument("expected", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--results", type=click.Path(path_type=Path), default=None, help="JSONL results store to check.")
+@click.argument("expected", type=click.Path(exists=True, dir_okay=False, readable=False, path_type=Path))
+@click.option("--results", type=READ_PATH, default=None, help="JSONL results store to check.")
 @click.option("--junit", type=click.Path(path_type=Path), default=None, help="Also write JUnit XML here.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write JSON here.")
 def check(expected, results, junit, json_out):

@@ -6,7 +6,9 @@ the Styler). Markdown is written here: pandas delegates it to ``tabulate``, whic
 dependency.
 
 A measured value whose protocol differs from the column's (or whose protocol parameters changed since) is marked
-with a dagger and footnoted, and it is never ranked beside the published numbers.
+with a dagger and footnoted, and it is never ranked beside the published numbers. Every format shows the footnotes:
+Markdown and HTML as a list after the table, LaTeX as notes set below the tabular inside the table float (printed,
+not ``%`` comments), CSV as rows of kind ``footnote`` after the data rows (the text in the first column).
 """
 
 from __future__ import annotations
@@ -343,7 +345,8 @@ def _tex_escape(s: str) -> str:
 
 def _latex(t: Table) -> str:
     """Styler.to_latex with booktabs rules; best values through Styler's ``textbf`` wrap, the caption above the
-    tabular (Styler's placement), a rule between published and measured rows, footnotes as comments after."""
+    tabular (Styler's placement), a rule between published and measured rows, the footnotes printed below the
+    tabular inside the float (the dagger's explanation included), and usage hints as comments after."""
     best = best_mask(t)
     styler = (
         display_frame(t)
@@ -364,7 +367,12 @@ def _latex(t: Table) -> str:
     first_measured = next((i for i, r in enumerate(t.rows) if r.measured), None)
     if first_measured:  # published rows above, measured below
         lines.insert(lines.index(r"\midrule") + 1 + first_measured, r"\midrule")
-    return "\n".join(lines + [f"% {line}" for line in _footer(t)]) + "\n"
+    end = lines.index(r"\end{tabular}") + 1
+    if t.footnotes:  # printed below the tabular, inside the float, in footnote size
+        notes = [r"\par\smallskip{\footnotesize"] + [_tex_escape(f) + r"\par" for f in t.footnotes] + ["}"]
+        lines[end:end] = notes
+    hints = [line for line in _footer(t) if line not in t.footnotes]  # instructions, not part of the table
+    return "\n".join(lines + [f"% {line}" for line in hints]) + "\n"
 
 
 def _csv(t: Table) -> str:
@@ -376,6 +384,8 @@ def _csv(t: Table) -> str:
             line += ["", ""] if cell is None else [cell.value + (DAGGER if cell.off_protocol else ""), cell.std]
         best = [c.header for c in t.columns if c.metric in r.cells and r.cells[c.metric].best]
         rows.append(line + ["measured" if r.measured else "published", ";".join(best)])
+    width = 1 + 2 * len(t.columns)
+    rows += [[note] + [""] * (width - 1) + ["footnote", ""] for note in t.footnotes]  # every † explained
     header = [t.row_header] + [h for c in t.columns for h in (c.title, f"{c.header} ±")] + ["kind", "best"]
     return pd.DataFrame(rows, columns=header).to_csv(index=False, lineterminator="\n")
 

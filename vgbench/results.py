@@ -80,20 +80,43 @@ def append(result: Result, store: str | os.PathLike) -> None:
     hub.append_line(store, result.to_json())
 
 
-def read_records(store: str | os.PathLike) -> list[dict]:
-    """All records of a JSONL store as dicts; a malformed line is an error naming the line."""
-    from vgbench.errors import VgbenchError
+RECORD_KEYS = ("metric", "protocol", "value")  # what every record has, and tables and checks read
 
-    out = []
+
+def read_records(store: str | os.PathLike, must_exist: bool = False) -> list[dict]:
+    """All records of a JSONL store as dicts.
+
+    A missing store holds no records, unless ``must_exist`` (a store named on the command line, or one a check
+    reads): then it is an error saying so. An unreadable file, a line that is not JSON, or a record without
+    ``metric``, ``protocol`` and a numeric ``value`` is an :class:`InputError` naming the file and the line."""
+    from vgbench.errors import InputError
+    from vgbench.readers import reading
+
     path = Path(store)
     if not path.exists():
-        return out
-    for i, line in enumerate(path.read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise VgbenchError(f"{path}:{i}: not a JSON record ({exc})") from exc
+        if must_exist:
+            raise InputError(
+                f"{path}: no such results store; `vgbench eval` appends its records there (--results to choose the "
+                "file), so run it first or name the store that holds them"
+            )
+        return []
+    what = "a results store (one JSON record per line, as `vgbench eval` writes)"
+    with reading(path, what):
+        text = path.read_text(encoding="utf-8")
+    out = []
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}:{i}: not a JSON record ({exc}); expected {what}") from exc
+        missing = [k for k in RECORD_KEYS if k not in rec] if isinstance(rec, dict) else list(RECORD_KEYS)
+        if missing:
+            raise InputError(f"{path}:{i}: not a vgbench result record (no {', '.join(missing)}); expected {what}")
+        if isinstance(rec["value"], bool) or not isinstance(rec["value"], int | float):
+            raise InputError(f"{path}:{i}: the record's value {rec['value']!r} is not a number; expected {what}")
+        out.append(rec)
     return out
 
 

@@ -8,7 +8,10 @@ Contract:
 A :class:`SampleSet` reads any supported input as a stream of ``(B, T, H, W, C)`` numpy batches, so memory does
 not grow with the number of videos. Inputs: a directory of videos (mp4/avi/webm/gif/mov/mkv, decoded with
 PyAV), a directory of per-video folders of PNG/JPG frames, ``.npy``/``.npz`` arrays, HDF5 files (``h5py``).
-Every batch is validated: rank, channels, frame count, NaN/inf, values outside the range, mixed shapes.
+Every batch is validated by the rules of :mod:`vgbench.validation` (shared with ``vgbench doctor``): rank,
+channels, frame count, NaN/inf, values outside the range, mixed shapes. Files are opened through the error boundary
+of :mod:`vgbench.readers`, so a damaged, truncated, empty or unreadable file is an :class:`InputError` naming it.
+Each set is named by the sha256 of its content (:mod:`vgbench.contenthash`) in cache keys and result records.
 
 :func:`decode_video` is the package's only video decoder: sample sets and dataset preparation (``vgbench data
 prepare``) read the same file to the same pixels.
@@ -26,14 +29,16 @@ from pathlib import Path
 
 import numpy as np
 
-from vgbench.errors import InputError, MissingDependencyError
+from vgbench import validation
+from vgbench.deps import require
+from vgbench.errors import InputError
+from vgbench.readers import load_npy, reading
+from vgbench.validation import RANGE_TOL
 
 log = logging.getLogger(__name__)
 
 VIDEO_EXTS = (".mp4", ".avi", ".webm", ".gif", ".mov", ".mkv", ".m4v")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-RANGES = {"0-255": (0.0, 255.0), "0-1": (0.0, 1.0), "-1-1": (-1.0, 1.0)}
-RANGE_TOL = 1e-3  # float rounding slack at the ends of a declared range
 ARRAY_KEYS = ("videos", "samples", "arr_0", "x", "data")  # npz/HDF5 keys tried when there are several
 
 
@@ -83,11 +88,7 @@ def detect_range(batch: np.ndarray) -> str:
 
 
 def _av():
-    try:
-        import av
-    except ImportError as exc:
-        raise MissingDependencyError("av", "data", "reading video and image files") from exc
-    return av
+    return require("av", "data", "reading video and image files")
 
 
 class VideoDecodeError(InputError):
@@ -160,6 +161,27 @@ def decode_video(path: str | os.PathLike) -> np.ndarray:
     return np.stack(frames)
 
 
+def probe_video(path: str | os.PathLike) -> tuple[None, int, int, int]:
+    """A video file's clip shape (T, H, W, C) from its header, without decoding: T is None (a header's frame
+    count is not reliable enough to refuse a file on), H and W are the stream's frame size.
+
+    Raises:
+        VideoDecodeError: the file cannot be opened or holds no video stream.
+    """
+    av = _av()
+    path = Path(path)
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise VideoDecodeError(f"{path}: no video stream; expected a video file ({', '.join(VIDEO_EXTS)})")
+            ctx = container.streams.video[0].codec_context
+            return None, int(ctx.height), int(ctx.width), 3
+    except (av.error.FFmpegError, OSError) as exc:
+        raise VideoDecodeError(
+            f"{path}: cannot open video ({type(exc).__name__}: {exc}); re-encode the file or remove it"
+        ) from exc
+
+
 def decode_image(path: str | os.PathLike) -> np.ndarray:
     """One image file (PNG, JPEG, ...) as uint8 (H, W, 3) RGB, with the same colour and alpha rules as videos."""
     av = _av()
@@ -171,8 +193,16 @@ def decode_image(path: str | os.PathLike) -> np.ndarray:
 
 
 def _npz_member(path: Path) -> str:
-    with zipfile.ZipFile(path) as zf:
-        members = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
+    except zipfile.BadZipFile as exc:
+        raise InputError(
+            f"{path}: not a .npz file ({exc}: damaged, truncated or another format); expected arrays saved with "
+            "np.savez"
+        ) from exc
+    if not members:
+        raise InputError(f"{path}: a zip archive without arrays; expected a .npz file saved with np.savez")
     if len(members) == 1:
         return members[0]
     for key in ARRAY_KEYS:
@@ -192,20 +222,31 @@ def _open_npz_array(path: Path, key: str) -> np.ndarray:
         with open(path, "rb") as f:
             f.seek(info.header_offset)
             local = f.read(30)  # zip local file header: name and extra lengths at bytes 26-29
-            f.seek(
-                info.header_offset
-                + 30
-                + int.from_bytes(local[26:28], "little")
-                + int.from_bytes(local[28:30], "little")
-            )
+            names = int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
+            member_start = info.header_offset + 30 + names
+            f.seek(member_start)
             version = np.lib.format.read_magic(f)
             reader = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(
                 version
             )
             if reader is not None:
                 shape, fortran, dtype = reader(f)
-                if fortran or dtype.hasobject:
-                    raise InputError(f"{path}:{key}: Fortran-order or object arrays are not supported")
+                if dtype.hasobject:
+                    raise InputError(
+                        f"{path}:{key}: holds Python objects (dtype {dtype}); expected videos of plain numbers. "
+                        "Save them with a numeric dtype, e.g. np.savez(path, videos=x.astype(np.uint8))"
+                    )
+                if fortran:
+                    raise InputError(
+                        f"{path}:{key}: Fortran-order arrays are not supported; save np.ascontiguousarray(x)"
+                    )
+                need = int(np.prod(shape)) * dtype.itemsize
+                have = min(member_start + info.file_size, os.path.getsize(path)) - f.tell()
+                if have < need:
+                    raise InputError(
+                        f"{path}:{key}: truncated: its header declares {dtype}{tuple(shape)} = {need} bytes of data, "
+                        f"the archive holds {have}; write it again"
+                    )
                 return np.memmap(path, dtype=dtype, mode="r", offset=f.tell(), shape=shape)
     log.warning(
         "%s: npz member %r is compressed and is decompressed into memory; store it uncompressed "
@@ -232,6 +273,9 @@ class SampleSet:
     _h5: object = None
     _dataset: object = None  # a ClipDataset for dataset references (bair:test)
     ref: str = ""
+    scan: validation.SetScan | None = None  # what eval's pre-scan saw (validation.check)
+    seen: validation.SetScan | None = None  # clip shapes and value extremes iter_batches read
+    _sha256: str | None = None
 
     # -- construction ---------------------------------------------------------------------------------------
 
@@ -254,13 +298,15 @@ class SampleSet:
         if path.is_file():
             suffix = path.suffix.lower()
             if suffix == ".npy":
-                arr = np.load(path, mmap_mode="r", allow_pickle=False)
+                arr = load_npy(path, "a .npy array of videos (N, T, H, W, C)")
                 s = cls(path, "npy", 0, str(arr.dtype), _array=arr)
             elif suffix == ".npz":
-                arr = _open_npz_array(path, _npz_member(path))
+                with reading(path, "a .npz archive of videos (np.savez)"):
+                    arr = _open_npz_array(path, _npz_member(path))
                 s = cls(path, "npz", 0, str(arr.dtype), _array=arr)
             elif suffix in (".h5", ".hdf5"):
-                s = cls._open_hdf5(path)
+                with reading(path, "an HDF5 file of videos (N, T, H, W, C)"):
+                    s = cls._open_hdf5(path)
             elif suffix in VIDEO_EXTS:
                 s = cls(path.parent, "videos", 1, "uint8", files=[path])
             else:
@@ -271,7 +317,8 @@ class SampleSet:
                 s._check_array_shape(s._array.shape)
                 s.count = int(s._array.shape[0])
         else:
-            s = cls._open_dir(path)
+            with reading(path, "a folder of videos or of frame folders"):
+                s = cls._open_dir(path)
         if s.count == 0:
             raise InputError(f"{path}: the sample set is empty")
         s._resolve_range(declared)
@@ -289,14 +336,14 @@ class SampleSet:
 
     @classmethod
     def _open_hdf5(cls, path: Path) -> SampleSet:
-        try:
-            import h5py
-        except ImportError as exc:
-            raise MissingDependencyError("h5py", "data", "reading HDF5 sample sets") from exc
+        h5py = require("h5py", "data", "reading HDF5 sample sets")
         f = h5py.File(path, "r")
         keys = [k for k in f if isinstance(f[k], h5py.Dataset)]
         key = keys[0] if len(keys) == 1 else next((k for k in ARRAY_KEYS if k in keys), None)
         if key is None:
+            f.close()
+            if not keys:
+                raise InputError(f"{path}: an HDF5 file without datasets; expected videos (N, T, H, W, C) in one")
             raise InputError(f"{path}: datasets {keys}; none is named one of {list(ARRAY_KEYS)}")
         return cls(path, "hdf5", 0, str(f[key].dtype), _array=f[key], _h5=f)
 
@@ -304,7 +351,7 @@ class SampleSet:
     def _open_dir(cls, path: Path) -> SampleSet:
         entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
         videos = [p for p in entries if p.is_file() and p.suffix.lower() in VIDEO_EXTS]
-        frame_dirs = [p for p in entries if p.is_dir() and any(q.suffix.lower() in IMAGE_EXTS for q in p.iterdir())]
+        frame_dirs = [p for p in entries if p.is_dir() and cls.frame_files(p)]
         if videos and frame_dirs:
             raise InputError(f"{path}: holds both video files and frame folders; keep one kind per directory")
         if videos:
@@ -316,11 +363,22 @@ class SampleSet:
             f"({', '.join(IMAGE_EXTS)}) found; the directory is empty or unreadable"
         )
 
+    @staticmethod
+    def frame_files(folder: Path) -> list[Path]:
+        """The image files of one video's frame folder, in name order (the frame order)."""
+        with reading(folder, "a folder of frames"):
+            return sorted(q for q in folder.iterdir() if q.suffix.lower() in IMAGE_EXTS and not q.name.startswith("."))
+
     def _check_array_shape(self, shape: tuple) -> None:
         if len(shape) != 5:
             raise InputError(
                 f"{self.path}: expected an array of rank 5 (N, T, H, W, C), got shape {tuple(shape)}. "
                 "A single video needs a leading axis (x[None]); channels go last."
+            )
+        if shape[0] and 0 in shape[1:4]:
+            raise InputError(
+                f"{self.path}: shape {tuple(shape)} holds {shape[0]} videos of no frames or pixels (T, H, W = "
+                f"{tuple(shape[1:4])}); expected (N, T, H, W, C) with T, H, W >= 1"
             )
         if shape[-1] != 3:
             hint = " (channels first? transpose to (N, T, H, W, C))" if shape[2] == 3 or shape[1] == 3 else ""
@@ -350,8 +408,9 @@ class SampleSet:
 
     def raw_videos(self, start: int, stop: int) -> Iterator[np.ndarray]:
         """Batches or single videos of the raw data, covering [start, stop)."""
-        if isinstance(self._array, np.memmap):
-            # Plain reads of each chunk: mapped pages would stay resident and make RSS grow with N.
+        if isinstance(self._array, np.memmap) and self._array.flags.c_contiguous:
+            # Plain reads of each chunk: mapped pages would stay resident and make RSS grow with N. (A Fortran-order
+            # file is read through the map, which knows its order.)
             arr = self._array
             per = int(np.prod(arr.shape[1:]))
             for i in range(start, stop, 16):
@@ -372,8 +431,13 @@ class SampleSet:
                 if self.kind == "videos":
                     yield decode_video(p)[None]
                 else:
-                    frames = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_EXTS)
-                    yield np.stack([decode_image(q) for q in frames])[None]
+                    frames = [decode_image(q) for q in self.frame_files(p)]
+                    sizes = sorted({f.shape for f in frames})
+                    if len(sizes) > 1:
+                        raise InputError(
+                            f"{p}: frames of different sizes {sizes}; every frame of a video must share one"
+                        )
+                    yield np.stack(frames)[None]
 
     def name_of(self, index: int) -> str:
         """A human-readable name of video ``index`` for error messages."""
@@ -382,58 +446,50 @@ class SampleSet:
         return str(self.files[index]) if self.files else f"{self.path}[{index}]"
 
     def _check_finite(self, batch: np.ndarray, offset: int) -> None:
-        if np.issubdtype(batch.dtype, np.floating):
-            bad = ~np.isfinite(batch)
-            if bad.any():
-                idx = offset + int(np.argwhere(bad)[0][0])
-                raise InputError(
-                    f"{self.name_of(idx)}: {int(bad.sum())} NaN or inf values in this batch; "
-                    "fix the generator's output (clip or drop the sample)"
-                )
+        problem = validation.finite_problem(batch, self.name_of, offset)
+        if problem is not None:
+            raise InputError(problem.message)
 
-    def _check_values(self, batch: np.ndarray, offset: int) -> None:
-        self._check_finite(batch, offset)
-        if batch.dtype == np.uint8:
-            return
-        lo, hi = RANGES[self.value_range]
-        bmin, bmax = float(batch.min()), float(batch.max())
-        if bmin < lo - RANGE_TOL or bmax > hi + RANGE_TOL:
-            raise InputError(
-                f"{self.path}: values in [{bmin:.4g}, {bmax:.4g}] at videos {offset}..{offset + len(batch) - 1} lie "
-                f"outside the {self.range_source} range {self.value_range} ([{lo:g}, {hi:g}]). Clip the samples, or "
-                "pass the right --range (0-255, 0-1, -1-1)."
-            )
+    def default_need(self, frames: int | None = None, min_frames: int = 1) -> validation.Need:
+        """The :class:`~vgbench.validation.Need` of a caller that gives only a clip length and a minimum."""
+        reason = " (I3D downsamples time x8 and then pools 2 steps)" if min_frames > 1 else ""
+        return validation.Need("this metric", frames, min_frames, reason)
 
     def iter_batches(
-        self, batch_size: int, start: int = 0, stop: int | None = None, frames: int | None = None, min_frames: int = 1
+        self,
+        batch_size: int,
+        start: int = 0,
+        stop: int | None = None,
+        frames: int | None = None,
+        min_frames: int = 1,
+        need: validation.Need | None = None,
     ) -> Iterator[np.ndarray]:
-        """Validated batches (B, T, H, W, 3) covering videos [start, stop); ``frames`` keeps the first T frames."""
+        """Validated batches (B, T, H, W, 3) covering videos [start, stop); ``frames`` keeps the first T frames.
+
+        Every video is checked by the rules of :mod:`vgbench.validation` under ``need`` (default: ``frames`` and
+        ``min_frames``) as it is read; the shapes and value extremes read are added to :attr:`seen`."""
+        need = need or self.default_need(frames, min_frames)
         stop = self.count if stop is None else stop
-        shape0: tuple | None = None
+        if self.seen is None:
+            self.seen = validation.SetScan(total=self.count)
+        first: tuple | None = None
         pending: list[np.ndarray] = []
         pending_n, pos = 0, start
         for raw in self.raw_videos(start, stop):
-            if frames is not None:
-                if raw.shape[1] < frames:
-                    raise InputError(
-                        f"{self.name_of(pos)}: {raw.shape[1]} frames, but the protocol takes the first "
-                        f"{frames}; use longer videos or another protocol"
-                    )
-                raw = raw[:, :frames]
-            if raw.shape[1] < min_frames:
-                raise InputError(
-                    f"{self.name_of(pos)}: {raw.shape[1]} frames; at least {min_frames} are needed "
-                    "(I3D downsamples time x8 and then pools 2 steps)"
-                )
-            if shape0 is None:
-                shape0 = raw.shape[1:]
-            elif raw.shape[1:] != shape0:
-                raise InputError(
-                    f"{self.name_of(pos)}: shape (T, H, W, C) = {raw.shape[1:]} differs from the first "
-                    f"video's {shape0}; all videos in a set must share frame count and size "
-                    "(or use a protocol with a fixed clip length)"
-                )
-            self._check_values(raw, pos)
+            problem = validation.clip_problem(self.name_of(pos), raw.shape[1:], need, first)
+            if problem is not None:
+                raise InputError(problem.message)
+            if need.frames is not None:
+                raw = raw[:, : need.frames]
+            first = first or raw.shape[1:]
+            self._check_finite(raw, pos)
+            lo, hi = float(raw.min()), float(raw.max())
+            problem = validation.range_problem(
+                self.path, lo, hi, pos, pos + len(raw) - 1, self.value_range, self.range_source, raw.dtype
+            )
+            if problem is not None:
+                raise InputError(problem.message)
+            self.seen.add_extremes(raw.shape[1:], len(raw), lo, hi)
             pending.append(raw)
             pending_n += raw.shape[0]
             pos += raw.shape[0]
@@ -445,11 +501,49 @@ class SampleSet:
         if pending_n:
             yield np.concatenate(pending) if len(pending) > 1 else pending[0]
 
-    def describe(self) -> dict:
-        """Provenance of the input: path, kind, count, dtype and range (with how it was decided)."""
+    def clip_shape(self) -> list[int] | None:
+        """The set's clip shape [T, H, W] as the metric read it (after the protocol's cut): from the videos read, or
+        else from the pre-scan; None when unknown or not uniform."""
+        for scan in (self.seen, self.scan):
+            if scan is not None and scan.shape is not None and None not in scan.shape:
+                return list(scan.shape)
+        return None
+
+    def content_sha256(self) -> str:
+        """The sha256 naming this set's content (:mod:`vgbench.contenthash`): of the file; of every file's name and
+        hash for a folder; of the split's shards and the window parameters for a dataset reference; of the dtype,
+        shape and bytes for an array in memory. Computed once."""
+        if self._sha256 is None:
+            self._sha256 = self._content_sha256()
+        return self._sha256
+
+    def _content_sha256(self) -> str:
+        from vgbench import contenthash
+
         if self._dataset is not None:
             ds = self._dataset
-            return {
+            split = ds.split
+            shards = sorted({v.shard for v in ds.store.videos(split)})
+            files = [ds.store.folder / split / f"shard-{k:05d}.npy" for k in shards]
+            params = [(f"{self.ref}:clip_len={ds.clip_len}:seed={ds.seed}:windows={ds.windows}", "")]
+            digests = contenthash.file_sha256s(files)
+            return contenthash.combine(params + [(f.name, d) for f, d in zip(files, digests, strict=True)])
+        if self.kind == "array":
+            h = hashlib.sha256(f"{self._array.dtype}{tuple(self._array.shape)}".encode())
+            h.update(np.ascontiguousarray(self._array).data)
+            return h.hexdigest()
+        if self.kind in ("videos", "frames"):
+            files = self.files if self.kind == "videos" else [q for d in self.files for q in self.frame_files(d)]
+            names = [f.relative_to(self.path).as_posix() for f in files]
+            return contenthash.combine(zip(names, contenthash.file_sha256s(files), strict=True))
+        return contenthash.file_sha256(self.path)
+
+    def describe(self) -> dict:
+        """Provenance of the input: path, kind, count, dtype and range (with how it was decided), the sha256 of its
+        content and its clip shape [T, H, W] as read (None until known)."""
+        if self._dataset is not None:
+            ds = self._dataset
+            out = {
                 "dataset": self.ref,
                 "path": str(self.path),
                 "kind": "dataset",
@@ -461,25 +555,13 @@ class SampleSet:
                 "seed": ds.seed,
                 "store_params": ds.store.manifest.get("params"),
             }
-        return {
-            "path": str(self.path.resolve()),
-            "kind": self.kind,
-            "count": self.count,
-            "dtype": self.dtype,
-            "range": self.value_range,
-            "range_source": self.range_source,
-        }
-
-    def fingerprint(self) -> str:
-        """A cheap identity of the input files (paths, sizes, mtimes) for cache keys."""
-        h = hashlib.sha256()
-        if self._dataset is not None:
-            ds = self._dataset
-            h.update(f"{self.ref}\0{ds.clip_len}\0{ds.seed}\0{ds.windows}\0".encode())
-            h.update((ds.store.folder / "manifest.json").read_bytes())
-            return h.hexdigest()[:16]
-        for p in self.files or [self.path]:
-            st = p.stat()
-            h.update(f"{p.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
-        h.update(f"{self.value_range}".encode())
-        return h.hexdigest()[:16]
+        else:
+            out = {
+                "path": str(self.path.resolve()),
+                "kind": self.kind,
+                "count": self.count,
+                "dtype": self.dtype,
+                "range": self.value_range,
+                "range_source": self.range_source,
+            }
+        return {**out, "content_sha256": self.content_sha256(), "clip_shape": self.clip_shape()}

@@ -10,16 +10,40 @@ from typing import TypeVar
 
 import torch
 
-from vgbench.errors import ProtocolError
+from vgbench.errors import InputError, ProtocolError
 
 T = TypeVar("T")
+STOP_GRACE_S = 0.5  # how long a consumer that leaves early waits for the prefetch thread
 
 
 def resolve_device(device: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU."""
+    """``auto`` -> CUDA when available, else CPU; a named device is checked to exist (cheap, so callers resolve it
+    before loading any network).
+
+    Raises:
+        InputError: an unknown device name, or CUDA / MPS asked for where it is not available.
+    """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise InputError(f"--device {device!r} is not a device ({exc}); use auto, cpu, cuda or cuda:N") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch was built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise InputError(
+                f"--device {device}: CUDA is not available ({why}; torch {torch.__version__}); use --device cpu, or "
+                "--device auto to take a GPU when there is one"
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise InputError(
+                f"--device {device}: there are {torch.cuda.device_count()} CUDA devices (cuda:0 .. "
+                f"cuda:{torch.cuda.device_count() - 1})"
+            )
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"--device {device}: MPS is not available here; use --device cpu or auto")
+    return dev
 
 
 @contextlib.contextmanager
@@ -116,14 +140,18 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
 
     worker = threading.Thread(target=produce, name="vgbench-prefetch", daemon=True)
     worker.start()
+    finished = False
     try:
         while True:
             ok, item = q.get()
             if not ok:
                 raise item
             if item is done:
+                finished = True
                 return
             yield item
     finally:
         stop.set()
-        worker.join(timeout=10)
+        # Left early (an error, Ctrl-C, a break): the producer may be inside a long read or decode, and stops at
+        # its next put; it is a daemon thread, so an interrupt never waits for it beyond this short grace.
+        worker.join(timeout=10 if finished else STOP_GRACE_S)

@@ -22,21 +22,23 @@ import json
 import logging
 import math
 import time
+import zipfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from vgbench import cards, dist, hub, models
+from vgbench import cards, dist, hub, models, validation
 from vgbench.errors import InputError, ProtocolError, VgbenchError
 from vgbench.metrics.common import exact_math, plan_chunks, prefetch, progress, resolve_device
 from vgbench.metrics.contract import MetricRequest, build_request, compared_sets, make_result
 from vgbench.metrics.frechet import FeatureStats, frechet_distance_from_stats
 from vgbench.metrics.protocols import FVDProtocol
 from vgbench.metrics.resize import resize_frames
-from vgbench.models.i3d import FEATURE_DIM, MIN_FRAMES
+from vgbench.models.i3d import FEATURE_DIM
+from vgbench.readers import reading
 from vgbench.results import Result
 from vgbench.video import SampleSet
 
@@ -196,8 +198,13 @@ def extract_stats(
     chunks: list[tuple[int, int]],
     batch_size: int,
     desc: str = "",
+    need: validation.Need | None = None,
 ) -> list[FeatureStats]:
-    """Streaming feature statistics of each video range in ``chunks``; shards ranges over torchrun processes."""
+    """Streaming feature statistics of each video range in ``chunks``; shards ranges over torchrun processes.
+
+    Every video is checked as it is read by the rules of :mod:`vgbench.validation` under ``need`` (default: the
+    protocol's)."""
+    need = need or validation.need_for("this protocol", protocol)
     rank, size = dist.rank_and_size()
     unique = sorted(set(chunks))
     out: dict[tuple[int, int], FeatureStats] = {}
@@ -207,7 +214,7 @@ def extract_stats(
         lo, hi = shards[(a, b)]
         stats = FeatureStats.empty(FEATURE_DIM)
         if hi > lo:
-            batches = samples.iter_batches(batch_size, lo, hi, frames=protocol.frames, min_frames=MIN_FRAMES)
+            batches = samples.iter_batches(batch_size, lo, hi, need=need)
             add_features(stats, batches, samples.value_range, extractor, protocol, bar)
         n, s, so = dist.all_reduce_sum([np.array([stats.n], np.float64), stats.sum, stats.sum_outer])
         out[(a, b)] = FeatureStats(int(round(n[0])), s, so)
@@ -239,24 +246,45 @@ def write_stats(path: str | Path, stats: list[FeatureStats], meta: dict) -> None
 
 
 def is_stats_file(path: str | Path) -> bool:
-    """True for a file written by :func:`write_stats`."""
+    """True for a file written by :func:`write_stats` (False for anything else, damaged files included: those are
+    then read as a sample set, whose reader names the problem)."""
     path = Path(path)
     if path.suffix != ".npz" or not path.is_file():
         return False
     try:
         with np.load(path, allow_pickle=False) as z:
             return "format" in z.files and str(z["format"]) == STATS_FORMAT
-    except (ValueError, OSError):
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile):
         return False
 
 
 def load_stats(path: str | Path) -> tuple[list[FeatureStats], dict]:
-    """Read a stats file: per-chunk statistics and metadata."""
-    with np.load(path, allow_pickle=False) as z:
-        if "format" not in z.files or str(z["format"]) != STATS_FORMAT:
-            raise InputError(f"{path}: not a vgbench stats file (expected format {STATS_FORMAT})")
-        meta = json.loads(str(z["meta"]))
-        stats = [FeatureStats(int(n), s, so) for n, s, so in zip(z["n"], z["sum"], z["sum_outer"], strict=True)]
+    """Read a stats file: per-chunk statistics and metadata, every array's shape checked."""
+    what, fix = "a vgbench stats file (--save-stats)", "write it again with --save-stats"
+    with reading(path, what, fix):
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if "format" not in z.files or str(z["format"]) != STATS_FORMAT:
+                    raise InputError(f"{path}: not a vgbench stats file (expected format {STATS_FORMAT})")
+                missing = sorted({"meta", "n", "sum", "sum_outer"} - set(z.files))
+                if missing:
+                    raise InputError(f"{path}: a stats file without {', '.join(missing)}; {fix}")
+                meta = json.loads(str(z["meta"]))
+                n, sums, outer = z["n"], z["sum"], z["sum_outer"]
+        except zipfile.BadZipFile as exc:
+            raise InputError(f"{path}: cannot be read as {what} ({exc}); {fix}") from exc
+    k = len(n) if n.ndim == 1 else -1
+    if (
+        k < 1
+        or sums.shape != (k, FEATURE_DIM)
+        or outer.shape != (k, FEATURE_DIM, FEATURE_DIM)
+        or not isinstance(meta, dict)
+    ):
+        raise InputError(
+            f"{path}: damaged stats file: n {n.shape}, sum {sums.shape}, sum_outer {outer.shape}; expected (K,), "
+            f"(K, {FEATURE_DIM}), (K, {FEATURE_DIM}, {FEATURE_DIM}) and a JSON object of metadata; {fix}"
+        )
+    stats = [FeatureStats(int(c), s_, so) for c, s_, so in zip(n, sums, outer, strict=True)]
     return stats, meta
 
 
@@ -265,62 +293,90 @@ def load_stats(path: str | Path) -> tuple[list[FeatureStats], dict]:
 
 
 @dataclass
-class FVDInputs:
-    """Resolved reference: statistics per trial plus a provenance dict."""
+class Reference:
+    """The reference as planned before any network runs: a stats file's statistics, or a set and its chunks."""
 
-    stats: list[FeatureStats]
     describe: dict
-    count: int
+    stats: list[FeatureStats] | None = None  # from a stats file or the cache; None: extract from ``videos``
+    videos: SampleSet | None = None
+    chunks: list[tuple[int, int]] | None = None
+    notes: list[str] = field(default_factory=list)
+    off_protocol: bool = False
+    cache_file: Path | None = None  # where extracted statistics are cached
+    warnings: list[str] = field(default_factory=list)  # about this set alone (validation), noted in the result
+
+    @property
+    def clip_shape(self) -> list[int] | None:
+        """[T, H, W] of the reference clips: as read, else as recorded with cached or saved statistics (None when
+        unknown, e.g. a stats file written by an older vgbench)."""
+        read = self.videos.clip_shape() if self.videos is not None else None
+        return read or self.describe.get("clip_shape")
 
 
-def _reference_stats(
-    reference: str | Path,
-    extractor,
-    request: MetricRequest,
-    fkey: dict,
-    batch_size: int,
-    trials: int,
-    allow_fewer: bool,
-    value_range: str | None,
-    use_cache: bool,
-) -> tuple[FVDInputs, list[str], bool]:
-    p = request.protocol
-    if is_stats_file(reference):
-        stats, meta = load_stats(reference)
-        if meta.get("feature_key") != fkey:
-            diff = {
-                k: (meta.get("feature_key", {}).get(k), v)
-                for k, v in fkey.items()
-                if meta.get("feature_key", {}).get(k) != v
-            }
-            raise ProtocolError(
-                f"{reference}: these statistics were made with other feature settings than protocol "
-                f"{request.name}: (file, protocol) = {diff}. Recompute them with --save-stats."
-            )
-        if len(stats) not in (1, trials):
-            raise ProtocolError(f"{reference}: holds {len(stats)} trial statistics; protocol needs 1 or {trials}")
-        stats = stats * trials if len(stats) == 1 else stats
-        return (
-            FVDInputs(stats, {"stats_file": str(Path(reference).resolve()), **meta.get("source", {})}, stats[0].n),
-            [],
-            False,
+def _stats_reference(path, request: MetricRequest, fkey: dict, trials: int) -> Reference:
+    """A stats file as the reference, checked against the protocol's feature settings and trial count."""
+    stats, meta = load_stats(path)
+    if meta.get("feature_key") != fkey:
+        old = meta.get("feature_key") or {}
+        diff = {k: (old.get(k), v) for k, v in fkey.items() if old.get(k) != v}
+        raise ProtocolError(
+            f"{path}: these statistics were made with other feature settings than protocol "
+            f"{request.name}: (file, protocol) = {diff}. Recompute them with --save-stats."
         )
-    ref = SampleSet.open(reference, value_range)
+    if len(stats) not in (1, trials):
+        raise ProtocolError(f"{path}: holds {len(stats)} trial statistics; protocol needs 1 or {trials}")
+    if min(st.n for st in stats) < 2:
+        raise InputError(f"{path}: statistics of {min(st.n for st in stats)} video(s); FVD needs at least 2 per set")
+    from vgbench import contenthash
+
+    source = meta.get("source", {}) if isinstance(meta.get("source"), dict) else {}
+    described = {
+        "stats_file": str(Path(path).resolve()),
+        "stats_file_sha256": contenthash.file_sha256(path),
+        **source,
+    }
+    warnings = [str(w) for w in meta.get("warnings", [])]  # about the set the statistics summarise
+    return Reference(described, stats=stats * trials if len(stats) == 1 else stats, warnings=warnings)
+
+
+def _plan_reference(reference, request: MetricRequest, trials: int, allow_fewer: bool, value_range) -> Reference:
+    """Open the reference set and plan its chunks (headers and counts only)."""
+    ref = reference if isinstance(reference, SampleSet) else SampleSet.open(reference, value_range)
+    p = request.protocol
     chunks, notes, off = plan_chunks(ref.count, p.num_reference, trials, "reference", request.name, allow_fewer)
-    key = _short_hash({"fkey": fkey, "fingerprint": ref.fingerprint(), "chunks": chunks})
-    cache_file = hub.cache_dir("stats") / f"{key}.npz"
-    if use_cache and cache_file.exists():
-        log.info("reference statistics from cache %s", cache_file)
-        stats, _ = load_stats(cache_file)
-    else:
-        stats = extract_stats(ref, extractor, p, chunks, batch_size, desc="reference")
-        if use_cache and dist.rank_and_size()[0] == 0:
-            write_stats(cache_file, stats, {"feature_key": fkey, "source": ref.describe(), "chunks": chunks})
-    return FVDInputs(stats, ref.describe(), chunks[0][1] - chunks[0][0]), notes + _round_trip(ref, p), off
+    return Reference({}, videos=ref, chunks=chunks, notes=notes + _round_trip(ref, p), off_protocol=off)
+
+
+def _cached_reference(ref: Reference, fkey: dict, use_cache: bool) -> None:
+    """Look the reference's statistics up in the cache, keyed by the sha256 of its content (never by path, size
+    or modification time: a file rewritten with the same size and time must not return the old numbers)."""
+    videos = ref.videos
+    digest = videos.content_sha256()
+    key = _short_hash({"fkey": fkey, "content_sha256": digest, "range": videos.value_range, "chunks": ref.chunks})
+    ref.cache_file = hub.cache_dir("stats") / f"{key}.npz" if use_cache else None
+    if ref.cache_file is None or not ref.cache_file.exists():
+        return
+    try:
+        stats, meta = load_stats(ref.cache_file)
+    except InputError as exc:
+        log.warning("ignoring a damaged cache file (%s); the statistics are computed again", exc)
+        return
+    source = meta.get("source") or {}
+    if source.get("content_sha256") != digest or meta.get("feature_key") != fkey or len(stats) != len(ref.chunks):
+        return  # a cache entry of other content: never used
+    log.info("reference statistics from cache %s", ref.cache_file)
+    ref.stats, ref.describe = stats, {**videos.describe(), "clip_shape": source.get("clip_shape")}
+    ref.warnings = [str(w) for w in meta.get("warnings", [])]
 
 
 def _round_trip(videos: SampleSet, p: FVDProtocol) -> list[str]:
     return [f"{videos.path.name}: {ROUND_TRIP_NOTE}"] if p.quantize == "truncate" and videos.dtype == "uint8" else []
+
+
+def _warn(messages: list[str]) -> list[str]:
+    for m in messages:
+        log.warning("%s", m)
+    return messages
 
 
 def evaluate_fvd(
@@ -339,26 +395,69 @@ def evaluate_fvd(
     """Evaluate an FVD-family metric (``fvd``, ``fvd-star``, ``r-fvd``): samples against the reference.
 
     The reference is a sample set, a prepared split (``bair:test``) or a stats file written with ``save_stats``.
+    Cheap before expensive: both inputs are opened, counted and validated (a pre-scan of every video the protocol
+    reads, :mod:`vgbench.validation`), and the device checked, before the network is built or any weight fetched.
     Returns a :class:`Result`; the caller decides whether to print or store it.
     """
     t0 = time.time()
     dist.maybe_init()
     card, p = request.card, request.protocol
-    samples, reference, made = compared_sets(request, device)  # the checkpoint's sets where the card derives them
-    fake = samples if isinstance(samples, SampleSet) else SampleSet.open(samples, samples_range)
-    chunks, notes, off = plan_chunks(fake.count, p.num_samples, p.trials, "samples", request.name, allow_fewer)
+    need = validation.need_for(request.name, p)
     model_card = cards.model(card.extractor)
-    batch_size = batch_size or p.batch_size
-    extractor = build_extractor(model_card.name, p, backend, device, tensors)
     ext_hash = model_card.weights.content_sha256 if backend != "tfhub" else "tfhub:deepmind/i3d-kinetics-400/1"
     fkey = feature_key(p, ext_hash, backend)
+
+    # 1. Headers and counts of both inputs (made first where the checkpoint makes them), and the device
+    samples, reference, made = compared_sets(request, device)
+    fake = samples if isinstance(samples, SampleSet) else SampleSet.open(samples, samples_range)
+    chunks, notes, off = plan_chunks(fake.count, p.num_samples, p.trials, "samples", request.name, allow_fewer)
     trials = len(chunks)
-    ref, ref_notes, ref_off = _reference_stats(
-        reference, extractor, request, fkey, batch_size, trials, allow_fewer, reference_range, use_cache
+    if not isinstance(reference, SampleSet) and is_stats_file(reference):
+        ref = _stats_reference(reference, request, fkey, trials)
+    else:
+        ref = _plan_reference(reference, request, trials, allow_fewer, reference_range)
+    if backend == "torch":
+        resolve_device(device)
+    # 2. Every video the protocol reads, pre-scanned. The reference's statistics come from the cache when its
+    # content was seen before; its warnings then come with them (stored beside the statistics).
+    fake_warnings = validation.check(
+        fake, need, stop=max(b for _, b in chunks), per_trial=min(b - a for a, b in chunks)
     )
-    fake_stats = extract_stats(fake, extractor, p, chunks, batch_size, desc="samples")
+    if ref.videos is not None:
+        _cached_reference(ref, fkey, use_cache)
+        if ref.stats is None:
+            ref.warnings = validation.check(
+                ref.videos, need, stop=max(b for _, b in ref.chunks), per_trial=min(b - a for a, b in ref.chunks)
+            )
+    pair = validation.pair_problems(fake.clip_shape(), ref.clip_shape, need)
+    validation.raise_fatal(pair)
+    pair_warnings = [x.text() for x in pair]
+    _warn(fake_warnings + ref.warnings + pair_warnings)
+    fake.content_sha256()  # recorded in the result: hashed before the network runs, as the reference was
+
+    # 3. The network, then the features; what only reading could show (values of decoded videos) is added to
+    # each set's warnings, which are stored with its statistics
+    batch_size = batch_size or p.batch_size
+    extractor = build_extractor(model_card.name, p, backend, device, tensors)
+    if ref.stats is None:
+        ref.stats = extract_stats(ref.videos, extractor, p, ref.chunks, batch_size, "reference", need)
+        ref.warnings += _warn(validation.after_reading(ref.videos, need))
+        ref.describe = ref.videos.describe()
+        if ref.cache_file is not None and dist.rank_and_size()[0] == 0:
+            meta = {"feature_key": fkey, "source": ref.describe, "chunks": ref.chunks, "warnings": ref.warnings}
+            write_stats(ref.cache_file, ref.stats, meta)
+    fake_stats = extract_stats(fake, extractor, p, chunks, batch_size, "samples", need)
+    fake_warnings += _warn(validation.after_reading(fake, need))
     if save_stats is not None and dist.rank_and_size()[0] == 0:
-        write_stats(save_stats, fake_stats, {"feature_key": fkey, "source": fake.describe(), "chunks": chunks})
+        meta = {"feature_key": fkey, "source": fake.describe(), "chunks": chunks, "warnings": fake_warnings}
+        write_stats(save_stats, fake_stats, meta)
+
+    # 4. Clip shapes of decoded videos (unknown before decoding)
+    if not pair:
+        late = validation.pair_problems(fake.clip_shape(), ref.clip_shape, need)
+        validation.raise_fatal(late)
+        pair_warnings = _warn([x.text() for x in late])
+    warnings = fake_warnings + ref.warnings + pair_warnings
 
     values = [fvd_value(fs, rs, p) for fs, rs in zip(fake_stats, ref.stats, strict=True)]
     if min(fake_stats[0].n, ref.stats[0].n) <= FEATURE_DIM:
@@ -376,8 +475,8 @@ def evaluate_fvd(
         device=str(getattr(extractor, "device", "cpu")),
         batch_size=batch_size,
         seed=p.seed,
-        off_protocol=off or ref_off,
-        notes=notes + _round_trip(fake, p) + ref_notes + made.get("notes", []),
+        off_protocol=off or ref.off_protocol,
+        notes=notes + _round_trip(fake, p) + ref.notes + warnings + made.get("notes", []),
         run=run,
         **({"checkpoint": made["checkpoint"]} if "checkpoint" in made else {}),
     )
@@ -447,7 +546,8 @@ class FrechetVideoDistance:
                 f"{what} videos: this batch reads as range {clips.value_range} ({clips.range_source}), earlier ones "
                 f"as {seen}; pass value_range= to FrechetVideoDistance so that every batch is read the same way"
             )
-        batches = clips.iter_batches(self.protocol.batch_size, frames=self.protocol.frames, min_frames=MIN_FRAMES)
+        need = validation.need_for(self.request.name, self.protocol)
+        batches = clips.iter_batches(self.protocol.batch_size, need=need)
         add_features(self.real if real else self.fake, batches, clips.value_range, self.extractor, self.protocol)
 
     def compute(self) -> float:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from vgbench import hub
-from vgbench.errors import DownloadError, MissingDependencyError, VgbenchError
+from vgbench.deps import require
+from vgbench.errors import DownloadError, VgbenchError
 from vgbench.metrics.protocols import FVDProtocol
 from vgbench.models.i3d import MIXED, TF_PREFIX
 
@@ -19,11 +20,8 @@ TFHUB_HANDLE = "https://tfhub.dev/deepmind/i3d-kinetics-400/1"
 
 
 def _tf():
-    try:
-        import tensorflow as tf
-    except ImportError as exc:
-        raise MissingDependencyError("tensorflow", "tf", "the tf and tfhub backends") from exc
-    return tf
+    # deps.require names the real cause when an installed TensorFlow fails to import
+    return require("tensorflow", "tf", "the tf and tfhub backends")
 
 
 def tf_preprocess(tf, x0255: np.ndarray, p: FVDProtocol):
@@ -114,10 +112,7 @@ class TFHubExtractor:
                 f"the TF-Hub module has BN eps 1e-3 built in; protocol asks for {protocol.bn_eps}. "
                 "Use --backend torch for this protocol."
             )
-        try:
-            import tensorflow_hub as tfhub
-        except ImportError as exc:
-            raise MissingDependencyError("tensorflow_hub", "tf", "the tfhub backend") from exc
+        tfhub = require("tensorflow_hub", "tf", "the tfhub backend")  # installed but broken: the real cause
         if hub.offline():
             raise DownloadError(
                 f"--backend tfhub loads {TFHUB_HANDLE}, but VGBENCH_OFFLINE is set. "

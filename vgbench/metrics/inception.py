@@ -10,18 +10,21 @@ with RandomState(42) into 10 splits, no eps. Both report mean and population std
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from vgbench import cards, dist, hub, models
+from vgbench import cards, dist, hub, models, validation
 from vgbench.errors import InputError
 from vgbench.metrics.common import exact_math, plan_chunks, prefetch, progress, resolve_device
 from vgbench.metrics.contract import MetricRequest, make_result
 from vgbench.results import Result
 from vgbench.video import SampleSet
+
+log = logging.getLogger(__name__)
 
 PROBS_FORMAT = "vgbench-class-probabilities/1"
 
@@ -97,10 +100,17 @@ class C3DExtractor:
 
 
 def extract_probs(
-    samples: SampleSet, extractor, frames: int, chunks: list[tuple[int, int]], batch_size: int, num_classes: int
+    samples: SampleSet,
+    extractor,
+    frames: int,
+    chunks: list[tuple[int, int]],
+    batch_size: int,
+    num_classes: int,
+    need: validation.Need | None = None,
 ) -> list[np.ndarray]:
     """Per-sample probabilities (n, K) of each range in ``chunks``; under torchrun each process classifies its
-    shard and the rows are summed across processes (each row is non-zero on exactly one)."""
+    shard and the rows are summed across processes (each row is non-zero on exactly one). Videos are checked as
+    they are read under ``need`` (default: ``frames`` frames each)."""
     rank, size = dist.rank_and_size()
     shards = [dist.shard(a, b, rank, size) for a, b in chunks]
     bar = progress(sum(hi - lo for lo, hi in shards), "samples", disable=rank != 0)
@@ -108,7 +118,7 @@ def extract_probs(
     for (a, b), (lo, hi) in zip(chunks, shards, strict=True):
         full = np.zeros((b - a, num_classes), np.float64)
         pos = lo - a
-        batches = samples.iter_batches(batch_size, lo, hi, frames=frames, min_frames=frames)
+        batches = samples.iter_batches(batch_size, lo, hi, frames=frames, min_frames=frames, need=need)
         for batch in prefetch(to_minus_one_one(b, samples.value_range) for b in batches):
             full[pos : pos + len(batch)] = extractor(batch)
             pos += len(batch)
@@ -134,6 +144,18 @@ def write_probs(path: str | Path, probs: list[np.ndarray], meta: dict) -> None:
 # The evaluation
 
 
+def plan_samples(n: int, p, name: str, allow_fewer: bool = False) -> tuple[list[tuple[int, int]], list[str], bool]:
+    """The video ranges of each trial for ``n`` samples under IS protocol ``p`` (``eval`` and ``doctor``):
+    (chunks, notes, off_protocol); too few samples for the trials or the splits is an error."""
+    chunks, notes, off = plan_chunks(n, p.num_samples, p.trials, "samples", name, allow_fewer)
+    if chunks[0][1] - chunks[0][0] < p.splits:
+        raise InputError(
+            f"{name}: {chunks[0][1] - chunks[0][0]} samples per trial cannot make {p.splits} splits; "
+            f"provide at least {p.splits} (the protocol wants {p.num_samples})"
+        )
+    return chunks, notes, off
+
+
 def evaluate_is(
     request: MetricRequest,
     device: str = "auto",
@@ -155,20 +177,26 @@ def evaluate_is(
     card, p, name = request.card, request.protocol, request.name
     if backend != "torch":
         raise InputError(f"{name} has only the torch backend, got --backend {backend}")
+    # Cheap before expensive: the samples' headers, counts and every video the protocol reads (pre-scan), and the
+    # device, before the classifier is built or its weights fetched.
     fake = SampleSet.open(request.samples, samples_range)
-    chunks, notes, off = plan_chunks(fake.count, p.num_samples, p.trials, "samples", name, allow_fewer)
-    if chunks[0][1] - chunks[0][0] < p.splits:
-        raise InputError(
-            f"{name}: {chunks[0][1] - chunks[0][0]} samples per trial cannot make {p.splits} splits; "
-            f"provide at least {p.splits} (the protocol wants {p.num_samples})"
-        )
+    chunks, notes, off = plan_samples(fake.count, p, name, allow_fewer)
+    need = validation.need_for(name, p)
+    warnings = validation.check(fake, need, stop=max(b for _, b in chunks), per_trial=min(b - a for a, b in chunks))
+    for w in warnings:
+        log.warning("%s", w)
+    resolve_device(device)
+    fake.content_sha256()  # recorded in the result
     model_card = cards.model(card.extractor)
     extractor = C3DExtractor.from_card(model_card.name, arrays, device, p.exact)
     batch_size = batch_size or p.batch_size
-    probs = extract_probs(fake, extractor, p.frames, chunks, batch_size, model_card.config["num_classes"])
+    probs = extract_probs(fake, extractor, p.frames, chunks, batch_size, model_card.config["num_classes"], need)
     if save_probs is not None and dist.rank_and_size()[0] == 0:
         write_probs(save_probs, probs, {"protocol": name, "chunks": chunks, "source": fake.describe()})
 
+    for w in validation.after_reading(fake, need):
+        log.warning("%s", w)
+        warnings.append(w)
     values = []
     for trial in probs:
         if p.shuffle_seed is not None:
@@ -189,6 +217,6 @@ def evaluate_is(
         batch_size=batch_size,
         seed=p.shuffle_seed if p.shuffle_seed is not None else p.seed,
         off_protocol=off,
-        notes=notes,
+        notes=notes + warnings,
         run=run,
     )
