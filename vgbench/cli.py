@@ -698,6 +698,30 @@ def sample_cmd(checkpoint, n, out, cond, seed, temperature, top_k, top_p, batch_
         click.echo(run.text())
 
 
+@cli.command("quickstart")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("quickstart"), help="Folder for everything.")
+@click.option("--seed", type=int, default=0, help="Data, initialisation, data order and sampling seed.")
+@click.option("--small", is_flag=True, help="The reduced run CI uses (a few minutes).")
+@click.option("--minutes", type=float, default=None, help="Time budget for training (then not step-exact).")
+@click.option("--device", default="auto", help="auto (GPU when present), cpu, cuda, ...")
+def quickstart_cmd(out, seed, small, minutes, device):
+    """The whole product offline: moving digits, a tiny VideoGPT trained, sampled and scored, and a report.
+
+    Stages (each resumed when run again): data, vqvae, prior, samples, metrics (FVD, FVD*, R-FVD, NMSE, bits/dim),
+    report. Open OUT/report.html when it is done.
+
+    \b
+    Examples:
+      vgbench quickstart
+      vgbench quickstart --small --out /tmp/qs
+      vgbench quickstart --minutes 5
+    """
+    from vgbench import quickstart
+
+    report = quickstart.run(out, seed=seed, small=small, device=device, minutes=minutes)
+    click.echo(quickstart.summary(report))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: vgbench errors exit 1 with a one-line message, usage errors 2, Ctrl-C or SIGTERM 130
     (:mod:`vgbench.workers` has the contract); tracebacks only with --debug or VGBENCH_DEBUG=1."""

@@ -80,6 +80,8 @@ class TrainOptions:
     keep: int = 2  # step checkpoints kept besides best.pt
     grad_checkpointing: bool = False
     progress: bool = True
+    max_seconds: float | None = None  # stop (as if finished) once this much time has passed: runs are then
+    # time-bounded, not step-exact (recorded in the run's config and the final checkpoint's meta)
 
 
 def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, dict[str, dict]]:
@@ -783,6 +785,12 @@ class StageTrainer:
                     bar.set_postfix(loss=f"{loss_sum:.4f}", clips_s=f"{rate:.2f}")
                     clips_done, t_last = 0, now
                 bar.update(1)
+                out_of_time = self.opts.max_seconds is not None and time.time() - t_start > self.opts.max_seconds
+                if self.opts.max_seconds is not None and self.world > 1:  # every rank stops at the same step
+                    out_of_time = float(dist.all_reduce_sum([np.array([float(out_of_time)])])[0][0]) > 0
+                if out_of_time:
+                    log.info("time budget of %.0f s spent at step %d: finishing here", self.opts.max_seconds, self.step)
+                    self.steps = self.step
                 last_step = self.step == self.steps
                 if self.opts.val_every and (self.step % self.opts.val_every == 0 or last_step):
                     self._validate_and_keep_best()

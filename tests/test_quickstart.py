@@ -1,0 +1,126 @@
+"""`vgbench quickstart`: the report and its files, finite metrics with protocols, determinism, resuming.
+
+The images are checked with Python's HTML parser and PyAV (no browser is installed on the CI machines): every
+``<img src>`` of report.html must be a file beside it that decodes as an image.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from vgbench import quickstart
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = quickstart.Plan(train_videos=16, test_videos=8, vqvae_steps=4, prior_steps=3, batch_size=4, samples=4,
+                       val_every=2)  # fmt: skip
+METRICS = {"fvd", "fvd-star", "r-fvd", "nmse", "bits-per-dim"}
+
+
+class Links(HTMLParser):
+    """Every src and href of a page."""
+
+    def __init__(self):
+        super().__init__()
+        self.images, self.links = [], []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "img":
+            self.images.append(a.get("src", ""))
+        if tag == "a" and a.get("href"):
+            self.links.append(a["href"])
+
+
+def _decodes(path: Path) -> tuple[int, int, int]:
+    """(frames, height, width) of an image or animation, decoded with PyAV."""
+    import av
+
+    with av.open(str(path)) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    return len(frames), frames[0].shape[0], frames[0].shape[1]
+
+
+def _check_report(folder: Path) -> list[dict]:
+    html = (folder / "report.html").read_text()
+    md = (folder / "report.md").read_text()
+    parser = Links()
+    parser.feed(html)
+    assert len(parser.images) == 4  # real, reconstructions, samples, curves
+    for src in parser.images:
+        path = folder / src
+        assert path.is_file() and not os.path.isabs(src), src
+        frames, h, w = _decodes(path)
+        assert h > 10 and w > 10 and frames >= 1
+        assert src in md  # the Markdown report shows the same files
+    for href in parser.links:
+        assert (folder / href).is_file(), href
+    assert _decodes(folder / "figures" / "samples.gif")[0] == 16  # an animation of the 16 frames
+    records = [json.loads(x) for x in (folder / "results.jsonl").read_text().splitlines() if x.strip()]
+    assert sorted(r["metric"] for r in records) == sorted(METRICS)  # one record per metric
+    for r in records:
+        assert math.isfinite(r["value"]) and r["protocol"] and len(r["protocol_hash"]) == 16
+        assert f"{r['metric']}.{r['protocol']}" in html
+    return records
+
+
+@pytest.mark.slow
+def test_quickstart_small_from_the_cli(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-m", "vgbench", "quickstart", "--small", "--out", str(tmp_path / "qs")],
+                          env=env, capture_output=True, text=True, timeout=1800)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    folder = tmp_path / "qs"
+    records = _check_report(folder)
+    assert "report:" in proc.stdout and str(folder / "report.html") in proc.stdout
+    by = {r["metric"]: r for r in records}
+    assert by["bits-per-dim"]["label"] == "bits/dim (per latent token)"
+    assert by["fvd"]["protocol"] == "official" and by["nmse"]["protocol"] == "videogpt"
+    assert by["r-fvd"]["checkpoint"]["card"] == "vqvae.quickstart"
+    assert by["bits-per-dim"]["checkpoint"]["card"] == "gpt.quickstart"
+    # trained: the prior beats the uniform 7 bits of 128 codes, the VQ-VAE beats an all-grey reconstruction
+    assert by["bits-per-dim"]["value"] < 7.0 and by["nmse"]["value"] < 1.0
+
+
+def test_tiny_runs_are_deterministic_and_resume_by_stage(tmp_path, monkeypatch):
+    a = quickstart.run(tmp_path / "a", seed=3, plan=TINY, progress=False)
+    ra = _check_report(a.parent)
+    # an interrupted run (Ctrl-C during the prior) resumes with the stages that were finished
+    real = quickstart.STAGE_FUNCS["prior"]
+
+    def interrupted(**kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(quickstart.STAGE_FUNCS, "prior", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        quickstart.run(tmp_path / "b", seed=3, plan=TINY, progress=False)
+    state = json.loads((tmp_path / "b" / "quickstart.json").read_text())
+    assert set(state["stages"]) == {"data", "vqvae"}
+    vq_seconds = state["stages"]["vqvae"]["seconds"]
+    monkeypatch.setitem(quickstart.STAGE_FUNCS, "prior", real)
+    b = quickstart.run(tmp_path / "b", seed=3, plan=TINY, progress=False)
+    state = json.loads((tmp_path / "b" / "quickstart.json").read_text())
+    assert state["stages"]["vqvae"]["seconds"] == vq_seconds  # not redone
+    rb = _check_report(b.parent)
+    # the same seed on one machine: the same checkpoints and the same numbers
+    assert (
+        state["stages"]["prior"]["sha256"]
+        == json.loads((tmp_path / "a" / "quickstart.json").read_text())["stages"]["prior"]["sha256"]
+    )
+    assert {r["metric"]: r["value"] for r in ra} == {r["metric"]: r["value"] for r in rb}
+
+
+def test_settings_of_another_run_are_refused(tmp_path):
+    (tmp_path / "q").mkdir()
+    quickstart.State(tmp_path / "q", {"seed": 1}).finish("data", 0.1)
+    with pytest.raises(Exception, match="other settings"):
+        quickstart.run(tmp_path / "q", seed=2, plan=TINY, progress=False)
+    with pytest.raises(Exception, match="--minutes -1"):
+        quickstart.run(tmp_path / "r", minutes=-1)
