@@ -458,9 +458,14 @@ def dataset(name: str) -> DatasetCard:
 
 def listing(kind: str, width: int = 118) -> str:
     """``vgbench list KIND``: every card (``protocols``: every metric protocol) with its whole description,
-    wrapped at word boundaries."""
+    wrapped at word boundaries; ``models`` adds each card's arch, latent grid and size
+    (:func:`vgbench.models.summary.listing`)."""
     import textwrap
 
+    if kind == "models":
+        from vgbench.models.summary import listing as model_listing
+
+        return model_listing(width)
     if kind == "protocols":
         entries = [
             (f"{m}.{tag}", p.description) for m in names("metrics") for tag, p in metric_protocols(metric(m)).items()
