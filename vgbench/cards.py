@@ -99,7 +99,9 @@ class TrainingSpec:
     clip_len: int = 16
     resolution: int = 64
     windows: str = "random"  # ClipDataset windows for training
-    augment: Literal["none", "random_crop_flip"] = "none"
+    # training clips: "random_crop_flip" = VGP's UCF-101 random crop + horizontal flip (a store with margins),
+    # "hflip" = flip only (VGP's TGIF, whose crop mode is unknown), "none"; evaluation clips are never augmented
+    augment: Literal["none", "hflip", "random_crop_flip"] = "none"
     repo_differences: str = ""  # where the clean VideoGPT repository uses other values
 
 

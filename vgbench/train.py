@@ -203,23 +203,44 @@ class TrainData:
     describe: dict
 
 
+AUGMENT = {  # training.augment -> ClipDataset (crop, flip); evaluation clips are always the centre, unflipped
+    "none": ("center", False),
+    "hflip": ("center", True),
+    "random_crop_flip": ("random", True),
+}
+
+
 def store_data(spec: cards.TrainingSpec, channels: int, seed: int, root=None, variant: str | None = None) -> TrainData:
-    """Clips of a prepared store, as the card's training spec says; a missing or broken store is a clear error."""
+    """Clips of a prepared store, as the card's training spec says; a missing or broken store is a clear error.
+
+    The store is the dataset's variant for the spec's split and resolution (UCF-101 ``fold1/train`` at 128:
+    ``fold1_128``, split ``train``) unless ``variant`` names one. Training clips are augmented as
+    ``spec.augment`` says (:data:`AUGMENT`), validation clips never."""
     from vgbench import datasets
     from vgbench.datasets.loader import ClipDataset
 
+    mapped, split = datasets.store_split(spec.dataset, spec.split, spec.resolution)
+    val_split = datasets.store_split(spec.dataset, spec.val_split, spec.resolution)[1] if spec.val_split else ""
     try:
-        store = datasets.open_store(spec.dataset, variant, root)
+        store = datasets.open_store(spec.dataset, variant or mapped, root)
     except InputError as exc:
         raise InputError(
             f"{exc}\nTraining needs the prepared dataset: run `vgbench data prepare {spec.dataset}` "
             f"(see `vgbench data info {spec.dataset}`)."
         ) from exc
-    check_store(store, [spec.split, spec.val_split])
+    check_store(store, [split, val_split])
+    clip_hw = store.crop_size or tuple(store.manifest.get("frame_shape") or (None, None))[:2]
+    if clip_hw[0] is not None and tuple(clip_hw) != (spec.resolution, spec.resolution):
+        raise InputError(
+            f"{store.folder}: clips of {clip_hw[0]}x{clip_hw[1]}, but the card trains at {spec.resolution}x"
+            f"{spec.resolution} (training.resolution); prepare that size (`vgbench data prepare {spec.dataset} "
+            f"--resolution {spec.resolution}`) or train another card"
+        )
     extras = ()
+    crop, flip = AUGMENT[spec.augment]
     common = {"clip_len": spec.clip_len, "output": "float_cthw", "channels": channels, "seed": seed}
-    train = ClipDataset(store, spec.split, windows=spec.windows, extras=extras, **common)
-    val = ClipDataset(store, spec.val_split, windows="fixed", **common) if spec.val_split else None
+    train = ClipDataset(store, split, windows=spec.windows, extras=extras, crop=crop, flip=flip, **common)
+    val = ClipDataset(store, val_split, windows="fixed", **common) if val_split else None
     manifest = store.folder / "manifest.json"
     return TrainData(
         train,
@@ -234,6 +255,7 @@ def store_data(spec: cards.TrainingSpec, channels: int, seed: int, root=None, va
             "val_clips": len(val) if val is not None else 0,
             "windows": spec.windows,
             "clip_len": spec.clip_len,
+            "augment": spec.augment,
         },
     )
 
