@@ -560,6 +560,7 @@ class StageTrainer:
         self.batches = GlobalBatches(len(data.train), self.batch, opts.seed, self.rank, self.world, opts.accum)
         self.step = 0
         self.best: float | None = None
+        self.variance_record: dict | None = None  # set when a fresh run measures the VQ-VAE's NMSE divisor
 
     # -- model ---------------------------------------------------------------------------------------------
 
@@ -680,6 +681,46 @@ class StageTrainer:
         self.run.truncate_log(self.step)
         log.info("resumed %s at step %d from %s", self.card.name, self.step, ck.path)
 
+    # -- the NMSE divisor -----------------------------------------------------------------------------------
+
+    def set_recon_variance(self) -> None:
+        """Before the first step of a fresh run: a ``recon_variance: measured`` VQ-VAE gets the pixel variance of
+        the training split (:func:`vgbench.metrics.nmse.split_variance`). A resumed run never measures again: the
+        value is the model buffer in its checkpoint."""
+        net = self._net()
+        if self.stage != "vqvae" or net.config.recon_variance != "measured":
+            return
+        store, split = getattr(self.data.train, "store", None), getattr(self.data.train, "split", None)
+        if store is None or split is None:
+            raise InputError(
+                f"{self.card.name}: recon_variance 'measured' needs training clips from a prepared store (the "
+                "variance is measured on its training split); set a constant with --set config.recon_variance=0.06"
+            )
+        from vgbench.metrics.nmse import split_variance
+
+        t0 = time.time()
+        variance, how = split_variance(store, split)
+        net.set_recon_variance(variance)
+        self.variance_record = {"value": variance, "source": "measured", **how, "seconds": round(time.time() - t0, 2)}
+        log.info("recon_variance: %.6f measured on %s:%s (%d values)", variance, store.folder, split, how["values"])
+
+    def _variance_record(self) -> dict:
+        """config.json's ``recon_variance``: how the VQ-VAE's NMSE divisor was set (a resumed run keeps the first
+        run's record when the checkpoint's value is the one it recorded)."""
+        if self.stage != "vqvae":
+            return {}
+        value = float(self._net().recon_variance)
+        record = self.variance_record
+        if record is None:
+            earlier = (self.run.read_config() or {}).get("recon_variance") if self.run.config_file.exists() else None
+            if isinstance(earlier, dict) and earlier.get("value") == value:
+                record = earlier
+            elif self._net().config.recon_variance == "measured":
+                record = {"value": value, "source": "checkpoint (measured by the run that wrote it)"}
+            else:
+                record = {"value": value, "source": "card constant"}
+        return {"recon_variance": record}
+
     # -- validation -----------------------------------------------------------------------------------------
 
     @torch.no_grad()
@@ -720,7 +761,7 @@ class StageTrainer:
         if self.stage == "vqvae":
             p = used / max(used.sum(), 1)
             nz = p[p > 0]
-            variance = float(net.config.recon_variance)
+            variance = float(net.recon_variance)  # the card's constant, or the measured value set before step 1
             return {
                 "val_nmse": float(sums[0] / sums[1] / variance),
                 "val_usage": float((used > 0).mean()),
@@ -739,6 +780,8 @@ class StageTrainer:
             if ck is None:
                 raise InputError(f"--resume: no readable checkpoint in {self.run.ckpts}; start without --resume")
             self.restore(ck)
+        else:
+            self.set_recon_variance()
         self.run.write_config(self.record())
         start, t_start = self.step, time.time()
         from tqdm import tqdm
@@ -892,6 +935,7 @@ class StageTrainer:
             "data": self.data.describe,
             "vqvae_checkpoint": self.vqvae_ckpt.describe() if self.vqvae_ckpt else None,
             "versions": ckpt_mod.versions(),
+            **self._variance_record(),
         }
 
 
