@@ -472,25 +472,30 @@ class Store:
     def pixel_histogram(self, split: str, part: tuple[int, int] = (0, 1), chunk: int = 1 << 22) -> np.ndarray:
         """Counts (256,) int64 of the uint8 values of every frame of ``split`` as evaluation clips show them (the
         centre window of a store with margins; every channel), streamed shard by shard in pieces of about
-        ``chunk`` values, so memory does not grow with the dataset.
+        ``chunk`` values: each shard is mapped, counted and unmapped, so memory does not grow with the dataset.
 
         ``part`` = (r, n): only the shards with index = r mod n (summed over r = 0..n-1 this is the whole split;
         distributed ranks share the work that way)."""
         r, n = part
         counts = np.zeros(256, np.int64)
         crop = self.crop_size
-        refs = self.videos(split)
-        for v in refs:
-            if v.shard % n != r:
-                continue
-            rows = self._array(split, v.shard)[v.start : v.start + v.length]  # (T, H, W, C), a view of the map
-            box = v.window(crop)
-            if box is not None:
-                top, left, h, w = box
-                rows = rows[:, top : top + h, left : left + w]
-            step = max(1, chunk // max(1, rows[0].size)) if len(rows) else 1
-            for lo in range(0, len(rows), step):
-                counts += byte_counts(rows[lo : lo + step])
+        by_shard: dict[int, list[VideoRef]] = {}
+        for v in self.videos(split):  # headers checked against the .json before any frame is read
+            if v.shard % n == r:
+                by_shard.setdefault(v.shard, []).append(v)
+        for shard, refs in by_shard.items():
+            # a map of its own, dropped after the shard (the cached maps would keep every page read resident)
+            arr = load_npy(self.folder / split / f"shard-{shard:05d}.npy", "a store shard (.npy)", self._fix())
+            for v in refs:
+                rows = arr[v.start : v.start + v.length]  # (T, H, W, C), a view of the map
+                box = v.window(crop)
+                if box is not None:
+                    top, left, h, w = box
+                    rows = rows[:, top : top + h, left : left + w]
+                step = max(1, chunk // max(1, rows[0].size)) if len(rows) else 1
+                for lo in range(0, len(rows), step):
+                    counts += byte_counts(rows[lo : lo + step])
+            del arr
         return counts
 
     def extra(self, split: str, i: int, key: str) -> np.ndarray:
