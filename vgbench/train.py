@@ -700,6 +700,12 @@ class StageTrainer:
 
         t0 = time.time()
         variance, how = split_variance(store, split)
+        if not variance > 0:
+            raise InputError(
+                f"{store.folder}:{split}: every pixel of the training split has the same value (variance 0 over "
+                f"{how['values']:,} values), so it cannot divide the NMSE; check the store (`vgbench data info`) or "
+                "set a constant with --set config.recon_variance=0.06"
+            )
         net.set_recon_variance(variance)
         self.variance_record = {"value": variance, "source": "measured", **how, "seconds": round(time.time() - t0, 2)}
         log.info("recon_variance: %.6f measured on %s:%s (%d values)", variance, store.folder, split, how["values"])
