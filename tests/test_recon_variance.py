@@ -177,3 +177,17 @@ def test_nmse_measured_divides_by_the_same_variance(data_root, monkeypatch):
     assert variance == pytest.approx(_numpy_variance(_train_frames(data_root)), rel=1e-13)
     assert how.startswith("measured on quickstart:train (") and "exact histogram" in how
     assert variance == nmse.split_variance(datasets.open_store("quickstart", None, data_root), "train")[0]
+
+
+def test_a_constant_training_split_is_a_clear_error(tmp_path):
+    from vgbench.datasets.loader import ClipDataset
+
+    writer = StoreWriter(tmp_path / "flat", "toy", "v", {}, {"src": {"name": "flat"}}, (64, 64, 1))
+    videos = [{"name": f"v{i}", "label": None, "start": 16 * i, "length": 16} for i in range(8)]
+    writer.write_shard("train", 0, np.full((128, 64, 64, 1), 9, np.uint8), videos)
+    clips = ClipDataset(Store(tmp_path / "flat"), "train", output="float_cthw")
+    data = train_mod.TrainData(clips, None, {"dataset": "toy"})
+    with pytest.raises(InputError, match=r"flat:train: every pixel of the training split has the same value"):
+        train_mod.train(model="vqvae.quickstart", stage="vqvae", out=tmp_path / "run", overrides=MEASURED, steps=1,
+                        data={"vqvae": data}, **OPTS)  # fmt: skip
+    assert not list((tmp_path / "run" / "vqvae" / "checkpoints").glob("*.pt"))  # no step was taken
