@@ -2,8 +2,9 @@
 
 Entry points (the CLI's ``vgbench data download|prepare|info`` call exactly these): :func:`download`,
 :func:`prepare` (with :func:`source_layouts` for what ``--from`` accepts), :func:`info` and :func:`format_info`,
-:func:`open_split` (a prepared split as a torch Dataset), and :func:`parse_ref` for ``NAME[/VARIANT]:SPLIT``
-references such as ``bair:test``.
+:func:`open_split` (a prepared split as a torch Dataset), :func:`parse_ref` for ``NAME[/VARIANT]:SPLIT``
+references such as ``bair:test``, and :func:`store_split` (the store variant and split holding a card's split at a
+resolution, e.g. UCF-101 ``fold1/train`` at 64 -> ``fold1_64``, ``train``).
 """
 
 from __future__ import annotations
