@@ -163,7 +163,8 @@ def test_ucf_prepare_fold1_on_the_real_video(shared_dir, data_root):
     store = datasets.open_store("ucf101", "fold1_64")
     ref = store.videos("test")[0]
     assert (ref.name, ref.label, ref.length) == ("Basketball/v_Basketball_g01_c01.avi", 7, 141)
-    frames = store.frames("test", 0)
+    assert store.frames("test", 0).shape == (141, 64, 86, 3)  # the whole width kept: 64 x ceil(320 * 64 / 240)
+    frames = store.frames("test", 0, box=ref.window(store.crop_size))  # the centre window, as evaluation reads it
     expected = resize_short_side_center_crop(decode_video(shared_dir / AVI), 64)
     assert frames.shape == (141, 64, 64, 3) and np.array_equal(frames, expected)
     reasons = {f["reason"] for f in store.failures()}

@@ -99,7 +99,9 @@ class TrainingSpec:
     clip_len: int = 16
     resolution: int = 64
     windows: str = "random"  # ClipDataset windows for training
-    augment: Literal["none", "random_crop_flip"] = "none"
+    # training clips: "random_crop_flip" = VGP's UCF-101 random crop + horizontal flip (a store with margins),
+    # "hflip" = flip only (VGP's TGIF, whose crop mode is unknown), "none"; evaluation clips are never augmented
+    augment: Literal["none", "hflip", "random_crop_flip"] = "none"
     repo_differences: str = ""  # where the clean VideoGPT repository uses other values
 
 
@@ -458,9 +460,14 @@ def dataset(name: str) -> DatasetCard:
 
 def listing(kind: str, width: int = 118) -> str:
     """``vgbench list KIND``: every card (``protocols``: every metric protocol) with its whole description,
-    wrapped at word boundaries."""
+    wrapped at word boundaries; ``models`` adds each card's arch, latent grid and size
+    (:func:`vgbench.models.summary.listing`)."""
     import textwrap
 
+    if kind == "models":
+        from vgbench.models.summary import listing as model_listing
+
+        return model_listing(width)
     if kind == "protocols":
         entries = [
             (f"{m}.{tag}", p.description) for m in names("metrics") for tag, p in metric_protocols(metric(m)).items()

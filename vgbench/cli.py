@@ -329,10 +329,14 @@ def weights_verify(model):
 def list_cmd(what):
     """List registered metrics, protocols, models or datasets.
 
+    Models are listed with their architecture, latent grid, parameter count (the full-size network, built without
+    memory) and, for networks with a weight file, its tensor and value counts; an invalid card shows its error.
+
     \b
     Examples:
       vgbench list metrics
       vgbench list protocols
+      vgbench list models
     """
     click.echo(cards.listing(what))
 

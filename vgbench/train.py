@@ -205,23 +205,44 @@ class TrainData:
     describe: dict
 
 
+AUGMENT = {  # training.augment -> ClipDataset (crop, flip); evaluation clips are always the centre, unflipped
+    "none": ("center", False),
+    "hflip": ("center", True),
+    "random_crop_flip": ("random", True),
+}
+
+
 def store_data(spec: cards.TrainingSpec, channels: int, seed: int, root=None, variant: str | None = None) -> TrainData:
-    """Clips of a prepared store, as the card's training spec says; a missing or broken store is a clear error."""
+    """Clips of a prepared store, as the card's training spec says; a missing or broken store is a clear error.
+
+    The store is the dataset's variant for the spec's split and resolution (UCF-101 ``fold1/train`` at 128:
+    ``fold1_128``, split ``train``) unless ``variant`` names one. Training clips are augmented as
+    ``spec.augment`` says (:data:`AUGMENT`), validation clips never."""
     from vgbench import datasets
     from vgbench.datasets.loader import ClipDataset
 
+    mapped, split = datasets.store_split(spec.dataset, spec.split, spec.resolution)
+    val_split = datasets.store_split(spec.dataset, spec.val_split, spec.resolution)[1] if spec.val_split else ""
     try:
-        store = datasets.open_store(spec.dataset, variant, root)
+        store = datasets.open_store(spec.dataset, variant or mapped, root)
     except InputError as exc:
         raise InputError(
             f"{exc}\nTraining needs the prepared dataset: run `vgbench data prepare {spec.dataset}` "
             f"(see `vgbench data info {spec.dataset}`)."
         ) from exc
-    check_store(store, [spec.split, spec.val_split])
+    check_store(store, [split, val_split])
+    clip_hw = store.crop_size or tuple(store.manifest.get("frame_shape") or (None, None))[:2]
+    if clip_hw[0] is not None and tuple(clip_hw) != (spec.resolution, spec.resolution):
+        raise InputError(
+            f"{store.folder}: clips of {clip_hw[0]}x{clip_hw[1]}, but the card trains at {spec.resolution}x"
+            f"{spec.resolution} (training.resolution); prepare that size (`vgbench data prepare {spec.dataset} "
+            f"--resolution {spec.resolution}`) or train another card"
+        )
     extras = ()
+    crop, flip = AUGMENT[spec.augment]
     common = {"clip_len": spec.clip_len, "output": "float_cthw", "channels": channels, "seed": seed}
-    train = ClipDataset(store, spec.split, windows=spec.windows, extras=extras, **common)
-    val = ClipDataset(store, spec.val_split, windows="fixed", **common) if spec.val_split else None
+    train = ClipDataset(store, split, windows=spec.windows, extras=extras, crop=crop, flip=flip, **common)
+    val = ClipDataset(store, val_split, windows="fixed", **common) if val_split else None
     manifest = store.folder / "manifest.json"
     return TrainData(
         train,
@@ -236,6 +257,7 @@ def store_data(spec: cards.TrainingSpec, channels: int, seed: int, root=None, va
             "val_clips": len(val) if val is not None else 0,
             "windows": spec.windows,
             "clip_len": spec.clip_len,
+            "augment": spec.augment,
         },
     )
 
@@ -540,6 +562,7 @@ class StageTrainer:
         self.batches = GlobalBatches(len(data.train), self.batch, opts.seed, self.rank, self.world, opts.accum)
         self.step = 0
         self.best: float | None = None
+        self.variance_record: dict | None = None  # set when a fresh run measures the VQ-VAE's NMSE divisor
 
     # -- model ---------------------------------------------------------------------------------------------
 
@@ -660,6 +683,52 @@ class StageTrainer:
         self.run.truncate_log(self.step)
         log.info("resumed %s at step %d from %s", self.card.name, self.step, ck.path)
 
+    # -- the NMSE divisor -----------------------------------------------------------------------------------
+
+    def set_recon_variance(self) -> None:
+        """Before the first step of a fresh run: a ``recon_variance: measured`` VQ-VAE gets the pixel variance of
+        the training split (:func:`vgbench.metrics.nmse.split_variance`). A resumed run never measures again: the
+        value is the model buffer in its checkpoint."""
+        net = self._net()
+        if self.stage != "vqvae" or net.config.recon_variance != "measured":
+            return
+        store, split = getattr(self.data.train, "store", None), getattr(self.data.train, "split", None)
+        if store is None or split is None:
+            raise InputError(
+                f"{self.card.name}: recon_variance 'measured' needs training clips from a prepared store (the "
+                "variance is measured on its training split); set a constant with --set config.recon_variance=0.06"
+            )
+        from vgbench.metrics.nmse import split_variance
+
+        t0 = time.time()
+        variance, how = split_variance(store, split)
+        if not variance > 0:
+            raise InputError(
+                f"{store.folder}:{split}: every pixel of the training split has the same value (variance 0 over "
+                f"{how['values']:,} values), so it cannot divide the NMSE; check the store (`vgbench data info`) or "
+                "set a constant with --set config.recon_variance=0.06"
+            )
+        net.set_recon_variance(variance)
+        self.variance_record = {"value": variance, "source": "measured", **how, "seconds": round(time.time() - t0, 2)}
+        log.info("recon_variance: %.6f measured on %s:%s (%d values)", variance, store.folder, split, how["values"])
+
+    def _variance_record(self) -> dict:
+        """config.json's ``recon_variance``: how the VQ-VAE's NMSE divisor was set (a resumed run keeps the first
+        run's record when the checkpoint's value is the one it recorded)."""
+        if self.stage != "vqvae":
+            return {}
+        value = float(self._net().recon_variance)
+        record = self.variance_record
+        if record is None:
+            earlier = (self.run.read_config() or {}).get("recon_variance") if self.run.config_file.exists() else None
+            if isinstance(earlier, dict) and earlier.get("value") == value:
+                record = earlier
+            elif self._net().config.recon_variance == "measured":
+                record = {"value": value, "source": "checkpoint (measured by the run that wrote it)"}
+            else:
+                record = {"value": value, "source": "card constant"}
+        return {"recon_variance": record}
+
     # -- validation -----------------------------------------------------------------------------------------
 
     @torch.no_grad()
@@ -700,7 +769,7 @@ class StageTrainer:
         if self.stage == "vqvae":
             p = used / max(used.sum(), 1)
             nz = p[p > 0]
-            variance = float(net.config.recon_variance)
+            variance = float(net.recon_variance)  # the card's constant, or the measured value set before step 1
             return {
                 "val_nmse": float(sums[0] / sums[1] / variance),
                 "val_usage": float((used > 0).mean()),
@@ -719,6 +788,8 @@ class StageTrainer:
             if ck is None:
                 raise InputError(f"--resume: no readable checkpoint in {self.run.ckpts}; start without --resume")
             self.restore(ck)
+        else:
+            self.set_recon_variance()
         self.run.write_config(self.record())
         start, t_start = self.step, time.time()
         from tqdm import tqdm
@@ -878,6 +949,7 @@ class StageTrainer:
             "data": self.data.describe,
             "vqvae_checkpoint": self.vqvae_ckpt.describe() if self.vqvae_ckpt else None,
             "versions": ckpt_mod.versions(),
+            **self._variance_record(),
         }
 
 

@@ -2,8 +2,9 @@
 
 Entry points (the CLI's ``vgbench data download|prepare|info`` call exactly these): :func:`download`,
 :func:`prepare` (with :func:`source_layouts` for what ``--from`` accepts), :func:`info` and :func:`format_info`,
-:func:`open_split` (a prepared split as a torch Dataset), and :func:`parse_ref` for ``NAME[/VARIANT]:SPLIT``
-references such as ``bair:test``.
+:func:`open_split` (a prepared split as a torch Dataset), :func:`parse_ref` for ``NAME[/VARIANT]:SPLIT``
+references such as ``bair:test``, and :func:`store_split` (the store variant and split holding a card's split at a
+resolution, e.g. UCF-101 ``fold1/train`` at 64 -> ``fold1_64``, ``train``).
 """
 
 from __future__ import annotations
@@ -84,6 +85,18 @@ def open_store(name: str, variant: str | None = None, root=None) -> Store:
     return Store(store_dir(name, variant, root))
 
 
+def store_split(name: str, split: str, resolution: int | None = None) -> tuple[str | None, str]:
+    """(store variant, split in the store) holding split ``split`` of dataset ``name`` at frame size
+    ``resolution``, for datasets whose variants differ by fold or size (UCF-101 ``fold1/train`` at 64 ->
+    ``fold1_64``, ``train``; TGIF ``train`` at 64 -> ``64``, ``train``); other datasets: (None, ``split``), the
+    card's default variant. Each dataset module may define ``store_split(card, split, resolution)``."""
+    card = cards.dataset(name)
+    own = getattr(importlib.import_module(_preparer(card).__module__), "store_split", None)
+    if own is None:
+        return None, split
+    return own(card, split, resolution or card.preprocess.get("resolution"))
+
+
 def info(name: str, variant: str | None = None, root=None) -> dict:
     """What is known about dataset ``name``: its card (sources with sizes and checksums, splits), and, once
     prepared, the store's counts, shapes, disk size, failures and manifest (``store`` is None before)."""
@@ -146,6 +159,12 @@ def format_info(info: dict) -> str:
     m = store["manifest"]
     lines.append(f"  prepared variants: {', '.join(info['prepared'])} (showing {info['variant']}; --variant to choose)")
     lines.append(f"  store {store['folder']} ({store['disk_bytes'] / 2**20:.1f} MiB), variant {m.get('variant')}")
+    if m.get("crop_size"):
+        h, w = m["crop_size"]
+        lines.append(
+            f"  clips: {h}x{w} windows of the frames (centre window for evaluation; anywhere in the picture for "
+            "training with augment random_crop_flip)"
+        )
     expected = m.get("expected") or {}
     for split, s in store["splits"].items():
         exp = expected.get(split)

@@ -15,6 +15,7 @@ from vgbench.errors import DownloadError
 log = logging.getLogger(__name__)
 
 RESIZE = "short_side_bilinear_half_pixel_center_crop_exact"  # recorded in stores: a float resize gave other bytes
+RESIZE_BAND = "short_side_bilinear_half_pixel_band_exact"  # the same resize, a band of the long side kept
 
 
 def dataset_dir(name: str, root=None) -> Path:
@@ -77,6 +78,39 @@ def _bilinear_taps(n_in: int, n_out: int, idx: np.ndarray) -> tuple:
     return i0, np.minimum(i0 + 1, n_in - 1), den - w1, w1, den
 
 
+def _resized_size(h: int, w: int, size: int) -> tuple[int, int]:
+    """(H, W) after scaling the shorter side to ``size`` (long side ceil, as VideoGPT's ``resize_crop``)."""
+    scale = size / min(h, w)
+    return max(size, math.ceil(h * scale)), max(size, math.ceil(w * scale))
+
+
+def _resize_window(frames: np.ndarray, nh: int, nw: int, top: int, left: int, out_h: int, out_w: int) -> np.ndarray:
+    """Rows [top, top + out_h) and columns [left, left + out_w) of ``frames`` resized to (nh, nw), computed exactly.
+
+    Each output pixel depends only on its own position (its taps), so any window of the resize holds the same
+    bytes as the same pixels of a larger window: a centre crop of a stored band equals the centre crop computed
+    directly."""
+    _, h, w, _ = frames.shape
+    if (nh, nw) == (h, w):
+        return np.ascontiguousarray(frames[:, top : top + out_h, left : left + out_w])
+    y0, y1, a0, a1, dy = _bilinear_taps(h, nh, np.arange(top, top + out_h))
+    x0, x1, b0, b1, dx = _bilinear_taps(w, nw, np.arange(left, left + out_w))
+    den = dy * dx
+    acc = np.int32 if 255 * den < 2**31 else np.int64  # the largest numerator is 255 * den
+    a0, a1, b0, b1 = (v.astype(acc) for v in (a0, a1, b0, b1))
+    # np.take: several times faster than fancy indexing on these shapes
+    rows = np.take(frames, y0, axis=1).astype(acc) * a0[:, None, None]  # (T, out_h, W, C)
+    if dy > 1:
+        rows += np.take(frames, y1, axis=1).astype(acc) * a1[:, None, None]
+    num = np.take(rows, x0, axis=2) * b0[:, None]  # (T, out_h, out_w, C), the value times den
+    if dx > 1:
+        num += np.take(rows, x1, axis=2) * b1[:, None]
+    # num / den in float64 is the correctly rounded quotient of two integers below 2^53: an exact tie comes out as
+    # exactly k + 0.5, any other value at least 1 / (2 den) away from one, so rint (half to even, like
+    # torch.round) rounds the exact rational value
+    return np.rint(num / den).astype(np.uint8)
+
+
 def resize_short_side_center_crop(frames: np.ndarray, size: int) -> np.ndarray:
     """uint8 (T, H, W, C) -> uint8 (T, size, size, C): shorter side to ``size`` (bilinear, half-pixel, long side
     ceil, like VideoGPT's ``resize_crop``), centre crop, rounded half to even.
@@ -88,28 +122,48 @@ def resize_short_side_center_crop(frames: np.ndarray, size: int) -> np.ndarray:
     error of one (423 of 1,732,608 values of ``v_Basketball_g01_c01.avi`` at 64x64), never by more.
     Only the cropped window is computed; on one thread it is as fast as PyTorch's (that video: 0.17 s vs 0.27 s
     at 64x64, 0.45 s vs 0.50 s at 128x128, measured on a shared machine)."""
-    t, h, w, c = frames.shape
-    scale = size / min(h, w)
-    nh, nw = max(size, math.ceil(h * scale)), max(size, math.ceil(w * scale))
-    top, left = (nh - size) // 2, (nw - size) // 2
-    if (nh, nw) == (h, w):
-        return np.ascontiguousarray(frames[:, top : top + size, left : left + size])
-    y0, y1, a0, a1, dy = _bilinear_taps(h, nh, np.arange(top, top + size))
-    x0, x1, b0, b1, dx = _bilinear_taps(w, nw, np.arange(left, left + size))
-    den = dy * dx
-    acc = np.int32 if 255 * den < 2**31 else np.int64  # the largest numerator is 255 * den
-    a0, a1, b0, b1 = (v.astype(acc) for v in (a0, a1, b0, b1))
-    # np.take: several times faster than fancy indexing on these shapes
-    rows = np.take(frames, y0, axis=1).astype(acc) * a0[:, None, None]  # (T, size, W, C)
-    if dy > 1:
-        rows += np.take(frames, y1, axis=1).astype(acc) * a1[:, None, None]
-    num = np.take(rows, x0, axis=2) * b0[:, None]  # (T, size, size, C), the value times den
-    if dx > 1:
-        num += np.take(rows, x1, axis=2) * b1[:, None]
-    # num / den in float64 is the correctly rounded quotient of two integers below 2^53: an exact tie comes out as
-    # exactly k + 0.5, any other value at least 1 / (2 den) away from one, so rint (half to even, like
-    # torch.round) rounds the exact rational value
-    return np.rint(num / den).astype(np.uint8)
+    _, h, w, _ = frames.shape
+    nh, nw = _resized_size(h, w, size)
+    return _resize_window(frames, nh, nw, (nh - size) // 2, (nw - size) // 2, size, size)
+
+
+@dataclass(frozen=True)
+class Band:
+    """Where a video lies in a band of ``size`` x ``long_side`` stored frames (see :func:`resize_short_side_band`)."""
+
+    picture: tuple[int, int, int, int]  # (top, left, height, width) of the resized video; outside it is padding
+    center: tuple[int, int]  # (top, left) of the size x size centre crop of the whole resized video
+
+
+def resize_short_side_band(frames: np.ndarray, size: int, long_side: int) -> tuple[np.ndarray, Band]:
+    """uint8 (T, H, W, C) -> uint8 (T, size, long_side, C): the shorter side scaled to ``size`` as
+    :func:`resize_short_side_center_crop` does, keeping up to ``long_side`` columns around the centre, so that a
+    training crop can be taken anywhere in them (VideoGPT-Paper's random crop) and the evaluation crop is exactly
+    :func:`resize_short_side_center_crop`'s (same bytes: the same exact resize, windowed).
+
+    A video whose resized width exceeds ``long_side`` keeps its centre ``long_side`` columns; a narrower one (a
+    portrait or near-square video) keeps its centre ``size`` rows and is placed in the middle of the band with zero
+    padding around it, which its :class:`Band` marks as outside the picture. Returns the band and that record."""
+    _, h, w, _ = frames.shape
+    nh, nw = _resized_size(h, w, size)
+    kept = min(nw, long_side)
+    top, left = (nh - size) // 2, (nw - kept) // 2  # the window of the resize that is stored
+    window = _resize_window(frames, nh, nw, top, left, size, kept)  # (T, size, kept, C)
+    pad = (long_side - kept) // 2
+    if kept < long_side:
+        band = np.zeros((*window.shape[:2], long_side, window.shape[3]), np.uint8)
+        band[:, :, pad : pad + kept] = window
+    else:
+        band = window
+    center = (0, pad + (nw - size) // 2 - left)  # the centre crop of the whole resize, in band coordinates
+    return band, Band((0, pad, size, kept), center)
+
+
+def band_width(size: int, aspect: tuple[int, int]) -> int:
+    """Columns of a band that holds a whole video of ``aspect`` (width, height) scaled to height ``size``:
+    ceil(size * width / height), exactly (UCF-101's 320x240 at 64: 86, at 128: 171)."""
+    w, h = aspect
+    return -(-size * w // h)
 
 
 @dataclass

@@ -202,6 +202,11 @@ def plan(src: Path, lists: dict[str, list[str]] | None) -> dict[str, list[Item]]
     return out
 
 
+def store_split(card, split: str, resolution: int) -> tuple[str, str]:
+    """(store variant, split in the store) of a card split at frame size ``resolution``: the variant is the size."""
+    return str(resolution), split
+
+
 def prepare(
     card, root=None, src: Path | None = None, resolution: int | None = None, workers: int = 1, force: bool = False
 ) -> Summary:

@@ -5,9 +5,16 @@ an unrar tool: ``unar`` or ``bsdtar`` (Debian packages ``unar`` / ``libarchive-t
 mirror ``UCF101_videos.zip`` and the split zip are read with Python's ``zipfile``. Extraction goes to a temporary
 folder renamed into place when complete, so an interrupted run starts the extraction again and never uses half of
 it. Class labels come from the folder name (``classInd.txt`` order, 0-based), never the file name: the folder
-``HandstandPushups`` holds ``v_HandStandPushups_*`` files. Videos are decoded with PyAV, the shorter side resized
-to R (64 or 128; bilinear, half-pixel, long side ceil) and centre-cropped, all frames kept (clips are cut by the
-loader: 16 frames, configurable step).
+``HandstandPushups`` holds ``v_HandStandPushups_*`` files. Videos are decoded with PyAV and the shorter side resized
+to R (64 or 128; bilinear, half-pixel, long side ceil), all frames kept (clips are cut by the loader: 16 frames,
+configurable step).
+
+The store keeps the whole resized width (R x ceil(4R/3): 64 x 86, 128 x 171 for UCF-101's 320x240 videos) with
+the R x R centre window recorded per video (a store with margins, :mod:`.store`): evaluation clips are that
+centre crop, byte for byte the centre-cropped frames of the paper's preprocessing, and training can take
+VideoGPT-Paper's random crop from the same store (``training.augment: random_crop_flip``). A video of another
+aspect keeps its centre ceil(4R/3) columns, or is padded to them (:func:`.common.resize_short_side_band`). The
+margins cost a third more disk than centre crops.
 """
 
 from __future__ import annotations
@@ -18,13 +25,14 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from vgbench.datasets.common import RESIZE, Summary, dataset_dir, fetch_sources, store_dir
+from vgbench.datasets.common import RESIZE_BAND, Summary, band_width, dataset_dir, fetch_sources, store_dir
 from vgbench.datasets.store import StoreWriter, describe_sources
 from vgbench.datasets.videofiles import Item, convert
 from vgbench.errors import InputError, MissingDependencyError
 from vgbench.readers import read_json, reading
 
 FOLDS = ("1", "2", "3", "all")
+ASPECT = (4, 3)  # UCF-101 videos are 320x240: the band keeps their whole width
 SOURCE_LAYOUT = (
     "UCF101.rar or UCF101_videos.zip, or a folder holding UCF-101/<Class>/*.avi (plus ucfTrainTestlist/ with "
     "classInd.txt and train/testlist0[1-3].txt; downloaded when absent)"
@@ -153,6 +161,22 @@ def plan(videos_root: Path, lists: Path, fold: str) -> dict[str, list[Item]]:
     return {s: [item(r) for r in sorted(folds[fold][s])] for s in ("train", "test")}
 
 
+def store_variant(fold: str, size: int) -> str:
+    """The store variant of a fold (or all videos) at frame size ``size``: ``fold1_64``, ``all_128``."""
+    return f"{'all' if fold == 'all' else 'fold' + fold}_{size}"
+
+
+def store_split(card, split: str, resolution: int) -> tuple[str, str]:
+    """(store variant, split in the store) of a card split: ``fold1/train`` at 64 -> (``fold1_64``, ``train``)."""
+    if split == "all":
+        return store_variant("all", resolution), "all"
+    fold, sep, part = split.partition("/")
+    if not sep or not fold.startswith("fold") or fold[4:] not in FOLDS or part not in ("train", "test"):
+        names = ", ".join(card.splits)
+        raise InputError(f"UCF-101 split {split!r} is not one of the card's splits ({names})")
+    return store_variant(fold[4:], resolution), part
+
+
 def expected_counts(card, fold: str) -> dict[str, int]:
     """The card's video counts for the store splits of ``fold`` (train/test, or all)."""
     if fold == "all":
@@ -176,13 +200,14 @@ def prepare(
         raise InputError(f"unknown UCF-101 fold {fold!r}; allowed: {', '.join(FOLDS)}")
     videos_root, lists = locate(Path(src) if src else None, card, root)
     splits = plan(videos_root, lists, fold)
-    variant = f"{'all' if fold == 'all' else 'fold' + fold}_{size}"
+    variant = store_variant(fold, size)
     folder = store_dir(card.name, variant, root)
-    params = {"fold": fold, "resolution": size, "resize": RESIZE}
+    long_side = band_width(size, ASPECT)
+    params = {"fold": fold, "resolution": size, "resize": RESIZE_BAND, "long_side": long_side}
     sources = {"videos": videos_root, "splits": lists}
-    writer = StoreWriter(folder, card.name, variant, params, sources, (size, size, 3), force)
+    writer = StoreWriter(folder, card.name, variant, params, sources, (size, long_side, 3), force, (size, size))
     summary = Summary(card.name, folder)
-    convert(writer, splits, size, workers, summary)
+    convert(writer, splits, size, workers, summary, long_side=long_side)
     summary.record(writer.finish(expected_counts(card, fold)))
     missing = sum(1 for items in splits.values() for it in items if it.path is None)
     if missing:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vgbench.datasets.common import Summary, resize_short_side_center_crop
+from vgbench.datasets.common import Summary, resize_short_side_band, resize_short_side_center_crop
 from vgbench.datasets.store import StoreWriter, write_shard
 from vgbench.video import VideoDecodeError, decode_video
 from vgbench.workers import WorkerPool
@@ -40,8 +40,9 @@ def _failure(item: Item, kind: str, reason: str) -> dict:
 
 
 def convert_shard(args) -> None:
-    """Decode, resize and write one shard (runs in a worker process)."""
-    folder, split, shard, items, size, min_frames = args
+    """Decode, resize and write one shard (runs in a worker process): centre-cropped size x size frames, or with
+    ``long_side`` a band of size x long_side frames and each video's picture and centre windows."""
+    folder, split, shard, items, size, min_frames, long_side = args
     frames, videos, failures, pos = [], [], [], 0
     for it in items:
         if it.path is None:
@@ -57,12 +58,18 @@ def convert_shard(args) -> None:
         if len(x) < min_frames:
             failures.append(_failure(it, "too_short", f"only {len(x)} frames (< clip length {min_frames}); skipped"))
             continue
-        x = resize_short_side_center_crop(x, size)
+        entry = {"name": it.name, "label": it.label, "start": pos, "length": len(x)}
+        if long_side is None:
+            x = resize_short_side_center_crop(x, size)
+        else:
+            x, band = resize_short_side_band(x, size, long_side)
+            entry.update(picture=list(band.picture), center=list(band.center))
         frames.append(x)
-        videos.append({"name": it.name, "label": it.label, "start": pos, "length": len(x)})
+        videos.append(entry)
         pos += len(x)
-    arr = np.concatenate(frames) if frames else np.zeros((0, size, size, 3), np.uint8)
-    write_shard(Path(folder), split, shard, arr, videos, failures=failures, frame_shape=[size, size, 3])
+    shape = [size, long_side or size, 3]
+    arr = np.concatenate(frames) if frames else np.zeros((0, *shape), np.uint8)
+    write_shard(Path(folder), split, shard, arr, videos, failures=failures, frame_shape=shape)
 
 
 def convert(
@@ -73,15 +80,19 @@ def convert(
     summary: Summary,
     per_shard: int = 16,
     min_frames: int = 1,
+    long_side: int | None = None,
 ) -> None:
-    """Convert every split in shards of ``per_shard`` videos with ``workers`` processes; resumable per shard."""
+    """Convert every split in shards of ``per_shard`` videos with ``workers`` processes; resumable per shard.
+
+    ``long_side``: store bands of size x long_side frames (the writer's ``crop_size`` is size x size) instead of
+    centre crops."""
     tasks = []
     for split, items in splits.items():
         for shard, i in enumerate(range(0, len(items), per_shard)):
             if writer.done(split, shard):
                 summary.skipped_shards += 1
                 continue
-            tasks.append((str(writer.folder), split, shard, items[i : i + per_shard], size, min_frames))
+            tasks.append((str(writer.folder), split, shard, items[i : i + per_shard], size, min_frames, long_side))
     if not tasks:
         return
     from tqdm import tqdm

@@ -2,7 +2,11 @@
 
 NMSE = mean over every pixel, channel and frame of (x_hat - x)^2, divided by a variance on the same pixel scale.
 VideoGPT's code divides by the constant 0.06 on its [-0.5, 0.5] scale for every dataset (``variance=0.06``); the
-paper says "the variance of the dataset", which ``variance=measured`` computes from the training split. Whether
+paper says "the variance of the dataset", which ``variance=measured`` computes from the training split: the
+population variance of every value of every frame of the split's prepared store, as evaluation clips show them (the
+centre window of a store with margins), from a 256-bin histogram of the uint8 values streamed shard by shard
+(:meth:`vgbench.datasets.store.Store.pixel_histogram`) and reduced with exact integer arithmetic. The trainer sets a
+``recon_variance: measured`` VQ-VAE's divisor with the same function (:func:`split_variance`). Whether
 reconstructions are clamped to the data range first is a protocol choice (the VideoGPT loss uses the unclamped
 decoder output). Sums are accumulated in float64, so the value does not depend on the batch size.
 """
@@ -106,8 +110,7 @@ def evaluate_nmse(request, device: str = "auto", batch_size: int | None = None, 
             err.update(recon.clamp(-0.5, 0.5) if p.clamp else recon, x)
     total, count = dist.all_reduce_sum([np.array([err.total, float(err.count)])])[0]
     if p.variance == "measured":
-        variance, how = measured_variance(ClipSource(_split_ref(request.reference, p.variance_split), p.frames,
-                                                     "fixed", p.seed), vq.config.in_channels, bs)  # fmt: skip
+        variance, how = measured_variance(_split_ref(request.reference, p.variance_split))
     else:
         variance, how = float(p.variance), "constant"
     value = total / count / variance
@@ -142,9 +145,57 @@ def _split_ref(reference, split: str) -> str:
     return f"{name}{'/' + variant if variant else ''}:{split}"
 
 
-def measured_variance(src, in_channels: int, batch_size: int) -> tuple[float, str]:
-    """Pixel variance of every clip of ``src`` on the [-0.5, 0.5] scale (float64 moments)."""
-    moments = PixelMoments()
-    for batch in src.batches(batch_size):
-        moments.update(torch.from_numpy(batch).double()[..., :in_channels] / 255.0 - 0.5)
-    return moments.variance(), f"measured on {src.reference} ({src.count} clips)"
+def variance_from_histogram(counts: np.ndarray) -> float:
+    """Population variance of uint8 values given as counts (256,), on the [-0.5, 0.5] scale (x / 255 - 0.5).
+
+    Exact: with N values, S1 = sum k n_k and S2 = sum k^2 n_k as Python integers, var = (N S2 - S1^2) / (N^2 255^2)
+    is a rational computed without rounding and converted to float once (correctly rounded). The shift by 0.5
+    does not change a variance."""
+    from fractions import Fraction
+
+    counts = np.asarray(counts)
+    if counts.shape != (256,) or (counts < 0).any():
+        raise ValueError(f"expected 256 non-negative counts, got shape {counts.shape}")
+    n = int(counts.sum())
+    if n == 0:
+        raise ValueError("no values were counted")
+    k = range(256)
+    s1 = sum(i * int(c) for i, c in zip(k, counts, strict=True))
+    s2 = sum(i * i * int(c) for i, c in zip(k, counts, strict=True))
+    return float(Fraction(n * s2 - s1 * s1, n * n * 255 * 255))
+
+
+def split_histogram(store, split: str) -> np.ndarray:
+    """Counts (256,) int64 of every value of ``split`` of a prepared store (:meth:`Store.pixel_histogram`); under
+    torchrun each process counts a share of the shards and the counts are summed (float64 sums of integers below
+    2^53: exact)."""
+    from vgbench import dist
+
+    rank, world = dist.rank_and_size()
+    counts = store.pixel_histogram(split, part=(rank, world))
+    if world > 1:
+        counts = np.rint(dist.all_reduce_sum([counts.astype(np.float64)])[0]).astype(np.int64)
+    return counts
+
+
+def split_variance(store, split: str) -> tuple[float, dict]:
+    """(variance on the [-0.5, 0.5] scale, provenance) of every value of ``split`` of a prepared store: the
+    ``measured`` NMSE divisor, for the metric and for training alike."""
+    counts = split_histogram(store, split)
+    variance = variance_from_histogram(counts)
+    how = {
+        "store": str(store.folder),
+        "split": split,
+        "values": int(counts.sum()),
+        "method": "256-bin histogram of the uint8 values (centre windows), exact",
+    }
+    return variance, how
+
+
+def measured_variance(reference: str) -> tuple[float, str]:
+    """(pixel variance, description) of the prepared dataset split ``reference`` (``bair:train``)."""
+    from vgbench import datasets
+
+    name, variant, split = datasets.parse_ref(reference)
+    variance, how = split_variance(datasets.open_store(name, variant), split)
+    return variance, f"measured on {reference} ({how['values']:,} values of {how['store']}, exact histogram)"

@@ -681,6 +681,17 @@ def prior_config(card, vqvae: nn.Module | None = None, **overrides) -> GPTConfig
     return cards.build_config(GPTConfig, card, **{**derived, **overrides}).validate(where)
 
 
+def card_summary(card) -> dict:
+    """Latent grid and trainable parameter count of a prior card's full-size network (the frozen VQ-VAE not
+    counted), built on the meta device: no memory, no compute (``vgbench list models``). Invalid cards raise
+    :class:`CardError`."""
+    config = prior_config(card)  # builds the card's VQ-VAE on the meta device for its fields
+    with torch.device("meta"):
+        prior = GPT(config)
+    params = sum(p.numel() for p in prior.parameters() if p.requires_grad)
+    return {"latent": "x".join(map(str, config.shape)), "params": params}
+
+
 def from_card(card, weights: bool = True, root=None, vqvae: nn.Module | None = None, **overrides) -> VideoGPT:
     """The model factory's builder: the prior of ``card`` on its VQ-VAE (``vqvae``, or the card's VQ-VAE card).
 
@@ -709,4 +720,13 @@ def from_card(card, weights: bool = True, root=None, vqvae: nn.Module | None = N
     return VideoGPT(vqvae, GPT(config))
 
 
-__all__ = ["GPT", "GPTConfig", "VideoGPT", "from_card", "prior_config", "sample_tokens", "filter_logits"]
+__all__ = [
+    "GPT",
+    "GPTConfig",
+    "VideoGPT",
+    "card_summary",
+    "filter_logits",
+    "from_card",
+    "prior_config",
+    "sample_tokens",
+]

@@ -322,13 +322,40 @@ def gpt_from_card(card, weights: bool = True, root=None, vqvae: nn.Module | None
     return VideoGPT(vqvae, RepoGPT(config))
 
 
+def vqvae_card_summary(card) -> dict:
+    """Latent grid and trainable parameter count of a ``videogpt_repo_vqvae`` card at its nominal config (an
+    imported checkpoint may differ: it brings its own hyperparameters), built on the meta device."""
+    from vgbench.models.vqvae import count_parameters
+
+    config = vqvae_config(card)
+    with torch.device("meta"):
+        model = VQVAE(config, f"card {card.name}")
+    return {"latent": "x".join(map(str, model.latent_shape)), "params": count_parameters(model)}
+
+
+def gpt_card_summary(card) -> dict:
+    """Latent grid and trainable parameter count of a ``videogpt_repo_gpt`` card's prior at its nominal config (the
+    VQ-VAE, frozen under the prior, not counted), built on the meta device."""
+    if not card.vqvae:
+        raise CardError(f"card {card.name}", "vqvae", "a prior card names the VQ-VAE card it models")
+    with torch.device("meta"):
+        vqvae = vqvae_from_card(cards.model(card.vqvae), weights=False)
+        check_vqvae_config(vqvae.config, f"card {card.vqvae} (the VQ-VAE of card {card.name})")
+        config = gpt_config(card, vqvae)
+        prior = RepoGPT(config)
+    params = sum(p.numel() for p in prior.parameters() if p.requires_grad)
+    return {"latent": "x".join(map(str, config.shape)), "params": params}
+
+
 __all__ = [
     "RepoFrameEncoder",
     "RepoGPT",
     "check_gpt_config",
     "check_vqvae_config",
+    "gpt_card_summary",
     "gpt_config",
     "gpt_from_card",
+    "vqvae_card_summary",
     "vqvae_config",
     "vqvae_from_card",
 ]
