@@ -546,6 +546,7 @@ class StageTrainer:
         if self.world > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         self.precision = _resolve_precision(opts.precision, self.device)
+        self.overrides = {k: v for k, v in overrides.items() if v}  # --set changes to the card, kept in checkpoints
         self.spec = resolve_training(card, overrides.get("training", {}))
         self.steps = opts.steps if opts.steps is not None else self.spec.steps
         self.batch = opts.batch_size or self.spec.batch_size
@@ -646,6 +647,8 @@ class StageTrainer:
             return None
         path = self.run.ckpts / (name or f"step-{self.step:08d}.pt")
         meta = {"step": self.step, "stage": self.stage, "run": self.run_name, "data": self.data.describe}
+        if self.overrides:  # tables mark numbers of a changed configuration as not reproducing the card's row
+            meta["overrides"] = self.overrides
         ckpt_mod.save(
             path, self._net(), self.card, self.config_dict, vqvae=self._vqvae_record(), train_state=state, meta=meta
         )
@@ -943,6 +946,7 @@ class StageTrainer:
             "steps": self.steps,
             "global_batch": self.batch,
             "options": dataclasses.asdict(self.opts),
+            "overrides": self.overrides,
             "precision": self.precision,
             "world_size": self.world,
             "device": str(self.device),
