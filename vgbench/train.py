@@ -437,6 +437,23 @@ class RunFolder:
     def log(self, record: dict) -> None:
         if self.writer:
             hub.append_line(self.path / "metrics.jsonl", json.dumps(record, sort_keys=True))
+            tb = self._tensorboard()
+            if tb is not None:
+                for k, v in record.items():
+                    if k not in ("step", "kind") and isinstance(v, int | float):
+                        tb.add_scalar(f"{record['kind']}/{k}", v, record["step"])
+                tb.flush()
+
+    def _tensorboard(self):
+        """A TensorBoard writer into ``DIR/tensorboard`` when the tensorboard package is installed, else None."""
+        if not hasattr(self, "_tb"):
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(str(self.path / "tensorboard"))
+            except ImportError:  # optional: the JSONL/CSV logs are always written
+                self._tb = None
+        return self._tb
 
     def truncate_log(self, step: int) -> None:
         """Drop records after ``step`` (written after the checkpoint a resumed run starts from)."""
@@ -546,6 +563,9 @@ class StageTrainer:
         if self.world > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         self.precision = _resolve_precision(opts.precision, self.device)
+        if self.device.type == "cuda":  # TF32 speeds training; the parity metrics switch it off for themselves
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
         self.overrides = {k: v for k, v in overrides.items() if v}  # --set changes to the card, kept in checkpoints
         self.spec = resolve_training(card, overrides.get("training", {}))
         self.steps = opts.steps if opts.steps is not None else self.spec.steps
@@ -589,6 +609,8 @@ class StageTrainer:
             model = create(self.card, weights=False, vqvae=vqvae, **config_overrides)
         self.net = model.to(self.device)
         model = self.net if self.stage == "vqvae" else PriorObjective(self.net)
+        if self.opts.compile:  # the compiled module shares parameters and buffers with self.net
+            model = torch.compile(model)
         if self.world > 1:
             model = torch.nn.parallel.DistributedDataParallel(
                 model,
