@@ -230,3 +230,57 @@ def test_samples_under_two_processes_equal_one(trained, tmp_path):
     a, b = (np.load(tmp_path / d / "samples.npz")["videos"] for d in ("one", "two"))
     assert a.shape == (3, 16, 64, 64, 3) and np.array_equal(a, b)
     assert json.loads((tmp_path / "two" / "samples.json").read_text())["world_size"] == 2
+
+
+# ----------------------------------------------------------------------------------------------------------
+# PSNR and SSIM of reconstructions (metrics/psnr.yaml, metrics/ssim.yaml)
+
+
+def _stored_pair(final: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """(reconstructions, real clips) of the 4 test clips as the metrics compare them: (B, 1, T, H, W) float64 on
+    [0, 1], reconstructions truncated to uint8 levels as stored (metrics.md §7), real clips on their levels."""
+    model, _ = ckpt_mod.load_model(final)
+    x = _clips()
+    with torch.no_grad():
+        recon = model.decode(model.encode(x))
+    made = torch.floor((recon.clamp(-0.5, 0.5) + 0.5) * 255).double() / 255  # floor(255 x): §7 truncation
+    real = ((x.double() + 0.5) * 255).round() / 255
+    return made, real
+
+
+@pytest.mark.parametrize("metric", ["psnr", "ssim"])
+def test_psnr_and_ssim_equal_the_pure_functions_on_stored_reconstructions(trained, metric):
+    from vgbench.metrics.psnr_ssim import psnr_per_frame, ssim_per_frame
+
+    final = trained["vq"].folder / "checkpoints" / "final.pt"
+    r = api.evaluate(metric, reference="quickstart:test", checkpoint=final)
+    made, real = _stored_pair(final)
+    # one grey channel here; the engine compares the RGB-repeated clips, whose PSNR and SSIM are the grey ones
+    want = float((psnr_per_frame if metric == "psnr" else ssim_per_frame)(made, real).mean())
+    assert r.value == pytest.approx(want, rel=1e-12)
+    assert (0 < r.value < 100) if metric == "psnr" else (0 < r.value < 1)  # 3 training steps: far from perfect
+    recon_path, prov = ck_metrics.reconstructions(final, "quickstart:test")
+    assert r.samples["path"] == str(recon_path)  # the set R-FVD reads, made once
+    assert r.checkpoint["sha256"] == hub_sha(final) and r.checkpoint["card"] == "vqvae.quickstart"
+    assert r.reference["dataset"] == "quickstart:test" and r.n_samples == 4 and not r.off_protocol
+
+
+def test_psnr_on_another_split_is_off_protocol(trained):
+    final = trained["vq"].folder / "checkpoints" / "final.pt"
+    r = api.evaluate("psnr", reference="quickstart:train", checkpoint=final, overrides={"num_samples": "2"})
+    assert r.off_protocol and r.n_samples == 2
+    assert any("scored on split 'train'; the protocol scores 'test'" in n for n in r.notes)
+
+
+@pytest.mark.slow
+def test_ssim_under_two_processes_equals_one(trained, tmp_path):
+    final = trained["vq"].folder / "checkpoints" / "final.pt"
+    one = api.evaluate("ssim", reference="quickstart:test", checkpoint=final)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    args = ["-m", "vgbench", "eval", "--metric", "ssim", "--checkpoint", str(final), "--reference",
+            "quickstart:test", "--device", "cpu", "--batch-size", "1", "--no-store"]  # fmt: skip
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+                          "29533", *args], env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert two.returncode == 0, two.stderr[-3000:]
+    rec = json.loads(two.stdout.strip().splitlines()[-1])
+    assert rec["world_size"] == 2 and rec["value"] == pytest.approx(one.value, rel=1e-12)  # float64 sums
