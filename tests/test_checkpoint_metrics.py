@@ -284,3 +284,16 @@ def test_ssim_under_two_processes_equals_one(trained, tmp_path):
     assert two.returncode == 0, two.stderr[-3000:]
     rec = json.loads(two.stdout.strip().splitlines()[-1])
     assert rec["world_size"] == 2 and rec["value"] == pytest.approx(one.value, rel=1e-12)  # float64 sums
+
+
+def test_eval_of_sampled_videos_copies_the_sidecar(trained, tmp_path, mocked_i3d):
+    final = trained["prior"].folder / "checkpoints" / "final.pt"
+    run = sample_mod.sample(final, 2, tmp_path / "s", cond="quickstart:test", seed=4, top_k=8, progress=False)
+    side = json.loads(run.sidecar.read_text())
+    with pytest.warns(UserWarning, match="singular"):
+        r = api.evaluate("fvd", samples=tmp_path / "s", reference="quickstart:test", use_cache=False)
+    made = r.samples["generated_by"]
+    assert r.n_samples == 2 and r.samples["path"] == str(run.samples.resolve())  # not grid.gif / grid.mp4
+    assert made["checkpoint"]["sha256"] == hub_sha(final) and made["card"] == "gpt.quickstart"
+    assert made["seed"] == 4 and made["top_k"] == 8 and made["conditioning"] == side["conditioning"]
+    assert made["samples_sha256"] == r.samples["content_sha256"] and made["matched_by"] == "samples_sha256"
