@@ -297,3 +297,78 @@ def test_eval_of_sampled_videos_copies_the_sidecar(trained, tmp_path, mocked_i3d
     assert made["checkpoint"]["sha256"] == hub_sha(final) and made["card"] == "gpt.quickstart"
     assert made["seed"] == 4 and made["top_k"] == 8 and made["conditioning"] == side["conditioning"]
     assert made["samples_sha256"] == r.samples["content_sha256"] and made["matched_by"] == "samples_sha256"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# `vgbench table` places a trained run: the tiny checkpoints re-saved under cards that claim paper rows
+
+
+TABLE_CARDS = {
+    "vqvae.tabletest": "base: vqvae.quickstart\ntables: ['3: With Attention', '5: 8 × 32 × 32', '6: 1024', "
+    "'7: 8 × 32 × 32 × 1']\n",
+    "gpt.tabletest": "base: gpt.quickstart\nvqvae: vqvae.tabletest\ntables: ['4: 16', '5: 8 × 32 × 32', '6: 1024', "
+    "'7: 8 × 32 × 32 × 1']\n",
+}  # fake `tables:` mappings: the quickstart configuration standing behind the rows of vqvae.bair and gpt.bair
+
+
+@pytest.fixture
+def table_cards(tmp_path, monkeypatch):
+    folder = tmp_path / "cards" / "models"
+    folder.mkdir(parents=True)
+    for name, body in TABLE_CARDS.items():
+        (folder / f"{name}.yaml").write_text(f"card_version: 1\nname: {name}\ndescription: a test card\n{body}")
+    monkeypatch.setenv("VGBENCH_CARDS_PATH", str(tmp_path / "cards"))
+    cards._index.cache_clear()
+    cards.get.cache_clear()
+    yield
+    monkeypatch.delenv("VGBENCH_CARDS_PATH")
+    cards._index.cache_clear()
+    cards.get.cache_clear()
+
+
+@pytest.mark.slow
+def test_vgbench_table_places_a_trained_run(trained, tmp_path, mocked_i3d, table_cards):
+    vq_ck = ckpt_mod.load(trained["vq"].folder / "checkpoints" / "final.pt")
+    prior_ck = ckpt_mod.load(trained["prior"].folder / "checkpoints" / "final.pt")
+    vq, prior = tmp_path / "vq.pt", tmp_path / "prior.pt"
+    ckpt_mod.save(vq, ckpt_mod.build(vq_ck), "vqvae.tabletest", vq_ck.config, meta=vq_ck.meta)
+    vqvae = {"card": "vqvae.tabletest", "config": prior_ck.vqvae["config"]}
+    ckpt_mod.save(prior, ckpt_mod.build(prior_ck), "gpt.tabletest", prior_ck.config, vqvae=vqvae, meta=prior_ck.meta)
+    store, ref = tmp_path / "results.jsonl", "quickstart:test"
+    common = {"reference": ref, "store": store, "run": "tiny"}
+    api.evaluate("nmse", checkpoint=vq, **common)
+    api.evaluate("bits-per-dim", checkpoint=prior, **common)
+    few = {"trials": "1", "num_samples": "2", "num_reference": "2"}  # 2 samples: off-protocol, and recorded so
+    with pytest.warns(UserWarning, match="singular"):
+        api.evaluate("r-fvd", checkpoint=vq, use_cache=False, **common)
+        api.evaluate("fvd.videogpt_paper", checkpoint=prior, overrides=few, use_cache=False, **common)
+        sample_mod.sample(prior, 2, tmp_path / "s", cond=ref, seed=1, progress=False)
+        api.evaluate("fvd-star", samples=tmp_path / "s", checkpoint=vq, use_cache=False, **common)
+    records = [json.loads(x) for x in store.read_text().splitlines()]
+    assert [r["metric"] for r in records] == ["nmse", "bits-per-dim", "r-fvd", "fvd", "fvd-star"]
+    assert records[4]["samples"]["generated_by"]["card"] == "gpt.tabletest"
+    want = {  # table -> (published row, the run's metrics there)
+        "3": ("With Attention", {"nmse", "r-fvd"}),
+        "4": ("16", {"bits-per-dim", "fvd"}),
+        "5": ("8 × 32 × 32", {"r-fvd", "fvd", "fvd-star"}),
+        "6": ("1024", {"r-fvd", "fvd", "bits-per-dim"}),
+        "7": ("8 × 32 × 32 × 1", {"r-fvd", "fvd", "bits-per-dim"}),
+    }
+    from vgbench import leaderboard, results
+
+    frame = results.read(store)
+    for number, (slot, metrics) in want.items():
+        t = leaderboard.with_results(leaderboard.get_table(number), frame)
+        labels = [r.label for r in t.rows]
+        row = t.rows[labels.index(f"{slot} — vgbench, tiny")]
+        assert labels[labels.index(row.label) - 1] == slot and set(row.cells) == metrics
+        by_metric = {r["metric"]: r for r in records}
+        for m, cell in row.cells.items():
+            v = by_metric[m]["value"]
+            assert cell.value == leaderboard._fmt(v, leaderboard._decimals(v))  # as the paper prints such a value
+            assert cell.off_protocol  # the quickstart data is not BAIR: never ranked beside the paper
+        assert any("tiny" in f and "measured on quickstart, the row on bair" in f for f in t.footnotes)
+        for fmt in leaderboard.FORMATS:
+            text = api.tables(number, fmt, results=store)
+            assert "vgbench, tiny" in text and "measured on quickstart" in text, (number, fmt)
+    assert "tiny" not in api.tables("1", "md", results=store)  # the prior card names no Table 1 row
