@@ -145,3 +145,19 @@ def test_a_folder_with_a_foreign_json_is_still_a_video_folder(tmp_path):
     (folder / "samples.json").write_text(json.dumps({"format": "someone-else/1"}))
     s = SampleSet.open(folder)
     assert s.kind == "videos" and s.count == 2  # not a vgbench sample run: the folder's video files are the set
+
+
+def test_an_unreadable_sidecar_is_named_not_fatal(tmp_path, mocked_i3d, monkeypatch):
+    folder = tmp_path / "run"
+    write_run(folder, _videos(8))
+    ref = tmp_path / "real.npy"
+    np.save(ref, _videos(1))
+
+    def denied(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(sample_mod, "read_sidecar", denied)
+    with pytest.warns(UserWarning, match="singular"):
+        r = api.evaluate("fvd", samples=folder / "samples.npz", reference=ref)
+    assert "generated_by" not in r.samples
+    assert any("samples.json: could not be read (Permission denied)" in n for n in r.notes)

@@ -266,11 +266,14 @@ SAMPLES_FILE, SIDECAR_FILE = "samples.npz", "samples.json"
 
 def sampled_folder(folder: Path) -> bool:
     """True when ``folder`` is a ``vgbench sample`` output: samples.npz beside a samples.json sidecar."""
-    if not ((folder / SAMPLES_FILE).is_file() and (folder / SIDECAR_FILE).is_file()):
-        return False
     from vgbench.sample import read_sidecar
 
-    return read_sidecar(folder) is not None
+    try:
+        if not ((folder / SAMPLES_FILE).is_file() and (folder / SIDECAR_FILE).is_file()):
+            return False
+        return read_sidecar(folder) is not None
+    except OSError:  # an unreadable folder or sidecar: the folder reader reports it through the error boundary
+        return False
 
 
 def generated_by(videos: SampleSet) -> tuple[dict, list[str]]:
@@ -285,10 +288,15 @@ def generated_by(videos: SampleSet) -> tuple[dict, list[str]]:
         return {}, []
     from vgbench.sample import read_sidecar
 
-    side = read_sidecar(videos.path)
+    where = videos.path.with_suffix(".json")
+    try:
+        side = read_sidecar(videos.path)
+    except OSError as exc:
+        note = f"{where}: could not be read ({exc.strerror or exc}); its provenance is not copied"
+        log.warning("%s", note)
+        return {}, [note]
     if side is None:
         return {}, []
-    where = videos.path.with_suffix(".json")
     if side.get("samples_sha256"):
         matched, how = side["samples_sha256"] == videos.content_sha256(), "samples_sha256"
     else:
