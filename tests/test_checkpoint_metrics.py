@@ -338,15 +338,16 @@ def test_vgbench_table_places_a_trained_run(trained, tmp_path, mocked_i3d, table
     common = {"reference": ref, "store": store, "run": "tiny"}
     api.evaluate("nmse", checkpoint=vq, **common)
     api.evaluate("bits-per-dim", checkpoint=prior, **common)
-    few = {"trials": "1", "num_samples": "2", "num_reference": "2"}  # 2 samples: off-protocol, and recorded so
+    sample_mod.sample(prior, 2, tmp_path / "s", cond=ref, seed=1, progress=False)  # FVD and FVD* read these
     with pytest.warns(UserWarning, match="singular"):
         api.evaluate("r-fvd", checkpoint=vq, use_cache=False, **common)
-        api.evaluate("fvd.videogpt_paper", checkpoint=prior, overrides=few, use_cache=False, **common)
-        sample_mod.sample(prior, 2, tmp_path / "s", cond=ref, seed=1, progress=False)
-        api.evaluate("fvd-star", samples=tmp_path / "s", checkpoint=vq, use_cache=False, **common)
+        few = {"samples": tmp_path / "s", "allow_fewer": True, "use_cache": False}  # 2 samples: off-protocol
+        api.evaluate("fvd.videogpt_paper", **few, **common)  # no checkpoint read: placed by the sidecar's card
+        api.evaluate("fvd-star.videogpt_paper", checkpoint=vq, **few, **common)
     records = [json.loads(x) for x in store.read_text().splitlines()]
     assert [r["metric"] for r in records] == ["nmse", "bits-per-dim", "r-fvd", "fvd", "fvd-star"]
-    assert records[4]["samples"]["generated_by"]["card"] == "gpt.tabletest"
+    assert [r["samples"]["generated_by"]["card"] for r in records[3:]] == ["gpt.tabletest"] * 2
+    assert "checkpoint" not in records[3] or not records[3]["checkpoint"]  # FVD read no checkpoint: the sidecar
     want = {  # table -> (published row, the run's metrics there)
         "3": ("With Attention", {"nmse", "r-fvd"}),
         "4": ("16", {"bits-per-dim", "fvd"}),
