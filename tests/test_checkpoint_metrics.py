@@ -230,3 +230,146 @@ def test_samples_under_two_processes_equal_one(trained, tmp_path):
     a, b = (np.load(tmp_path / d / "samples.npz")["videos"] for d in ("one", "two"))
     assert a.shape == (3, 16, 64, 64, 3) and np.array_equal(a, b)
     assert json.loads((tmp_path / "two" / "samples.json").read_text())["world_size"] == 2
+
+
+# ----------------------------------------------------------------------------------------------------------
+# PSNR and SSIM of reconstructions (metrics/psnr.yaml, metrics/ssim.yaml)
+
+
+def _stored_pair(final: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """(reconstructions, real clips) of the 4 test clips as the metrics compare them: (B, 1, T, H, W) float64 on
+    [0, 1], reconstructions truncated to uint8 levels as stored (metrics.md §7), real clips on their levels."""
+    model, _ = ckpt_mod.load_model(final)
+    x = _clips()
+    with torch.no_grad():
+        recon = model.decode(model.encode(x))
+    made = torch.floor((recon.clamp(-0.5, 0.5) + 0.5) * 255).double() / 255  # floor(255 x): §7 truncation
+    real = ((x.double() + 0.5) * 255).round() / 255
+    return made, real
+
+
+@pytest.mark.parametrize("metric", ["psnr", "ssim"])
+def test_psnr_and_ssim_equal_the_pure_functions_on_stored_reconstructions(trained, metric):
+    from vgbench.metrics.psnr_ssim import psnr_per_frame, ssim_per_frame
+
+    final = trained["vq"].folder / "checkpoints" / "final.pt"
+    r = api.evaluate(metric, reference="quickstart:test", checkpoint=final)
+    made, real = _stored_pair(final)
+    # one grey channel here; the engine compares the RGB-repeated clips, whose PSNR and SSIM are the grey ones
+    want = float((psnr_per_frame if metric == "psnr" else ssim_per_frame)(made, real).mean())
+    assert r.value == pytest.approx(want, rel=1e-12)
+    assert (0 < r.value < 100) if metric == "psnr" else (0 < r.value < 1)  # 3 training steps: far from perfect
+    recon_path, prov = ck_metrics.reconstructions(final, "quickstart:test")
+    assert r.samples["path"] == str(recon_path)  # the set R-FVD reads, made once
+    assert r.checkpoint["sha256"] == hub_sha(final) and r.checkpoint["card"] == "vqvae.quickstart"
+    assert r.reference["dataset"] == "quickstart:test" and r.n_samples == 4 and not r.off_protocol
+
+
+def test_psnr_on_another_split_is_off_protocol(trained):
+    final = trained["vq"].folder / "checkpoints" / "final.pt"
+    r = api.evaluate("psnr", reference="quickstart:train", checkpoint=final, overrides={"num_samples": "2"})
+    assert r.off_protocol and r.n_samples == 2
+    assert any("scored on split 'train'; the protocol scores 'test'" in n for n in r.notes)
+
+
+@pytest.mark.slow
+def test_ssim_under_two_processes_equals_one(trained, tmp_path):
+    final = trained["vq"].folder / "checkpoints" / "final.pt"
+    one = api.evaluate("ssim", reference="quickstart:test", checkpoint=final)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    args = ["-m", "vgbench", "eval", "--metric", "ssim", "--checkpoint", str(final), "--reference",
+            "quickstart:test", "--device", "cpu", "--batch-size", "1", "--no-store"]  # fmt: skip
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+                          "29533", *args], env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert two.returncode == 0, two.stderr[-3000:]
+    rec = json.loads(two.stdout.strip().splitlines()[-1])
+    assert rec["world_size"] == 2 and rec["value"] == pytest.approx(one.value, rel=1e-12)  # float64 sums
+
+
+def test_eval_of_sampled_videos_copies_the_sidecar(trained, tmp_path, mocked_i3d):
+    final = trained["prior"].folder / "checkpoints" / "final.pt"
+    run = sample_mod.sample(final, 2, tmp_path / "s", cond="quickstart:test", seed=4, top_k=8, progress=False)
+    side = json.loads(run.sidecar.read_text())
+    with pytest.warns(UserWarning, match="singular"):
+        r = api.evaluate("fvd", samples=tmp_path / "s", reference="quickstart:test", use_cache=False)
+    made = r.samples["generated_by"]
+    assert r.n_samples == 2 and r.samples["path"] == str(run.samples.resolve())  # not grid.gif / grid.mp4
+    assert made["checkpoint"]["sha256"] == hub_sha(final) and made["card"] == "gpt.quickstart"
+    assert made["seed"] == 4 and made["top_k"] == 8 and made["conditioning"] == side["conditioning"]
+    assert made["samples_sha256"] == r.samples["content_sha256"] and made["matched_by"] == "samples_sha256"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# `vgbench table` places a trained run: the tiny checkpoints re-saved under cards that claim paper rows
+
+
+TABLE_CARDS = {
+    "vqvae.tabletest": "base: vqvae.quickstart\ntables: ['3: With Attention', '5: 8 × 32 × 32', '6: 1024', "
+    "'7: 8 × 32 × 32 × 1']\n",
+    "gpt.tabletest": "base: gpt.quickstart\nvqvae: vqvae.tabletest\ntables: ['4: 16', '5: 8 × 32 × 32', '6: 1024', "
+    "'7: 8 × 32 × 32 × 1']\n",
+}  # fake `tables:` mappings: the quickstart configuration standing behind the rows of vqvae.bair and gpt.bair
+
+
+@pytest.fixture
+def table_cards(tmp_path, monkeypatch):
+    folder = tmp_path / "cards" / "models"
+    folder.mkdir(parents=True)
+    for name, body in TABLE_CARDS.items():
+        (folder / f"{name}.yaml").write_text(f"card_version: 1\nname: {name}\ndescription: a test card\n{body}")
+    monkeypatch.setenv("VGBENCH_CARDS_PATH", str(tmp_path / "cards"))
+    cards._index.cache_clear()
+    cards.get.cache_clear()
+    yield
+    monkeypatch.delenv("VGBENCH_CARDS_PATH")
+    cards._index.cache_clear()
+    cards.get.cache_clear()
+
+
+@pytest.mark.slow
+def test_vgbench_table_places_a_trained_run(trained, tmp_path, mocked_i3d, table_cards):
+    vq_ck = ckpt_mod.load(trained["vq"].folder / "checkpoints" / "final.pt")
+    prior_ck = ckpt_mod.load(trained["prior"].folder / "checkpoints" / "final.pt")
+    vq, prior = tmp_path / "vq.pt", tmp_path / "prior.pt"
+    ckpt_mod.save(vq, ckpt_mod.build(vq_ck), "vqvae.tabletest", vq_ck.config, meta=vq_ck.meta)
+    vqvae = {"card": "vqvae.tabletest", "config": prior_ck.vqvae["config"]}
+    ckpt_mod.save(prior, ckpt_mod.build(prior_ck), "gpt.tabletest", prior_ck.config, vqvae=vqvae, meta=prior_ck.meta)
+    store, ref = tmp_path / "results.jsonl", "quickstart:test"
+    common = {"reference": ref, "store": store, "run": "tiny"}
+    api.evaluate("nmse", checkpoint=vq, **common)
+    api.evaluate("bits-per-dim", checkpoint=prior, **common)
+    sample_mod.sample(prior, 2, tmp_path / "s", cond=ref, seed=1, progress=False)  # FVD and FVD* read these
+    with pytest.warns(UserWarning, match="singular"):
+        api.evaluate("r-fvd", checkpoint=vq, use_cache=False, **common)
+        few = {"samples": tmp_path / "s", "allow_fewer": True, "use_cache": False}  # 2 samples: off-protocol
+        api.evaluate("fvd.videogpt_paper", **few, **common)  # no checkpoint read: placed by the sidecar's card
+        api.evaluate("fvd-star.videogpt_paper", checkpoint=vq, **few, **common)
+    records = [json.loads(x) for x in store.read_text().splitlines()]
+    assert [r["metric"] for r in records] == ["nmse", "bits-per-dim", "r-fvd", "fvd", "fvd-star"]
+    assert [r["samples"]["generated_by"]["card"] for r in records[3:]] == ["gpt.tabletest"] * 2
+    assert "checkpoint" not in records[3] or not records[3]["checkpoint"]  # FVD read no checkpoint: the sidecar
+    want = {  # table -> (published row, the run's metrics there)
+        "3": ("With Attention", {"nmse", "r-fvd"}),
+        "4": ("16", {"bits-per-dim", "fvd"}),
+        "5": ("8 × 32 × 32", {"r-fvd", "fvd", "fvd-star"}),
+        "6": ("1024", {"r-fvd", "fvd", "bits-per-dim"}),
+        "7": ("8 × 32 × 32 × 1", {"r-fvd", "fvd", "bits-per-dim"}),
+    }
+    from vgbench import leaderboard, results
+
+    frame = results.read(store)
+    for number, (slot, metrics) in want.items():
+        t = leaderboard.with_results(leaderboard.get_table(number), frame)
+        labels = [r.label for r in t.rows]
+        row = t.rows[labels.index(f"{slot} — vgbench, tiny")]
+        assert labels[labels.index(row.label) - 1] == slot and set(row.cells) == metrics
+        by_metric = {r["metric"]: r for r in records}
+        for m, cell in row.cells.items():
+            v = by_metric[m]["value"]
+            assert cell.value == leaderboard._fmt(v, leaderboard._decimals(v))  # as the paper prints such a value
+            assert cell.off_protocol  # the quickstart data is not BAIR: never ranked beside the paper
+        assert any("tiny" in f and "measured on quickstart, the row on bair" in f for f in t.footnotes)
+        for fmt in leaderboard.FORMATS:
+            text = api.tables(number, fmt, results=store)
+            assert "vgbench, tiny" in text and "measured on quickstart" in text, (number, fmt)
+    assert "tiny" not in api.tables("1", "md", results=store)  # the prior card names no Table 1 row

@@ -79,7 +79,7 @@ def test_weights_commands_have_examples(cmd):
 
 def test_eval_help_names_every_metric_and_the_new_options():
     out = " ".join(run(["eval", "--help"]).output.split())
-    for name in ("fvd", "fvd-star", "r-fvd", "is", "nmse", "bits-per-dim"):
+    for name in ("fvd", "fvd-star", "r-fvd", "is", "nmse", "bits-per-dim", "psnr", "ssim"):
         assert f"{name}," in out or f"{name})" in out, name
     assert "--checkpoint" in out and "--set KEY=VALUE" in out and "marked off-protocol" in out
 

@@ -89,12 +89,12 @@ def _input(name: str, text: str):
 @_input(
     "reference",
     "Reference videos (same forms), a stats file written by --save-stats, or a prepared dataset split such as "
-    "bair:test. Read by the FVD family, nmse and bits-per-dim; not by is.",
+    "bair:test. Read by the FVD family, nmse, bits-per-dim, psnr and ssim; not by is.",
 )
 @_input(
     "checkpoint",
-    "A trained model checkpoint: nmse and bits-per-dim read it; fvd, r-fvd and fvd-star can make their samples or "
-    "reconstructions from it (see each metric's card).",
+    "A trained model checkpoint: nmse, bits-per-dim, psnr and ssim read it; fvd, r-fvd and fvd-star can make their "
+    "samples or reconstructions from it (see each metric's card).",
 )
 @click.option(
     "--protocol", "-p", default=None, help="Protocol tag (default: the metric's default). See `vgbench list protocols`."
@@ -174,10 +174,11 @@ def eval_cmd(
     run,
     dataset,
 ):
-    """Evaluate a metric (fvd, fvd-star, r-fvd, is, nmse, bits-per-dim) and print one JSON record.
+    """Evaluate a metric (fvd, fvd-star, r-fvd, is, nmse, bits-per-dim, psnr, ssim) and print one JSON record.
 
     Each metric reads what its card declares: the FVD family --samples and --reference (or a --checkpoint to make
-    them from), is --samples only, nmse and bits-per-dim --checkpoint and --reference DATASET:SPLIT.
+    them from), is --samples only, nmse, bits-per-dim, psnr and ssim --checkpoint and --reference DATASET:SPLIT.
+    Samples written by `vgbench sample` (its folder or samples.npz) carry their samples.json into the record.
 
     \b
     Examples:
@@ -190,6 +191,8 @@ def eval_cmd(
       vgbench eval --metric is --protocol styleganv --samples out/
       vgbench eval --metric is --samples out/ --set splits=4        # off-protocol, recorded as such
       vgbench eval --metric nmse --checkpoint vqvae.ckpt --reference bair:test
+      vgbench eval --metric ssim --checkpoint vqvae.ckpt --reference bair:test --run mine
+      vgbench eval --metric fvd --samples run/samples/ --reference bair:test --run mine
     """
     from vgbench import api
 

@@ -129,6 +129,8 @@ def load_tables_card() -> TablesCard:
                 raise CardError(path, f"{where}.protocol", f"resolves to no metric protocol ({exc})") from exc
             if metric.name != col.metric:
                 raise CardError(path, f"{where}.metric", "differs from the protocol's metric", metric.name, col.metric)
+            if metric.label and col.header != metric.label:  # e.g. bits/dim is per latent token, and says so
+                raise CardError(path, f"{where}.header", f"metric {metric.name} is labelled", metric.label, col.header)
             if (col.direction == "up") != metric.higher_is_better:
                 want = "up" if metric.higher_is_better else "down"
                 raise CardError(
@@ -203,51 +205,159 @@ def _plain(row: pd.Series) -> dict:
     return {k: (None if not isinstance(v, list | dict) and pd.isna(v) else v) for k, v in row.items()}
 
 
+def card_rows(card: cards.ModelCard) -> list[tuple[str, str]]:
+    """The paper rows a model card stands behind: its ``tables`` entries ("4: 16") as (table number, row label)."""
+    out = []
+    for entry in card.tables:
+        number, sep, label = entry.partition(":")
+        if not sep or not number.strip() or not label.strip():
+            raise CardError(f"card {card.name}", "tables", "an entry is 'TABLE: ROW LABEL'", "'4: 16'", entry)
+        out.append((number.strip(), label.strip()))
+    return out
+
+
+# Metrics of the VQ-VAE alone: placed by the VQ-VAE's card even when a prior checkpoint (holding it) was read.
+VQVAE_METRICS = ("nmse", "r-fvd", "psnr", "ssim")
+_SKIP = object()  # a record that has no place in a table
+
+
+def record_card(r: dict) -> str | None:
+    """The model card a record measures (flattened record keys): the VQ-VAE's for its own metrics; for FVD* and
+    FVD the prior that generated the samples (``samples.generated_by``, the ``vgbench sample`` sidecar) when
+    known; else the checkpoint read."""
+    if r["metric"] in VQVAE_METRICS:
+        return r.get("checkpoint.vqvae_card") or r.get("checkpoint.card")
+    return r.get("samples.generated_by.card") or r.get("checkpoint.card")
+
+
+def _dataset_name(ref) -> str:
+    """``bair/main:test`` -> ``bair``; '' for anything that is not a dataset reference."""
+    if not isinstance(ref, str) or ":" not in ref:
+        return ""
+    return ref.split(":", 1)[0].split("/", 1)[0]
+
+
+def record_dataset(r: dict) -> str:
+    """The dataset a record was measured on: ``--dataset``, else the dataset split its reference clips came from
+    (directly, through the sets a checkpoint made from them, or the samples' conditioning); '' when unknown."""
+    if r.get("dataset"):
+        return r["dataset"]
+    sources = [
+        r.get("reference.dataset"),
+        r.get("reference.made_from_checkpoint.reference.dataset"),
+        r.get("samples.made_from_checkpoint.reference.dataset"),
+        r.get("samples.generated_by.conditioning.dataset"),
+    ]
+    for made in (r.get("reference.made_from_checkpoint.reference"), r.get("samples.made_from_checkpoint.reference")):
+        if isinstance(made, list):  # per-trial windows of FVD with --checkpoint
+            sources += [m.get("dataset") for m in made if isinstance(m, dict)]
+    return next((name for name in map(_dataset_name, sources) if name), "")
+
+
+def _placement(r: dict, table: Table, path_rows: set[str]):
+    """Where a record goes in ``table``: the published row label its model card stands behind, None for a run
+    row after the published ones (no card mapping; shown when the dataset matches), or ``_SKIP``."""
+    name = record_card(r)
+    card = None
+    if name:
+        try:
+            card = cards.model(name)
+        except UnknownNameError:
+            card = None  # a card not on this machine's card path: placed by dataset, as records without one
+    if card is not None and card.tables:
+        labels = [label for number, label in card_rows(card) if number == table.number]
+        if not labels:
+            return _SKIP  # the configuration stands behind no row of this table
+        if labels[0] not in path_rows:
+            raise CardError(
+                f"card {card.name}", "tables", f"names no published row of Table {table.number}",
+                str(sorted(path_rows)), labels[0],
+            )  # fmt: skip
+        return labels[0]
+    return None if record_dataset(r) == table.dataset else _SKIP
+
+
+def _placement_problems(r: dict, table: Table) -> list[str]:
+    """Why a record placed beside a published row does not reproduce it: another dataset, or a checkpoint whose
+    configuration was changed from its card's."""
+    out = []
+    dataset = record_dataset(r)
+    if not dataset:
+        out.append(f"dataset not recorded (the row is on {table.dataset}; pass --dataset {table.dataset})")
+    elif dataset != table.dataset:
+        out.append(f"measured on {dataset}, the row on {table.dataset}")
+    # the `--set` changes a checkpoint was trained with (a list stays one column; a mapping is flattened)
+    changes = [
+        f"{k.removeprefix('checkpoint.overrides.')}={v}"
+        if k != "checkpoint.overrides"
+        else (v if isinstance(v, str) else ", ".join(map(str, v)))
+        for k, v in r.items()
+        if (k == "checkpoint.overrides" or k.startswith("checkpoint.overrides.")) and v not in (None, [], {}, "")
+    ]
+    if changes:
+        out.append(f"the checkpoint was trained with changes to its card ({'; '.join(changes)})")
+    return out
+
+
 def with_results(table: Table, results: pd.DataFrame | list[dict]) -> Table:
-    """Add a row per run of ``results`` (a results frame, or records) for the table's dataset, then mark the best
-    comparable values. A run's latest record of each metric wins."""
+    """Add the measured rows of ``results`` (a results frame, or records) to the table, then mark the best
+    comparable values.
+
+    A record made from a checkpoint (or from samples whose ``vgbench sample`` sidecar names one) whose model card
+    lists the paper rows it stands behind (``tables: ["4: 16"]``) goes beside that published row, labelled
+    "ROW — vgbench, RUN"; there it is marked † when measured on another dataset or with a changed configuration.
+    Other records of the table's dataset make one row per run after the published rows. Within a row, a run's
+    latest record of each metric wins."""
     from vgbench import results as results_mod
 
     frame = results if isinstance(results, pd.DataFrame) else results_mod.to_frame(results)
-    notes = []
+    notes: list[str] = []
+    columns = {c.metric: c for c in table.columns}
+    published = {r.label for r in table.rows}
+    groups: dict[tuple[str | None, str], dict[str, dict]] = {}  # (published row or None, run) -> metric -> record
     if not frame.empty and "metric" in frame:
-        dataset = frame["dataset"].fillna("") if "dataset" in frame else pd.Series("", index=frame.index)
-        runs = frame["run"].fillna("").replace("", "unnamed run") if "run" in frame else "unnamed run"
-        mine = frame.assign(run=runs)[
-            (dataset == table.dataset) & frame["metric"].isin([c.metric for c in table.columns])
-        ]
-        latest = mine.groupby(["run", "metric"], sort=False).tail(1)
-        for run in pd.unique(mine["run"]):
-            cells = {}
-            for _, row in latest[latest["run"] == run].iterrows():
-                r = _plain(row)
-                col = next(c for c in table.columns if c.metric == r["metric"])
-                cells[col.metric], why = _measured_cell(r, col)
-                if why:
-                    notes.append(
-                        f"{DAGGER} {run}, {col.header}: {why}; the published numbers use {col.protocol}. Not ranked."
-                    )
+        for _, row in frame[frame["metric"].isin(list(columns))].iterrows():
+            r = _plain(row)
+            slot = _placement(r, table, published)
+            if slot is not _SKIP:
+                groups.setdefault((slot, r.get("run") or "unnamed run"), {})[r["metric"]] = r
+    for (slot, run), records in groups.items():
+        cells = {}
+        for metric in [c.metric for c in table.columns if c.metric in records]:
+            r, col = records[metric], columns[metric]
+            extra = _placement_problems(r, table) if slot is not None else []
+            cells[metric], why = _measured_cell(r, col, extra)
+            if why:
+                notes.append(f"{DAGGER} {run}, {col.header}: {why}. Not ranked.")
+        if slot is None:
             table.rows.append(Row(f"VideoGPT — vgbench, {run}", cells, measured=True))
+            continue
+        at = next(i for i, row in enumerate(table.rows) if not row.measured and row.label == slot) + 1
+        while at < len(table.rows) and table.rows[at].measured:  # after the row's earlier measured runs
+            at += 1
+        table.rows.insert(at, Row(f"{slot} — vgbench, {run}", cells, measured=True))
     table.footnotes = table.footnotes + notes
     mark_best(table)
     return table
 
 
-def _measured_cell(r: dict, col: Column) -> tuple[Cell, str]:
-    """The cell of one record in column ``col``, and why it is not comparable ("" when it is)."""
+def _measured_cell(r: dict, col: Column, problems: list[str] | None = None) -> tuple[Cell, str]:
+    """The cell of one record in column ``col``, and why it is not comparable ("" when it is): another protocol,
+    an off-protocol run, changed protocol parameters, or the placement ``problems``."""
     key = f"{r['metric']}.{r['protocol']}"
     current = _current_hash(r)
     changed = current is not None and current != r.get("protocol_hash")
-    off = key != col.protocol or bool(r.get("off_protocol")) or changed
-    why = ""
-    if off:
-        why = (
+    whys = []
+    if key != col.protocol or r.get("off_protocol") or changed:
+        whys.append(
             f"measured under {key}"
             + (" (off-protocol run)" if r.get("off_protocol") else "")
             + (" with protocol parameters that have changed since" if changed else "")
+            + f"; the published numbers use {col.protocol}"
         )
+    whys += problems or []
     std, dec = r.get("std"), _decimals(r["value"])
-    return Cell(_fmt(r["value"], dec), _fmt(std, dec) if std else "", off_protocol=off), why
+    return Cell(_fmt(r["value"], dec), _fmt(std, dec) if std else "", off_protocol=bool(whys)), "; ".join(whys)
 
 
 def _current_hash(record: dict) -> str | None:
@@ -365,7 +475,7 @@ def _latex(t: Table) -> str:
         environment="table",
     ).splitlines()
     first_measured = next((i for i, r in enumerate(t.rows) if r.measured), None)
-    if first_measured:  # published rows above, measured below
+    if first_measured and all(r.measured for r in t.rows[first_measured:]):  # published rows above, measured below
         lines.insert(lines.index(r"\midrule") + 1 + first_measured, r"\midrule")
     end = lines.index(r"\end{tabular}") + 1
     if t.footnotes:  # printed below the tabular, inside the float, in footnote size

@@ -89,6 +89,8 @@ METRIC_FNS.register("frechet_video_distance", "vgbench.metrics.fvd:evaluate_fvd"
 METRIC_FNS.register("inception_score", "vgbench.metrics.inception:evaluate_is")
 METRIC_FNS.register("nmse", "vgbench.metrics.nmse:evaluate_nmse")
 METRIC_FNS.register("bits_per_dim", "vgbench.metrics.bits_per_dim:evaluate_bits_per_dim")
+METRIC_FNS.register("psnr", "vgbench.metrics.psnr_ssim:evaluate_psnr")
+METRIC_FNS.register("ssim", "vgbench.metrics.psnr_ssim:evaluate_ssim")
 
 # The protocol dataclass each metric engine reads, by the same keys (torch-free, read whenever a card loads).
 PROTOCOL_TYPES: Registry = Registry("metric protocol type")
@@ -96,6 +98,8 @@ PROTOCOL_TYPES.register("frechet_video_distance", "vgbench.metrics.protocols:FVD
 PROTOCOL_TYPES.register("inception_score", "vgbench.metrics.protocols:ISProtocol")
 PROTOCOL_TYPES.register("nmse", "vgbench.metrics.protocols:NMSEProtocol")
 PROTOCOL_TYPES.register("bits_per_dim", "vgbench.metrics.protocols:BitsPerDimProtocol")
+PROTOCOL_TYPES.register("psnr", "vgbench.metrics.protocols:PSNRProtocol")
+PROTOCOL_TYPES.register("ssim", "vgbench.metrics.protocols:SSIMProtocol")
 
 # Model architectures: card -> network builders ``(card, weights=True, root=None, **overrides) -> nn.Module``,
 # read by :func:`vgbench.models.create`.

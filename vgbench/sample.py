@@ -227,8 +227,11 @@ def sample(
     samples_path = out / "samples.npz"
     with hub.atomic_path(samples_path) as tmp, open(tmp, "wb") as f:
         np.savez(f, videos=videos)  # uncompressed: vgbench eval memory-maps it
+    from vgbench import contenthash
+
     sidecar = {
         "format": SIDECAR_FORMAT,
+        "samples_sha256": contenthash.file_sha256(samples_path),  # ties the sidecar to these very samples
         "checkpoint": ck.describe(),
         "card": ck.card,
         "vqvae_card": ck.vqvae["card"],

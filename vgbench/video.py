@@ -258,6 +258,62 @@ def _open_npz_array(path: Path, key: str) -> np.ndarray:
         return z[key]
 
 
+# ----------------------------------------------------------------------------------------------------------
+# Sets written by `vgbench sample`: samples.npz beside its samples.json provenance sidecar
+
+SAMPLES_FILE, SIDECAR_FILE = "samples.npz", "samples.json"
+
+
+def sampled_folder(folder: Path) -> bool:
+    """True when ``folder`` is a ``vgbench sample`` output: samples.npz beside a samples.json sidecar."""
+    from vgbench.sample import read_sidecar
+
+    try:
+        if not ((folder / SAMPLES_FILE).is_file() and (folder / SIDECAR_FILE).is_file()):
+            return False
+        return read_sidecar(folder) is not None
+    except OSError:  # an unreadable folder or sidecar: the folder reader reports it through the error boundary
+        return False
+
+
+def generated_by(videos: SampleSet) -> tuple[dict, list[str]]:
+    """``{"generated_by": sidecar}`` for a set ``vgbench sample`` wrote (what a result record copies: checkpoint
+    sha256 and card, seeds, sampling settings, conditioning), and notes.
+
+    The sidecar beside an array file (``samples.json`` beside ``samples.npz``, ``x.json`` beside ``x.npy``) is
+    copied only when it describes these very samples: the content sha256 it records (or, for sidecars without
+    one, the count and array shape) must match. Otherwise it is left out and a note says why.
+    """
+    if videos.kind not in ("npz", "npy"):
+        return {}, []
+    from vgbench.sample import read_sidecar
+
+    where = videos.path.with_suffix(".json")
+    try:
+        side = read_sidecar(videos.path)
+    except OSError as exc:
+        note = f"{where}: could not be read ({exc.strerror or exc}); its provenance is not copied"
+        log.warning("%s", note)
+        return {}, [note]
+    if side is None:
+        return {}, []
+    if side.get("samples_sha256"):
+        matched, how = side["samples_sha256"] == videos.content_sha256(), "samples_sha256"
+    else:
+        shape = list(videos._array.shape)
+        matched, how = (side.get("count") == videos.count and side.get("shape") == shape), "count and shape"
+    if not matched:
+        note = (
+            f"{where} does not describe {videos.path} (its {how} differ from the file's): the samples were "
+            "replaced after `vgbench sample` wrote it; its provenance is not copied"
+        )
+        log.warning("%s", note)
+        return {}, [note]
+    info = {k: v for k, v in side.items() if k != "format"}
+    return {"generated_by": {**info, "sidecar": str(where.resolve()), "sidecar_format": side["format"],
+                             "matched_by": how}}, []  # fmt: skip
+
+
 @dataclass
 class SampleSet:
     """A set of videos read as a stream of batches (see the module docstring for the accepted inputs)."""
@@ -295,6 +351,8 @@ class SampleSet:
                 f"{path}: no such file or directory (nor a dataset reference NAME:SPLIT such as bair:test)"
             )
         path = Path(path)
+        if path.is_dir() and sampled_folder(path):
+            path = path / SAMPLES_FILE  # a `vgbench sample` folder: its grid.gif / grid.mp4 are not the samples
         if path.is_file():
             suffix = path.suffix.lower()
             if suffix == ".npy":

@@ -139,7 +139,7 @@ class ClipSource:
                 "epoch": self.epoch,
                 "count": self.count,
             }
-        return {**self.samples.describe(), "fingerprint": self.samples.fingerprint(), "frames": self.frames}
+        return {**self.samples.describe(), "frames": self.frames}  # describe() names the content by its sha256
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from vgbench.metrics.resize import resize_frames
 from vgbench.models.i3d import FEATURE_DIM
 from vgbench.readers import reading
 from vgbench.results import Result
-from vgbench.video import SampleSet
+from vgbench.video import SampleSet, generated_by
 
 log = logging.getLogger(__name__)
 
@@ -460,6 +460,8 @@ def evaluate_fvd(
     warnings = fake_warnings + ref.warnings + pair_warnings
 
     values = [fvd_value(fs, rs, p) for fs, rs in zip(fake_stats, ref.stats, strict=True)]
+    sampled, sidecar_notes = generated_by(fake)  # `vgbench sample`'s samples.json, when it describes these samples
+    notes += sidecar_notes
     if min(fake_stats[0].n, ref.stats[0].n) <= FEATURE_DIM:
         notes.append(f"N <= {FEATURE_DIM}: singular covariances; compare only with numbers made at the same N")
     return make_result(
@@ -468,7 +470,7 @@ def evaluate_fvd(
         t0,
         n_samples=fake_stats[0].n,
         n_reference=ref.stats[0].n,
-        samples={"role": request.role("samples"), **fake.describe(), **_made(made, "samples")},
+        samples={"role": request.role("samples"), **fake.describe(), **_made(made, "samples"), **sampled},
         reference={"role": request.role("reference"), **ref.describe, **_made(made, "reference")},
         extractor={"name": model_card.name, "content_sha256": ext_hash, "bn_eps": p.bn_eps},
         backend=backend,

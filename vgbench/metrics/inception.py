@@ -22,7 +22,7 @@ from vgbench.errors import InputError
 from vgbench.metrics.common import exact_math, plan_chunks, prefetch, progress, resolve_device
 from vgbench.metrics.contract import MetricRequest, make_result
 from vgbench.results import Result
-from vgbench.video import SampleSet
+from vgbench.video import SampleSet, generated_by
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +197,8 @@ def evaluate_is(
     for w in validation.after_reading(fake, need):
         log.warning("%s", w)
         warnings.append(w)
+    sampled, sidecar_notes = generated_by(fake)  # `vgbench sample`'s samples.json, when it describes these samples
+    warnings += sidecar_notes
     values = []
     for trial in probs:
         if p.shuffle_seed is not None:
@@ -209,7 +211,7 @@ def evaluate_is(
         t0,
         n_samples=len(probs[0]),
         n_reference=0,
-        samples={"role": request.role("samples"), **fake.describe()},
+        samples={"role": request.role("samples"), **fake.describe(), **sampled},
         reference={},
         extractor={"name": model_card.name, **extractor.model.provenance},
         backend="torch",

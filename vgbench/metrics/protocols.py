@@ -162,3 +162,67 @@ class BitsPerDimProtocol(Protocol):
     mask: Literal["training"] = "training"  # the attention mask the prior was trained with (sparse or full)
     windows: Literal["fixed", "all"] = "fixed"
     num_samples: int | None = None  # clips scored; None = the whole split
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReconstructionProtocol(Protocol):
+    """Fidelity of VQ-VAE reconstructions to the clips they reconstruct, frame by frame (PSNR, SSIM).
+
+    Both videos are compared on uint8 levels as they are stored: reconstructions clamped, shifted and truncated
+    (``floor(255 x)``, metrics.md §7, the set R-FVD reads), real clips as the dataset holds them; frames on [0, 1]."""
+
+    levels: Literal["uint8"] = "uint8"  # both videos on the 256 levels of uint8 before scoring
+    quantize: Literal["truncate"] = "truncate"  # how reconstructions reach those levels (§7; not rounding)
+    data_range: float = 1.0  # peak-to-peak value of a frame on the [0, 1] scale (1 = 255 levels)
+    reduction: Literal["frame_then_video"] = "frame_then_video"  # per frame, mean over frames, then over videos
+    split: str = "test"  # the dataset split scored (`--reference DATASET:SPLIT`)
+    frames: int = 16
+    windows: Literal["fixed"] = "fixed"  # one fixed window per video: the cached reconstructions' clips
+    num_samples: int | None = None  # clips scored; None = the whole split
+
+    def problems(self) -> list[Problem]:
+        out = super().problems()
+        if not self.data_range > 0:
+            out.append(("data_range", "must be positive", "> 0", self.data_range))
+        if self.frames < 1:
+            out.append(("frames", "must be at least 1", ">= 1", self.frames))
+        if self.num_samples is not None and self.num_samples < 1:
+            out.append(("num_samples", "must be at least 1 (or null for the whole split)", ">= 1", self.num_samples))
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class PSNRProtocol(ReconstructionProtocol):
+    """PSNR per frame: 10 log10(data_range^2 / max(MSE, mse_floor)), the MSE over a frame's pixels and channels."""
+
+    mse_floor: float = 1e-10  # an identical frame scores 10 log10(1 / 1e-10) = 100 dB instead of infinity
+
+    def problems(self) -> list[Problem]:
+        out = super().problems()
+        if not self.mse_floor > 0:
+            out.append(("mse_floor", "must be positive (identical frames would score inf)", "> 0", self.mse_floor))
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class SSIMProtocol(ReconstructionProtocol):
+    """SSIM per frame (Wang et al. 2004): Gaussian-window local statistics, per channel, over the valid region."""
+
+    window: Literal["gaussian"] = "gaussian"
+    kernel_size: int = 11  # window side in pixels (odd)
+    sigma: float = 1.5  # the Gaussian's standard deviation in pixels
+    k1: float = 0.01  # C1 = (k1 * data_range)^2
+    k2: float = 0.03  # C2 = (k2 * data_range)^2
+    border: Literal["valid"] = "valid"  # the map is averaged where the whole window lies inside the frame
+    channels: Literal["mean"] = "mean"  # SSIM per channel, averaged (grey frames repeated to RGB score the same)
+
+    def problems(self) -> list[Problem]:
+        out = super().problems()
+        if self.kernel_size < 3 or self.kernel_size % 2 == 0:
+            out.append(("kernel_size", "must be odd and at least 3", "3, 5, 7, ...", self.kernel_size))
+        if not self.sigma > 0:
+            out.append(("sigma", "must be positive", "> 0", self.sigma))
+        for name in ("k1", "k2"):
+            if not getattr(self, name) > 0:
+                out.append((name, "must be positive", "> 0", getattr(self, name)))
+        return out

@@ -59,13 +59,15 @@ class Checkpoint:
         return int(self.meta.get("step", 0))
 
     def describe(self) -> dict:
-        """Provenance for result records: path, sha256, card, arch, step, VQ-VAE card."""
+        """Provenance for result records: path, sha256, card, arch, step, VQ-VAE card, run and card overrides."""
         out = {"path": str(self.path.resolve()), "sha256": self.sha256, "card": self.card, "arch": self.arch}
         out["step"] = self.step
         if self.vqvae:
             out["vqvae_card"] = self.vqvae["card"]
         if self.meta.get("run"):
             out["run"] = self.meta["run"]
+        if self.meta.get("overrides"):  # `--set` changes to the card it was trained with: tables mark its numbers
+            out["overrides"] = self.meta["overrides"]
         return out
 
 
