@@ -139,6 +139,11 @@ def resolve_cards(dataset: str | None, model: str | None, stage: str) -> tuple[s
         if stage == "prior":
             raise InputError(f"--model {card.name} is a VQ-VAE card; --stage prior needs a prior card (gpt.*)")
         return card.name, None
+    if dataset is None:
+        raise InputError(
+            f"give a DATASET ({', '.join(sorted(DEFAULT_CARDS))}: trains the paper's model for it) or --model CARD "
+            "(`vgbench list models` lists them)"
+        )
     if dataset not in DEFAULT_CARDS:
         from vgbench.registry import did_you_mean
 
@@ -226,10 +231,7 @@ def store_data(spec: cards.TrainingSpec, channels: int, seed: int, root=None, va
     try:
         store = datasets.open_store(spec.dataset, variant or mapped, root)
     except InputError as exc:
-        raise InputError(
-            f"{exc}\nTraining needs the prepared dataset: run `vgbench data prepare {spec.dataset}` "
-            f"(see `vgbench data info {spec.dataset}`)."
-        ) from exc
+        raise InputError(f"{exc} (training reads its clips from the prepared store)") from exc
     check_store(store, [split, val_split])
     clip_hw = store.crop_size or tuple(store.manifest.get("frame_shape") or (None, None))[:2]
     if clip_hw[0] is not None and tuple(clip_hw) != (spec.resolution, spec.resolution):
@@ -1023,9 +1025,10 @@ def train(
         if vq_ckpt is None:
             default = out / "vqvae" / "checkpoints" / "best.pt"
             if not default.exists():
+                what = dataset or f"--model {vq_name}"
                 raise InputError(
                     f"--stage prior needs a VQ-VAE checkpoint: pass --vqvae CKPT, or train it first "
-                    f"(`vgbench train {dataset or ''} --stage vqvae --out {out}`); looked for {default}"
+                    f"(`vgbench train {what} --stage vqvae --out {out}`); looked for {default}"
                 )
             vq_ckpt = ckpt_mod.load(default)
         stage_data = (data or {}).get("prior") or _data_for(card, ov["prior"], opts, root)

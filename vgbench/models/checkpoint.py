@@ -156,9 +156,10 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> C
         data = torch.load(path, map_location=map_location, weights_only=True)
     except (zipfile.BadZipFile, EOFError, RuntimeError) as exc:
         raise InputError(
-            f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); "
-            "the file is truncated or not a vgbench checkpoint. A public VideoGPT (Lightning) checkpoint is "
-            "imported with `vgbench weights import CKPT --model CARD`."
+            f"{path}: not a readable checkpoint ({path.stat().st_size} bytes; torch cannot open it as a saved "
+            "archive): the file is truncated or not a vgbench checkpoint. An interrupted copy: copy it again; a run's "
+            "older checkpoints are beside it. A public VideoGPT (Lightning) checkpoint is imported with "
+            "`vgbench weights import CKPT --model CARD`."
         ) from exc
     except pickle.UnpicklingError as exc:
         raise InputError(
