@@ -24,6 +24,7 @@ from vgbench.models.attention import (
     sparse_attention_mask,
     sparse_block_grid,
     sparse_block_layout,
+    sparse_decode_keys,
 )
 from vgbench.models.conditioning import ConditionalLayerNorm, FrameConv3d, FrameEncoder
 from vgbench.models.gpt import GPT, GPTConfig, VideoGPT, codebook_table, filter_logits, sample_tokens, to_uint8
@@ -159,6 +160,16 @@ def test_sparse_layout_matches_the_reference_code(shape):
     mask_rows = sparse_attention_mask(shape)[::37].numpy()
     rows = np.unpackbits(golden[f"{key}/rows"])[: mask_rows.size].reshape(mask_rows.shape).astype(bool)
     assert np.array_equal(mask_rows, rows)
+
+
+@pytest.mark.parametrize("shape", [(4, 8, 8), (4, 16, 16), (1, 64, 64), (8, 16, 16, 4)])
+def test_decode_keys_are_the_mask_rows(shape):
+    """Sampling gathers the keys of row i of the mask (its block row's list, cut after position i)."""
+    mask = sparse_attention_mask(shape)
+    rows = sparse_decode_keys(shape)
+    for i in range(mask.shape[0]):
+        row = rows[i // 32]
+        assert torch.equal(row[: len(row) - 32 + i % 32 + 1], mask[i].nonzero()[:, 0]), i
 
 
 def test_block_grid_folds_and_refuses():

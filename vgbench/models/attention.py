@@ -100,6 +100,15 @@ def sparse_block_layout(shape: tuple[int, ...], block: int = 32, local_blocks: i
     return layout
 
 
+def sparse_decode_keys(shape: tuple[int, ...], block: int = 32, local_blocks: int = 4) -> list[torch.Tensor]:
+    """Per block row r, the sorted key positions of the blocks r attends to (its own block last). Position i
+    attends to the first ``len - block + i % block + 1`` of its block row's list: the mask row of
+    :func:`sparse_attention_mask` as indices."""
+    layout = sparse_block_layout(shape, block, local_blocks)
+    offsets = torch.arange(block)
+    return [(row.nonzero()[:, 0, None] * block + offsets).flatten() for row in layout]
+
+
 def sparse_attention_mask(shape: tuple[int, ...], block: int = 32, local_blocks: int = 4) -> torch.Tensor:
     """Dense (S, S) bool mask of the sparse layout: ``allow[q, k] = layout[q // block, k // block] and k <= q``.
 
@@ -163,14 +172,19 @@ class SelfAttention(nn.Module):
             a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         return self.out(_merge(a))  # (B, S, C)
 
-    def step(self, x: torch.Tensor, cache: KVCache, i: int, mask_row: torch.Tensor | None = None) -> torch.Tensor:
+    def step(self, x: torch.Tensor, cache: KVCache, i: int, keys: torch.Tensor | None = None) -> torch.Tensor:
         """One sampling step at flat position ``i``: ``x`` (B, 1, C); writes this position's k, v into ``cache``
-        and attends over positions 0..i (``mask_row`` (1, i + 1) bool restricts them for the sparse layout)."""
+        and attends over positions 0..i, or only over the positions ``keys`` (sorted, ending at i) that the sparse
+        layout allows: gathering them reads a few hundred cached keys instead of all i + 1 (decoding is bound by
+        reading the cache), with the same result as masking the others."""
         q, k, v = self._project(x)  # (B, h, 1, d)
         cache.k[:, :, i : i + 1] = k
         cache.v[:, :, i : i + 1] = v
-        keys, values = cache.k[:, :, : i + 1], cache.v[:, :, : i + 1]
-        a = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask_row)  # (B, h, 1, d)
+        if keys is None:
+            ks, vs = cache.k[:, :, : i + 1], cache.v[:, :, : i + 1]  # (B, h, i + 1, d)
+        else:
+            ks, vs = cache.k.index_select(2, keys), cache.v.index_select(2, keys)  # (B, h, len(keys), d)
+        a = F.scaled_dot_product_attention(q, ks, vs)  # (B, h, 1, d)
         return self.out(_merge(a))  # (B, 1, C)
 
 

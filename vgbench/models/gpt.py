@@ -22,7 +22,8 @@ Paper §3.2 and Appendix A, with the details the paper leaves open taken from it
   position embedding over (n, H/4, W/4), attended by every layer. Class / action conditioning: conditional LN.
 
 Sampling visits the grid in raster order with a KV cache (self-attention keys/values written per step;
-cross-attention keys/values and the frame features computed once; the sparse layout's mask row per step).
+cross-attention keys/values and the frame features computed once; under the sparse layout each step attends to
+its mask row's positions only, gathered from the cache, since reading the cache bounds the step's time).
 Randomness is per sample: sample j draws its uniforms from ``torch.Generator().manual_seed(seeds[j])`` and picks
 each token by inverse CDF, so a sample depends only on its seed, not on the batch it shares or the process count.
 Precision: bf16 autocast on CUDA (``bf16``), float32 on CPU. Gradient checkpointing per block when
@@ -50,6 +51,7 @@ from vgbench.models.attention import (
     SelfAttention,
     sparse_attention_mask,
     sparse_block_grid,
+    sparse_decode_keys,
 )
 from vgbench.models.conditioning import RESNET_BLOCKS, ConditionalLayerNorm, FrameEncoder
 
@@ -217,9 +219,10 @@ class Block(nn.Module):
             x = x + self.drop(self.cross(self.norm2(x, c), self.cross.memory(features)))
         return x + self.drop(self.mlp(self.norm3(x, c)))
 
-    def step(self, x, c, memory, cache: KVCache, i: int, mask_row):
-        """One sampling step at position ``i``: ``x`` (B, 1, C); ``memory`` this layer's cross-attention k/v."""
-        x = x + self.attn.step(self.norm1(x, c), cache, i, mask_row)
+    def step(self, x, c, memory, cache: KVCache, i: int, keys):
+        """One sampling step at position ``i``: ``x`` (B, 1, C); ``memory`` this layer's cross-attention k/v;
+        ``keys`` the positions the sparse layout lets i attend to (None: all up to i)."""
+        x = x + self.attn.step(self.norm1(x, c), cache, i, keys)
         if self.has_cross:
             x = x + self.cross(self.norm2(x, c), memory)
         return x + self.mlp(self.norm3(x, c))
@@ -377,15 +380,21 @@ class GPT(nn.Module):
             pos = self.pos()  # (S, hidden)
             dtype = torch.bfloat16 if device.type == "cuda" and c.bf16 else self.sos.dtype
             caches = [KVCache(batch, c.heads, s, c.qk_dim, c.qk_dim, device, dtype) for _ in self.blocks]
+            block_keys = None
+            if c.attention == "sparse":
+                block_keys = [k.to(device) for k in sparse_decode_keys(c.shape, c.sparse_block, c.sparse_local_blocks)]
             for i in range(s):
                 if i == 0:
                     x = self.sos.expand(batch, 1, -1)
                 else:
                     x = table_h[(i - 1) % c.codebooks, codes[:, i - 1]][:, None]  # (B, 1, hidden)
                 x = x + pos[i]
-                row = None if self.attn_mask is None else self.attn_mask[i : i + 1, : i + 1]  # (1, i + 1)
+                keys = None
+                if block_keys is not None:  # the sparse layout's row i as key indices
+                    row = block_keys[i // c.sparse_block]
+                    keys = row[: len(row) - c.sparse_block + i % c.sparse_block + 1]
                 for blk, memory, cache in zip(self.blocks, memories, caches, strict=True):
-                    x = blk.step(x, vec, memory, cache, i, row)
+                    x = blk.step(x, vec, memory, cache, i, keys)
                 logits = self.head(self.norm(x, vec))[:, 0].float()  # (B, K)
                 if all_logits is not None:
                     all_logits[:, i] = logits
