@@ -247,6 +247,11 @@ def test_list_shows_whole_descriptions(kind):
         if kind == "protocols":
             for tag, p in cards.metric_protocols(cards.metric(name)).items():
                 assert f"{name}.{tag} {' '.join(p.description.split())}" in words
+        elif kind == "models":
+            # a table row (name, arch, latent, sizes), then the whole description under it
+            desc = " ".join(cards.get(kind, name).description.split())
+            row = words.index(f" {name} ") if not words.startswith(f"{name} ") else 0
+            assert words.find(desc, row) > row, name
         else:
             assert f"{name} {' '.join(cards.get(kind, name).description.split())}" in words
     assert max(len(line) for line in text.splitlines()) <= 118

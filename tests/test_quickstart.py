@@ -111,8 +111,8 @@ def test_tiny_runs_are_deterministic_and_resume_by_stage(tmp_path, monkeypatch):
     rb = _check_report(b.parent)
     # the same seed on one machine: the same checkpoints and the same numbers
     assert (
-        state["stages"]["prior"]["sha256"]
-        == json.loads((tmp_path / "a" / "quickstart.json").read_text())["stages"]["prior"]["sha256"]
+        state["stages"]["prior"]["weights_sha256"]
+        == json.loads((tmp_path / "a" / "quickstart.json").read_text())["stages"]["prior"]["weights_sha256"]
     )
     assert {r["metric"]: r["value"] for r in ra} == {r["metric"]: r["value"] for r in rb}
 

@@ -166,7 +166,11 @@ def _train(stage: str):
             **kw,
         )
         final = res.folder / "checkpoints" / "final.pt"
-        return {"checkpoint": str(final), "sha256": hub.sha256_file(final), "steps": res.step}
+        from vgbench.models import checkpoint as ckpt_mod
+
+        weights = ckpt_mod.weights_sha256(ckpt_mod.load(final).model)
+        return {"checkpoint": str(final), "sha256": hub.sha256_file(final), "weights_sha256": weights,
+                "steps": res.step}  # fmt: skip
 
     return fn
 

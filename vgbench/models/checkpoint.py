@@ -18,6 +18,7 @@ The file's sha256 identifies it in every result record.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import datetime as _dt
 import errno
 import logging
@@ -62,6 +63,7 @@ class Checkpoint:
         """Provenance for result records: path, sha256, card, arch, step, VQ-VAE card, run and card overrides."""
         out = {"path": str(self.path.resolve()), "sha256": self.sha256, "card": self.card, "arch": self.arch}
         out["step"] = self.step
+        out["weights_sha256"] = weights_sha256(self.model)
         if self.vqvae:
             out["vqvae_card"] = self.vqvae["card"]
         if self.meta.get("run"):
@@ -69,6 +71,17 @@ class Checkpoint:
         if self.meta.get("overrides"):  # `--set` changes to the card it was trained with: tables mark its numbers
             out["overrides"] = self.meta["overrides"]
         return out
+
+
+def weights_sha256(state: dict[str, torch.Tensor]) -> str:
+    """sha256 of a state_dict's names, dtypes, shapes and values: equal weights give equal hashes, whatever the
+    file around them (a checkpoint's file hash also covers its creation time and training state)."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def config_dict(config: Any) -> dict:
