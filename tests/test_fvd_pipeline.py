@@ -96,17 +96,28 @@ def test_stats_file_round_trip_and_protocol_mismatch(mocked, tmp_path):
         api.evaluate("fvd", a, stats, protocol="videogpt_repo", allow_fewer=True)
 
 
-def test_reference_stats_are_cached_by_content(mocked, tmp_path, home):
+def test_statistics_of_both_sets_are_cached_by_content(mocked, tmp_path, home, monkeypatch):
+    from vgbench.metrics import fvd as fvd_mod
+
+    extracted = []
+    real_extract = fvd_mod.extract_stats
+    monkeypatch.setattr(
+        fvd_mod, "extract_stats", lambda v, *a, **k: extracted.append(v.path.name) or real_extract(v, *a, **k)
+    )
     a, b = tmp_path / "a.npy", tmp_path / "b.npy"
     np.save(a, random_videos(20, seed=1))
     np.save(b, random_videos(20, seed=2))
     first = api.evaluate("fvd", a, b)
-    cached = list((home / "stats").glob("*.npz"))
-    assert len(cached) == 1
-    assert api.evaluate("fvd", a, b).value == first.value
-    np.save(b, random_videos(20, seed=5))  # new content -> new key
+    assert len(list((home / "stats").glob("*.npz"))) == 2 and sorted(extracted) == ["a.npy", "b.npy"]
+    again = api.evaluate("fvd", a, b)
+    assert again.value == first.value and len(extracted) == 2  # nothing extracted again
+    assert again.samples["content_sha256"] == first.samples["content_sha256"]
+    assert again.samples["clip_shape"] == first.samples["clip_shape"] == [9, 16, 16]
+    # the roles swapped (FVD* of FVD's samples, R-FVD of FVD*'s reconstructions): the same statistics
+    assert api.evaluate("fvd", b, a).value == pytest.approx(first.value, rel=1e-6) and len(extracted) == 2
+    np.save(b, random_videos(20, seed=5))  # new content -> new key; a's statistics still reused
     api.evaluate("fvd", a, b)
-    assert len(list((home / "stats").glob("*.npz"))) == 2
+    assert len(list((home / "stats").glob("*.npz"))) == 3 and extracted[2:] == ["b.npy"]
 
 
 def test_fvd_star_and_r_fvd_share_the_engine_with_their_roles(mocked, tmp_path):

@@ -63,7 +63,7 @@ def test_replaced_content_with_same_size_and_mtime_gives_the_new_fvd(mocked, tmp
     fresh = api.evaluate("fvd", a, b, use_cache=False)
     assert again.value == fresh.value and abs(again.value - first.value) > 1.0
     assert again.reference["content_sha256"] == hashlib.sha256(b.read_bytes()).hexdigest()
-    assert len(list((home / "stats").glob("*.npz"))) == 2  # one entry per content
+    assert len(list((home / "stats").glob("*.npz"))) == 3  # one entry per content: a, b before, b after
 
 
 def test_a_cache_entry_of_other_content_is_never_used(mocked, tmp_path, home):  # noqa: F811
@@ -71,10 +71,12 @@ def test_a_cache_entry_of_other_content_is_never_used(mocked, tmp_path, home):  
     np.save(a, random_videos(20, seed=1))
     np.save(b, random_videos(20, seed=2))
     first = api.evaluate("fvd", a, b)
-    (entry,) = (home / "stats").glob("*.npz")
-    stats, meta = fvd.load_stats(entry)
-    meta["source"]["content_sha256"] = "0" * 64  # an entry that claims other content under this key
-    fvd.write_stats(entry, [fvd.FeatureStats(s.n, s.sum * 0, s.sum_outer) for s in stats], meta)
+    entries = list((home / "stats").glob("*.npz"))
+    assert len(entries) == 2  # the samples' and the reference's statistics
+    for entry in entries:
+        stats, meta = fvd.load_stats(entry)
+        meta["source"]["content_sha256"] = "0" * 64  # an entry that claims other content under this key
+        fvd.write_stats(entry, [fvd.FeatureStats(s.n, s.sum * 0, s.sum_outer) for s in stats], meta)
     assert api.evaluate("fvd", a, b).value == first.value  # recomputed, not read
 
 
@@ -210,7 +212,7 @@ def test_a_cached_reference_keeps_its_warnings_and_clip_shape(mocked, tmp_path, 
     np.save(unit, random_videos(20, t=16, seed=2).astype(np.float32) / 255.0)
     first = api.evaluate("fvd", s, unit, reference_range="-1-1")
     second = api.evaluate("fvd", s, unit, reference_range="-1-1")
-    assert len(list((home / "stats").glob("*.npz"))) == 1  # the second run was served by the cache
+    assert len(list((home / "stats").glob("*.npz"))) == 2  # the second run was served by the cache
     assert second.value == first.value and second.reference["clip_shape"] == [16, 16, 16]
     for r in (first, second):
         assert any("no value below 0 in the whole set" in n for n in r.notes)

@@ -60,8 +60,8 @@ def evaluate_bits_per_dim(request, device: str = "auto", batch_size: int | None 
 
     from vgbench import dist
     from vgbench.errors import InputError
+    from vgbench.metrics import checkpoints
     from vgbench.metrics.checkpoints import ClipSource, load_checkpoint, to_model_input
-    from vgbench.metrics.contract import make_result
 
     t0 = time.time()
     dist.maybe_init()
@@ -101,19 +101,17 @@ def evaluate_bits_per_dim(request, device: str = "auto", batch_size: int | None 
             tokens += nll.numel()
     nats, tokens = dist.all_reduce_sum([np.array([nats, float(tokens)])])[0]
     value = bits_per_token(float(nats), int(tokens))
-    return make_result(
+    return checkpoints.result(
         request,
-        [value],
+        value,
         t0,
-        n_samples=n,
-        n_reference=n,
-        samples={"role": "latent codes of the reference clips", "tokens": int(tokens), "nats": float(nats)},
-        reference={"role": request.inputs.reference, **src.identity()},
-        extractor={"prior": ck.card, "vqvae": ck.vqvae["card"], "attention": getattr(prior, "attention", "")},
-        backend="torch",
-        device=str(dev),
+        n=n,
+        src=src,
+        device=dev,
         batch_size=bs,
         seed=p.seed,
+        samples={"role": "latent codes of the reference clips", "tokens": int(tokens), "nats": float(nats)},
+        extractor={"prior": ck.card, "vqvae": ck.vqvae["card"], "attention": getattr(prior, "attention", "")},
         notes=notes,
         run=run,
         checkpoint=ck.describe(),

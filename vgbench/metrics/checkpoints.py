@@ -47,6 +47,17 @@ def load_checkpoint(path, device: str = "auto"):
     return model, ck, dev
 
 
+def result(request, value: float, t0: float, *, n: int, src: ClipSource, device, batch_size: int, seed, **fields):
+    """The record of a metric scored on ``n`` reference clips through a checkpoint (NMSE, bits/dim, PSNR, SSIM):
+    the reference's identity, torch backend, device and batch; ``fields`` adds samples, extractor, notes, run,
+    checkpoint and the like."""
+    from vgbench.metrics.contract import make_result
+
+    return make_result(request, [float(value)], t0, n_samples=n, n_reference=n,
+                       reference={"role": request.inputs.reference, **src.identity()}, backend="torch",
+                       device=str(device), batch_size=batch_size, seed=seed, **fields)  # fmt: skip
+
+
 def vqvae_of(model):
     """The VQ-VAE of a checkpoint's network (a VQ-VAE itself, or the one under a prior)."""
     return getattr(model, "vqvae", model)

@@ -348,8 +348,10 @@ def _plan_reference(reference, request: MetricRequest, trials: int, allow_fewer:
 
 
 def _cached_reference(ref: Reference, fkey: dict, use_cache: bool) -> None:
-    """Look the reference's statistics up in the cache, keyed by the sha256 of its content (never by path, size
-    or modification time: a file rewritten with the same size and time must not return the old numbers)."""
+    """Look a set's statistics up in the cache, keyed by the sha256 of its content (never by path, size or
+    modification time: a file rewritten with the same size and time must not return the old numbers). Both sides
+    use it: statistics do not depend on the role, so FVD* reuses the samples' statistics of FVD, and R-FVD the
+    reconstructions' statistics of FVD*."""
     videos = ref.videos
     digest = videos.content_sha256()
     key = _short_hash({"fkey": fkey, "content_sha256": digest, "range": videos.value_range, "chunks": ref.chunks})
@@ -364,7 +366,7 @@ def _cached_reference(ref: Reference, fkey: dict, use_cache: bool) -> None:
     source = meta.get("source") or {}
     if source.get("content_sha256") != digest or meta.get("feature_key") != fkey or len(stats) != len(ref.chunks):
         return  # a cache entry of other content: never used
-    log.info("reference statistics from cache %s", ref.cache_file)
+    log.info("statistics of %s from cache %s", videos.path.name, ref.cache_file)
     ref.stats, ref.describe = stats, {**videos.describe(), "clip_shape": source.get("clip_shape")}
     ref.warnings = [str(w) for w in meta.get("warnings", [])]
 
@@ -423,6 +425,8 @@ def evaluate_fvd(
     fake_warnings = validation.check(
         fake, need, stop=max(b for _, b in chunks), per_trial=min(b - a for a, b in chunks)
     )
+    fake_plan = Reference({}, videos=fake, chunks=chunks)
+    _cached_reference(fake_plan, fkey, use_cache)
     if ref.videos is not None:
         _cached_reference(ref, fkey, use_cache)
         if ref.stats is None:
@@ -446,15 +450,22 @@ def evaluate_fvd(
         if ref.cache_file is not None and dist.rank_and_size()[0] == 0:
             meta = {"feature_key": fkey, "source": ref.describe, "chunks": ref.chunks, "warnings": ref.warnings}
             write_stats(ref.cache_file, ref.stats, meta)
-    fake_stats = extract_stats(fake, extractor, p, chunks, batch_size, "samples", need)
-    fake_warnings += _warn(validation.after_reading(fake, need))
+    if fake_plan.stats is None:
+        fake_stats = extract_stats(fake, extractor, p, chunks, batch_size, "samples", need)
+        fake_warnings += _warn(validation.after_reading(fake, need))
+        if fake_plan.cache_file is not None and dist.rank_and_size()[0] == 0:
+            meta = {"feature_key": fkey, "source": fake.describe(), "chunks": chunks, "warnings": fake_warnings}
+            write_stats(fake_plan.cache_file, fake_stats, meta)
+    else:  # the warnings found when they were extracted come with them
+        fake_stats = fake_plan.stats
+        fake_warnings += _warn([w for w in fake_plan.warnings if w not in fake_warnings])
     if save_stats is not None and dist.rank_and_size()[0] == 0:
         meta = {"feature_key": fkey, "source": fake.describe(), "chunks": chunks, "warnings": fake_warnings}
         write_stats(save_stats, fake_stats, meta)
 
     # 4. Clip shapes of decoded videos (unknown before decoding)
     if not pair:
-        late = validation.pair_problems(fake.clip_shape(), ref.clip_shape, need)
+        late = validation.pair_problems(fake_plan.clip_shape, ref.clip_shape, need)
         validation.raise_fatal(late)
         pair_warnings = _warn([x.text() for x in late])
     warnings = fake_warnings + ref.warnings + pair_warnings
@@ -470,7 +481,12 @@ def evaluate_fvd(
         t0,
         n_samples=fake_stats[0].n,
         n_reference=ref.stats[0].n,
-        samples={"role": request.role("samples"), **fake.describe(), **_made(made, "samples"), **sampled},
+        samples={
+            "role": request.role("samples"),
+            **(fake_plan.describe or fake.describe()),
+            **_made(made, "samples"),
+            **sampled,
+        },  # fmt: skip
         reference={"role": request.role("reference"), **ref.describe, **_made(made, "reference")},
         extractor={"name": model_card.name, "content_sha256": ext_hash, "bn_eps": p.bn_eps},
         backend=backend,

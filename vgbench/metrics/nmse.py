@@ -88,8 +88,8 @@ def evaluate_nmse(request, device: str = "auto", batch_size: int | None = None, 
     import numpy as np
 
     from vgbench import dist
+    from vgbench.metrics import checkpoints
     from vgbench.metrics.checkpoints import ClipSource, load_checkpoint, to_model_input, vqvae_of
-    from vgbench.metrics.contract import make_result
 
     t0 = time.time()
     dist.maybe_init()
@@ -114,19 +114,17 @@ def evaluate_nmse(request, device: str = "auto", batch_size: int | None = None, 
     else:
         variance, how = float(p.variance), "constant"
     value = total / count / variance
-    return make_result(
+    return checkpoints.result(
         request,
-        [float(value)],
+        value,
         t0,
-        n_samples=n,
-        n_reference=n,
-        samples={"role": request.role("samples") or "reconstructions", "made_from_checkpoint": ck.describe()},
-        reference={"role": request.inputs.reference, **src.identity()},
-        extractor={"variance": variance, "variance_source": how, "clamp": p.clamp},
-        backend="torch",
-        device=str(dev),
+        n=n,
+        src=src,
+        device=dev,
         batch_size=bs,
         seed=p.seed,
+        samples={"role": request.role("samples") or "reconstructions", "made_from_checkpoint": ck.describe()},
+        extractor={"variance": variance, "variance_source": how, "clamp": p.clamp},
         notes=notes,
         run=run,
         checkpoint=ck.describe(),

@@ -178,7 +178,6 @@ def _evaluate(request, metric: str, device: str, batch_size: int | None, run: st
     from vgbench.errors import InputError
     from vgbench.metrics import checkpoints
     from vgbench.metrics.common import resolve_device
-    from vgbench.metrics.contract import make_result
 
     t0 = time.time()
     dist.maybe_init()
@@ -225,24 +224,22 @@ def _evaluate(request, metric: str, device: str, batch_size: int | None, run: st
     total, videos, odd_count = dist.all_reduce_sum([np.array([total, float(videos), float(off_levels)])])[0]
     if odd_count:
         notes.append("the reference holds values between uint8 levels (float input): rounded to the nearest level")
-    return make_result(
+    return checkpoints.result(
         request,
-        [total / videos],
+        total / videos,
         t0,
-        n_samples=n,
-        n_reference=n,
+        n=n,
+        src=src,
+        device=dev,
+        batch_size=bs,
+        seed=p.seed,
         samples={
             "role": "reconstructions",
             "path": str(path),
             "content_sha256": _sha256(path),
             "made_from_checkpoint": prov,
         },
-        reference={"role": request.inputs.reference, **src.identity()},
         extractor={"implementation": _implementation(metric)},
-        backend="torch",
-        device=str(dev),
-        batch_size=bs,
-        seed=p.seed,
         off_protocol=off,
         notes=notes,
         run=run,

@@ -18,9 +18,9 @@ The file's sha256 identifies it in every result record.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import datetime as _dt
 import errno
+import hashlib
 import logging
 import os
 import pickle
