@@ -366,7 +366,7 @@ def _cached_reference(ref: Reference, fkey: dict, use_cache: bool) -> None:
     source = meta.get("source") or {}
     if source.get("content_sha256") != digest or meta.get("feature_key") != fkey or len(stats) != len(ref.chunks):
         return  # a cache entry of other content: never used
-    log.info("statistics of %s from cache %s", videos.path.name, ref.cache_file)
+    log.info("statistics of %s from cache %s", videos.path, ref.cache_file)
     ref.stats, ref.describe = stats, {**videos.describe(), "clip_shape": source.get("clip_shape")}
     ref.warnings = [str(w) for w in meta.get("warnings", [])]
 
