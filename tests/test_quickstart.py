@@ -6,6 +6,7 @@ The images are checked with Python's HTML parser and PyAV (no browser is install
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -15,8 +16,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+import torch
 
 from vgbench import quickstart
+from vgbench.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = quickstart.Plan(train_videos=16, test_videos=8, vqvae_steps=4, prior_steps=3, batch_size=4, samples=4,
@@ -124,3 +127,16 @@ def test_settings_of_another_run_are_refused(tmp_path):
         quickstart.run(tmp_path / "q", seed=2, plan=TINY, progress=False)
     with pytest.raises(Exception, match="--minutes -1"):
         quickstart.run(tmp_path / "r", minutes=-1)
+    # what differs is said in command-line words
+    small = dataclasses.asdict(quickstart.PLANS["small"])
+    quickstart.State(tmp_path / "s", {"seed": 0, "plan": small}).finish("data", 0.1)
+    with pytest.raises(InputError, match=r"made with --small, now the full plan; --seed 0, now 3"):
+        quickstart.State(tmp_path / "s", {"seed": 3, "plan": dataclasses.asdict(quickstart.PLANS["full"])})
+    # cheap things before any stage: a file as --out, a device that is not there
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        quickstart.run(tmp_path / "file", plan=TINY, progress=False)
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="CUDA is not available"):
+            quickstart.run(tmp_path / "gpu", plan=TINY, device="cuda", progress=False)
+        assert not (tmp_path / "gpu").exists()

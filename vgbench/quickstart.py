@@ -66,9 +66,10 @@ class State:
         if self.path.exists():
             old = json.loads(self.path.read_text())
             if old.get("settings") != settings:
+                diff = _settings_diff(old.get("settings"), settings)
                 raise InputError(
-                    f"{folder} holds a quickstart run with other settings ({old.get('settings')}, now {settings}); "
-                    "use another --out, or delete the folder to start over"
+                    f"{folder} holds a quickstart run made with other settings ({diff}); run the same command as "
+                    "before to resume it, or give another --out (or delete the folder) to start over"
                 )
             self.data = old
 
@@ -79,6 +80,29 @@ class State:
         self.data["stages"][stage] = {"seconds": round(seconds, 2), **outputs}
         hub.atomic_write_bytes(self.path, (json.dumps(self.data, indent=1, sort_keys=True) + "\n").encode())
         return self.data["stages"][stage]
+
+
+def _plan_name(plan: dict | None) -> str:
+    for name, p in PLANS.items():
+        if plan == dataclasses.asdict(p):
+            return "--small" if name == "small" else "the full plan"
+    return f"plan {plan}"
+
+
+def _settings_diff(old: dict | None, new: dict) -> str:
+    """What differs between two runs' settings, in command-line words: 'it was made with --small, now the full
+    plan; --seed 1, now 0'."""
+    old = old or {}
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        if key == "plan":
+            out.append(f"it was made with {_plan_name(a)}, now {_plan_name(b)}")
+        else:
+            out.append(f"--{key} {a}, now {b}")
+    return "; ".join(out)
 
 
 def _check_requirements() -> None:
@@ -111,8 +135,16 @@ def run(
     if minutes is not None and minutes <= 0:
         raise InputError(f"--minutes {minutes}: give a positive time budget")
     settings = {"seed": seed, "plan": dataclasses.asdict(plan), "device": device, "minutes": minutes}
+    from vgbench.metrics.common import resolve_device
+
+    resolve_device(device)  # cheap checks first: no stage runs for a device that is not there
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"--out {folder}: is a file, not a folder; give a folder for the quickstart run")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {folder}: cannot create the folder ({exc.strerror}); give a writable folder") from exc
     _check_requirements()
-    folder.mkdir(parents=True, exist_ok=True)
     state = State(folder, settings)
     # the quickstart's data lives in its folder: dataset references (quickstart:test) resolve there
     os.environ["VGBENCH_DATA"] = str(folder / "data")
