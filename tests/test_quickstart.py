@@ -1,7 +1,8 @@
 """`vgbench quickstart`: the report and its files, finite metrics with protocols, determinism, resuming.
 
-The images are checked with Python's HTML parser and PyAV (no browser is installed on the CI machines): every
-``<img src>`` of report.html must be a file beside it that decodes as an image.
+The images are checked with Python's HTML parser and PyAV on every machine: every ``<img src>`` of report.html must be
+a file beside it that decodes as an image. Where a headless Chromium is installed (Debian's ``chromium``, as on the
+development machine), the page is also loaded from disk by the browser and every image must load at its size.
 """
 
 from __future__ import annotations
@@ -51,6 +52,41 @@ def _decodes(path: Path) -> tuple[int, int, int]:
     return len(frames), frames[0].shape[0], frames[0].shape[1]
 
 
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
+PROBE = (
+    '<script>window.addEventListener("load", () => { document.title = "IMAGES:" + [...document.images]'
+    '.map(i => i.getAttribute("src") + "=" + i.naturalWidth + "x" + i.naturalHeight).join(";"); });</script>'
+)
+
+
+def _browser_sizes(folder: Path) -> dict[str, tuple[int, int]] | None:
+    """Each image's natural size as a headless Chromium loads report.html from disk (0x0: it did not load); None
+    where no Chromium is installed (Debian: `apt-get install chromium`). A copy of the page with a probe script
+    that writes the sizes into the title after the load event; `--dump-dom` prints the DOM."""
+    import re
+    import shutil
+
+    browser = next((b for b in map(shutil.which, BROWSERS) if b), None)
+    if browser is None:
+        return None
+    probe = folder / ".browser-probe.html"
+    probe.write_text((folder / "report.html").read_text().replace("</body>", PROBE + "</body>"))
+    try:
+        cmd = [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+               "--dump-dom", probe.as_uri()]  # fmt: skip
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+    finally:
+        probe.unlink()
+    title = re.search(r"<title>IMAGES:([^<]*)</title>", out)
+    assert title, f"{browser} did not run the page's load event: {out[-500:]}"
+    sizes = {}
+    for item in title.group(1).split(";"):
+        src, size = item.rsplit("=", 1)
+        w, h = size.split("x")
+        sizes[src] = (int(w), int(h))
+    return sizes
+
+
 def _check_report(folder: Path) -> list[dict]:
     html = (folder / "report.html").read_text()
     md = (folder / "report.md").read_text()
@@ -65,6 +101,11 @@ def _check_report(folder: Path) -> list[dict]:
         assert src in md  # the Markdown report shows the same files
     for href in parser.links:
         assert (folder / href).is_file(), href
+    loaded = _browser_sizes(folder)  # a real browser, where one is installed, on top of the parser and decoder
+    if loaded is not None:
+        assert sorted(loaded) == sorted(parser.images)
+        for src, (w, h) in loaded.items():
+            assert (h, w) == _decodes(folder / src)[1:], src  # loaded, at the size PyAV decodes
     assert _decodes(folder / "figures" / "samples.gif")[0] == 16  # an animation of the 16 frames
     records = [json.loads(x) for x in (folder / "results.jsonl").read_text().splitlines() if x.strip()]
     assert sorted(r["metric"] for r in records) == sorted(METRICS)  # one record per metric
