@@ -209,7 +209,9 @@ class CrossAttention(nn.Module):
     def memory(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Keys and values of the conditioning ``features`` (B, M, Cm): two (B, h, M, d) tensors."""
         k, v = self.kv(features).split([self.qk_dim, self.v_dim], dim=-1)
-        return _heads(k, self.heads), _heads(v, self.heads)
+        # contiguous once: every sampling step reads them, and SDPA on the strided head view cost 0.63 ms per call
+        # instead of 0.35 ms (batch 32, 4 heads, 256 keys, CPU)
+        return _heads(k, self.heads).contiguous(), _heads(v, self.heads).contiguous()
 
     def forward(self, x: torch.Tensor, memory: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         q = _heads(self.q(x), self.heads)  # (B, h, S, d)
