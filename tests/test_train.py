@@ -159,7 +159,7 @@ def test_a_full_disk_while_checkpointing_keeps_the_previous_file(data_root, tmp_
 
 
 def test_missing_or_damaged_store_is_a_clear_error(data_root, tmp_path):
-    with pytest.raises(InputError, match=r"(?i)run `vgbench data prepare quickstart`"):
+    with pytest.raises(InputError, match=r"(?i)run `vgbench data prepare quickstart`.*set VGBENCH_DATA=DIR/data"):
         _train(tmp_path / "empty_root", tmp_path / "run", 3)
     import shutil
 

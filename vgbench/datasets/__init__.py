@@ -81,6 +81,11 @@ def open_store(name: str, variant: str | None = None, root=None) -> Store:
             f"dataset {name}: variant {variant or card.preprocess.get('variant')!r} is not prepared under "
             f"{dataset_dir(name, root) / 'prepared'} (prepared: {', '.join(have) or 'none'}). "
             f"Run `vgbench data prepare {name}`."
+            + (
+                " A `vgbench quickstart --out DIR` run keeps its own copy: set VGBENCH_DATA=DIR/data to read it."
+                if name == "quickstart"
+                else ""
+            )  # fmt: skip
         )
     return Store(store_dir(name, variant, root))
 
