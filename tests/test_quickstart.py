@@ -184,3 +184,19 @@ def test_settings_of_another_run_are_refused(tmp_path):
         with pytest.raises(InputError, match="CUDA is not available"):
             quickstart.run(tmp_path / "gpu", plan=TINY, device="cuda", progress=False)
         assert not (tmp_path / "gpu").exists()
+
+
+def test_a_stopped_training_stage_says_how_the_quickstart_continues(tmp_path, monkeypatch):
+    from vgbench.train import Interrupted
+
+    def stopped(**kw):
+        raise Interrupted("stopped at step 3 of 4; checkpoint C.pt. Continue with the same command and --resume.")
+
+    monkeypatch.setitem(quickstart.STAGE_FUNCS, "data", lambda **kw: {})
+    monkeypatch.setitem(quickstart.STAGE_FUNCS, "vqvae", stopped)
+    with pytest.raises(Interrupted) as info:
+        quickstart.run(tmp_path / "q", plan=TINY, progress=False)
+    msg = str(info.value)
+    assert "vqvae stage stopped at step 3 of 4; checkpoint C.pt" in msg and "run the same command again" in msg
+    assert "--resume" not in msg  # the quickstart has no such option: it resumes by itself
+    assert set(json.loads((tmp_path / "q" / "quickstart.json").read_text())["stages"]) == {"data"}

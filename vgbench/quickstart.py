@@ -28,6 +28,7 @@ import torch
 
 from vgbench import cards, hub
 from vgbench.errors import InputError, MissingDependencyError
+from vgbench.train import Interrupted
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,14 @@ def run(
             continue
         log.info("quickstart: %s", stage)
         t0 = time.time()
-        outputs = STAGE_FUNCS[stage](**ctx)
+        try:
+            outputs = STAGE_FUNCS[stage](**ctx)
+        except Interrupted as exc:  # the trainer's own words say `--resume`; the quickstart resumes by itself
+            where = str(exc).split(". Continue with")[0]  # "stopped at step S of N; checkpoint PATH"
+            raise Interrupted(
+                f"quickstart: {stage} stage {where}. The finished stages and the checkpoint are kept: run the same "
+                "command again (no extra option) to continue from there"
+            ) from exc
         state.finish(stage, time.time() - t0, **outputs)
     return folder / "report.html"
 
