@@ -13,22 +13,13 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from timing import best_seconds
 
 N, T, S = 256, 16, 64  # 256 clips of 16x64x64: 50 MB as uint8, 200 MB as float32
 I3D_CLIPS_PER_S = 3.0  # the forward alone at 16x224x224 on this machine kind (CHANGELOG, issue 9)
-
-
-def _best(fn, repeats: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def main() -> None:
@@ -46,15 +37,17 @@ def main() -> None:
             path = Path(tmp) / f"{name}.npy"
             mb = path.stat().st_size / 1e6
             path.read_bytes()  # page cache warm, as on a second run
-            cold = _best(lambda p=path: hub.sha256_file(p))  # what a miss of the accelerator costs
+            cold = best_seconds(lambda p=path: hub.sha256_file(p), warmup=False)  # what a miss of the accelerator costs
             saved = contenthash.RACY_NS
             contenthash.RACY_NS = 0  # as for a file that has been still for a while
             contenthash.file_sha256(path)
-            warm = _best(lambda p=path: contenthash.file_sha256(p))
+            warm = best_seconds(lambda p=path: contenthash.file_sha256(p), warmup=False)
             contenthash.RACY_NS = saved
             need = validation.Need("bench", min_frames=9)
             rng_arg = None if name == "u8" else "0-1"
-            scan = _best(lambda p=path, r=rng_arg, n=need: validation.check(SampleSet.open(p, r), n))
+            scan = best_seconds(
+                lambda p=path, r=rng_arg, n=need: validation.check(SampleSet.open(p, r), n), warmup=False
+            )
             network = N / I3D_CLIPS_PER_S
             out[name] = {
                 "MB": round(mb, 1),

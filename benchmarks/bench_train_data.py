@@ -15,10 +15,10 @@ from __future__ import annotations
 import json
 import resource
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+from timing import best_seconds
 
 VIDEOS, FRAMES, H, W, R = 64, 120, 64, 86, 64
 
@@ -28,16 +28,6 @@ def _rss_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def _best(fn, repeats: int = 3) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
 
 
 def _make_store(folder: Path):
@@ -68,22 +58,22 @@ def main() -> None:
         values = VIDEOS * FRAMES * R * R * 3
         rss_before = _rss_mb()
         peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        t_hist = _best(lambda: store.pixel_histogram("train"))
+        t_hist = best_seconds(lambda: store.pixel_histogram("train"))
         rss_after = _rss_mb()
         peak_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         counts = store.pixel_histogram("train")
         # baseline: numpy's bincount of the same centre windows, already in memory
         centre = np.concatenate([store.frames("train", i, box=(0, (W - R) // 2, R, R)) for i in range(VIDEOS)])
-        t_np = _best(lambda c=centre: np.bincount(c.reshape(-1), minlength=256))
+        t_np = best_seconds(lambda c=centre: np.bincount(c.reshape(-1), minlength=256))
         assert np.array_equal(counts, np.bincount(centre.reshape(-1), minlength=256))
         variance = variance_from_histogram(counts)
-        t_var = _best(lambda c=counts: variance_from_histogram(c))
+        t_var = best_seconds(lambda c=counts: variance_from_histogram(c))
         centre = None
 
         rates = {}
         for name, kw in (("centre", {}), ("random_crop_flip", {"crop": "random", "flip": True})):
             view = ClipDataset(store, "train", clip_len=16, windows="random", **kw)
-            rates[name] = len(view) * 4 / _best(lambda v=view: [v[i % len(v)] for i in range(len(v) * 4)], 2)
+            rates[name] = len(view) * 4 / best_seconds(lambda v=view: [v[i % len(v)] for i in range(len(v) * 4)], 2)
 
     out = {
         "histogram_Mvalues_per_s": round(values / t_hist / 1e6, 1),

@@ -6,6 +6,19 @@ import time
 from collections.abc import Callable
 
 
+def best_seconds(run: Callable[[], object], repeats: int = 3, warmup: bool = True) -> float:
+    """Wall seconds of the fastest of ``repeats`` calls of ``run``, after one warm-up call unless ``warmup`` is
+    False (a first call that is itself the thing measured)."""
+    if warmup:
+        run()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
 def best_rates(run: Callable[[], object], items: int, repeats: int) -> tuple[float, float]:
     """(items per wall second, items per CPU second of this process) of the fastest of ``repeats`` calls, after one
     warm-up call (allocators, kernel caches). CPU seconds count every thread; on a shared machine they move less
