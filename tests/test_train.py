@@ -259,3 +259,18 @@ def test_sigint_checkpoints_exits_130_and_resumes_to_the_same_state(data_root, t
     assert ref.returncode == 0, ref.stderr[-2000:]
     _assert_same_state(out / "vqvae" / "checkpoints" / "step-00000060.pt",
                        tmp_path / "ref" / "vqvae" / "checkpoints" / "step-00000060.pt")  # fmt: skip
+
+
+def test_weights_hash_names_the_weights_not_the_file(tmp_path):
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 2)
+    a = ckpt_mod.save(tmp_path / "a.pt", net, "vqvae.quickstart", {}, meta={"run": "a"})
+    b = ckpt_mod.save(tmp_path / "b.pt", net, "vqvae.quickstart", {}, meta={"run": "b"})
+    ca, cb = ckpt_mod.load(tmp_path / "a.pt"), ckpt_mod.load(tmp_path / "b.pt")
+    assert a != b and ca.weights_sha256 == cb.weights_sha256 == ca.describe()["weights_sha256"]
+    with torch.no_grad():
+        net.weight[0, 0] += 1e-6  # one value, one ulp-scale change: another hash
+    assert ckpt_mod.weights_sha256(net.state_dict()) != ca.weights_sha256
+    # names, dtypes and shapes are part of it: the same bytes under another name or shape differ
+    w = {"x": torch.zeros(2, 3)}
+    assert len({ckpt_mod.weights_sha256(s) for s in (w, {"y": w["x"]}, {"x": w["x"].reshape(3, 2)})}) == 3

@@ -209,7 +209,7 @@ def _train(stage: str):
         final = res.folder / "checkpoints" / "final.pt"
         from vgbench.models import checkpoint as ckpt_mod
 
-        weights = ckpt_mod.weights_sha256(ckpt_mod.load(final).model)
+        weights = ckpt_mod.load(final).weights_sha256
         return {"checkpoint": str(final), "sha256": hub.sha256_file(final), "weights_sha256": weights,
                 "steps": res.step}  # fmt: skip
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import errno
+import functools
 import hashlib
 import logging
 import os
@@ -59,11 +60,17 @@ class Checkpoint:
         """Training steps done when it was written."""
         return int(self.meta.get("step", 0))
 
+    @functools.cached_property
+    def weights_sha256(self) -> str:
+        """:func:`weights_sha256` of the model's state_dict, hashed once per loaded checkpoint (describe() is called
+        for every record a checkpoint enters, and hashing a BAIR prior takes about a second)."""
+        return weights_sha256(self.model)
+
     def describe(self) -> dict:
         """Provenance for result records: path, sha256, card, arch, step, VQ-VAE card, run and card overrides."""
         out = {"path": str(self.path.resolve()), "sha256": self.sha256, "card": self.card, "arch": self.arch}
         out["step"] = self.step
-        out["weights_sha256"] = weights_sha256(self.model)
+        out["weights_sha256"] = self.weights_sha256
         if self.vqvae:
             out["vqvae_card"] = self.vqvae["card"]
         if self.meta.get("run"):
