@@ -371,6 +371,19 @@ def _cached_reference(ref: Reference, fkey: dict, use_cache: bool) -> None:
     ref.warnings = [str(w) for w in meta.get("warnings", [])]
 
 
+def _extract_unless_cached(plan: Reference, role: str, extractor, p, batch_size: int, need, fkey: dict) -> None:
+    """Fill ``plan.stats`` from its videos unless the cache gave them, add what only reading showed to its
+    warnings, and cache the statistics with those warnings (rank 0 writes)."""
+    if plan.stats is not None:
+        return
+    plan.stats = extract_stats(plan.videos, extractor, p, plan.chunks, batch_size, role, need)
+    plan.warnings = plan.warnings + _warn(validation.after_reading(plan.videos, need))
+    plan.describe = plan.videos.describe()
+    if plan.cache_file is not None and dist.rank_and_size()[0] == 0:
+        meta = {"feature_key": fkey, "source": plan.describe, "chunks": plan.chunks, "warnings": plan.warnings}
+        write_stats(plan.cache_file, plan.stats, meta)
+
+
 def _round_trip(videos: SampleSet, p: FVDProtocol) -> list[str]:
     return [f"{videos.path.name}: {ROUND_TRIP_NOTE}"] if p.quantize == "truncate" and videos.dtype == "uint8" else []
 
@@ -427,6 +440,8 @@ def evaluate_fvd(
     )
     fake_plan = Reference({}, videos=fake, chunks=chunks)
     _cached_reference(fake_plan, fkey, use_cache)
+    fake_warnings += [w for w in fake_plan.warnings if w not in fake_warnings]  # cached: found when extracted
+    fake_plan.warnings = fake_warnings
     if ref.videos is not None:
         _cached_reference(ref, fkey, use_cache)
         if ref.stats is None:
@@ -443,22 +458,9 @@ def evaluate_fvd(
     # each set's warnings, which are stored with its statistics
     batch_size = batch_size or p.batch_size
     extractor = build_extractor(model_card.name, p, backend, device, tensors)
-    if ref.stats is None:
-        ref.stats = extract_stats(ref.videos, extractor, p, ref.chunks, batch_size, "reference", need)
-        ref.warnings += _warn(validation.after_reading(ref.videos, need))
-        ref.describe = ref.videos.describe()
-        if ref.cache_file is not None and dist.rank_and_size()[0] == 0:
-            meta = {"feature_key": fkey, "source": ref.describe, "chunks": ref.chunks, "warnings": ref.warnings}
-            write_stats(ref.cache_file, ref.stats, meta)
-    if fake_plan.stats is None:
-        fake_stats = extract_stats(fake, extractor, p, chunks, batch_size, "samples", need)
-        fake_warnings += _warn(validation.after_reading(fake, need))
-        if fake_plan.cache_file is not None and dist.rank_and_size()[0] == 0:
-            meta = {"feature_key": fkey, "source": fake.describe(), "chunks": chunks, "warnings": fake_warnings}
-            write_stats(fake_plan.cache_file, fake_stats, meta)
-    else:  # the warnings found when they were extracted come with them
-        fake_stats = fake_plan.stats
-        fake_warnings += _warn([w for w in fake_plan.warnings if w not in fake_warnings])
+    for plan, role in ((ref, "reference"), (fake_plan, "samples")):
+        _extract_unless_cached(plan, role, extractor, p, batch_size, need, fkey)
+    fake_stats, fake_warnings = fake_plan.stats, fake_plan.warnings
     if save_stats is not None and dist.rank_and_size()[0] == 0:
         meta = {"feature_key": fkey, "source": fake.describe(), "chunks": chunks, "warnings": fake_warnings}
         write_stats(save_stats, fake_stats, meta)
@@ -483,7 +485,7 @@ def evaluate_fvd(
         n_reference=ref.stats[0].n,
         samples={
             "role": request.role("samples"),
-            **(fake_plan.describe or fake.describe()),
+            **fake_plan.describe,
             **_made(made, "samples"),
             **sampled,
         },  # fmt: skip
