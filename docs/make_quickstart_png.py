@@ -48,4 +48,8 @@ def main(folder: Path, dest: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "quickstart"), Path(__file__).with_name("quickstart.png"))
+    folder = Path(sys.argv[1] if len(sys.argv) > 1 else "quickstart")
+    try:
+        main(folder, Path(__file__).with_name("quickstart.png"))
+    except OSError as exc:  # a missing or damaged figure: say which, no traceback
+        sys.exit(f"error: {folder}: needs a finished quickstart run's figures/ ({exc}); run `make demo` first")
