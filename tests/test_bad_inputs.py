@@ -8,11 +8,14 @@ Adding rows: write a function ``make(work: Work) -> (argv, path)`` that builds t
 and returns the CLI arguments and the path the message must name; register it with ``@case(id, problem)``
 where ``problem`` is a regular expression the message must match, above the runner section (the parametrised
 test reads the list when this module is imported). ``unreadable=True`` marks a row whose input
-is made unreadable (chmod 000): as root, which ignores file modes, that row runs the CLI as user nobody.
+is made unreadable (chmod 000). Root ignores file modes through two capabilities, so as root that row runs the
+CLI in a child process that keeps uid 0 but has CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH dropped (setpriv): file
+modes then apply to it as to any user, wherever the checkout lives (a mode-700 folder under /root included).
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -30,7 +33,6 @@ import pytest
 
 from .conftest import REPO
 
-NOBODY = 65534
 RANDOM = np.random.default_rng(0).bytes(4096)  # "random bytes" of every row
 
 
@@ -761,9 +763,8 @@ def bair_store_root(shared_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture
 def work(bair_store_root, monkeypatch) -> Work:
-    """A world-readable folder (user nobody must reach it for the permission rows), removed afterwards."""
+    """A fresh folder for one row's input, removed afterwards."""
     folder = Path(tempfile.mkdtemp(prefix="vgbench-bad-input-"))
-    folder.chmod(0o755)
     monkeypatch.setenv("VGBENCH_HOME", str(folder / "home"))
     monkeypatch.setenv("VGBENCH_OFFLINE", "1")  # no row may reach the network
     yield Work(folder, bair_store_root)
@@ -776,18 +777,38 @@ def _snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def run_cli(argv: list[str], as_nobody: bool = False) -> tuple[int, str]:
-    """(exit code, stdout + stderr) of ``vgbench ARGV``: in this process, or as user nobody in a child process.
+# The capabilities that let root read, write and search regardless of file modes.
+DAC_CAPS = "-dac_override,-dac_read_search"
+
+
+@functools.cache
+def file_modes_enforced_prefix() -> tuple[str, ...]:
+    """argv prefix that runs a command as root with file modes enforced: uid 0 kept (so the checkout, the venv and
+    the cache stay reachable wherever they are), the DAC-override capabilities dropped from the bounding and
+    inheritable sets before exec. Probed once on a chmod-000 file; a clear failure if this machine cannot do it."""
+    setpriv = shutil.which("setpriv")
+    assert setpriv, "running as root: the permission rows need setpriv (util-linux) to drop CAP_DAC_OVERRIDE"
+    prefix = (setpriv, f"--inh-caps={DAC_CAPS}", f"--bounding-set={DAC_CAPS}")
+    with tempfile.TemporaryDirectory() as folder:
+        probe = Path(folder) / "probe"
+        probe.write_text("x")
+        probe.chmod(0)
+        res = subprocess.run([*prefix, sys.executable, "-c", f"open({str(probe)!r}).read()"], capture_output=True)
+    if res.returncode == 0 or b"PermissionError" not in res.stderr:
+        pytest.fail(f"root could still read a chmod-000 file after {' '.join(prefix)} (or setpriv failed: "
+                    f"{res.stderr.decode(errors='replace').strip()[-300:]}); the permission rows cannot be checked")
+    return prefix
+
+
+def run_cli(argv: list[str], modes_enforced: bool = False) -> tuple[int, str]:
+    """(exit code, stdout + stderr) of ``vgbench ARGV``: in this process, or (as root, for the permission rows) in a
+    child process for which file modes apply.
 
     In this process an exception other than SystemExit propagates: the test then fails with it (a traceback)."""
-    if as_nobody:
-        # setpriv (util-linux) drops root's uid, groups and capabilities at exec; Python's own setuid in a
-        # preexec_fn would lose the right to exec an interpreter that lives under /root.
-        setpriv = shutil.which("setpriv")
-        assert setpriv, "running as root: the permission rows need setpriv (util-linux) to run as user nobody"
-        drop = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    if modes_enforced:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
-        res = subprocess.run([*drop, sys.executable, "-m", "vgbench", *argv], env=env, capture_output=True, timeout=120)
+        cmd = [*file_modes_enforced_prefix(), sys.executable, "-m", "vgbench", *argv]
+        res = subprocess.run(cmd, env=env, capture_output=True, timeout=120)
         return res.returncode, res.stdout.decode() + res.stderr.decode()
     from vgbench.cli import main
 
@@ -801,7 +822,7 @@ def run_cli(argv: list[str], as_nobody: bool = False) -> tuple[int, str]:
 def test_bad_input(row: Case, work: Work):
     argv, path = row.make(work)
     before = _snapshot(work.dir)
-    code, text = run_cli(argv, as_nobody=row.unreadable and os.geteuid() == 0)
+    code, text = run_cli(argv, modes_enforced=row.unreadable and os.geteuid() == 0)
     assert code == row.code, text
     assert "Traceback" not in text and "allow_pickle" not in text, text
     assert str(path) in text, f"the message does not name {path}:\n{text}"
