@@ -590,8 +590,8 @@ def compare_words(metric_label: str, rec: dict, higher_is_better: bool = False, 
     better = lower != higher_is_better
     verdict = "better" if better else "worse"
     text = (
-        f"A's {metric_label}{where} is {'lower' if lower else 'higher'} than B's in {100 * frac:.1f} % of "
-        f"{iv['resamples']} resamples: Δ {rec['delta']:+.4g} [{iv['low']:+.4g}, {iv['high']:+.4g}]"
+        f"A's {metric_label} is {'lower' if lower else 'higher'} than B's in {100 * frac:.1f} % of "
+        f"{iv['resamples']} resamples{where}: Δ {rec['delta']:+.4g} [{iv['low']:+.4g}, {iv['high']:+.4g}]"
     )
     if iv["low"] <= 0 <= iv["high"]:
         text += f"; the {iv['level']:.0%} interval contains 0: no clear difference"
