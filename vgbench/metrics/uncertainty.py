@@ -131,6 +131,9 @@ def percentile_interval(values: np.ndarray, level: float = LEVEL) -> tuple[float
 def _one_blas_thread():
     """Single-threaded BLAS inside (threads of our own run resamples in parallel: for 400 x 400 problems that is
     several times faster than BLAS's own threads). Without threadpoolctl, BLAS keeps its setting."""
+    import scipy.linalg  # noqa: F401 - loads scipy's own BLAS first, so that the limit reaches it too
+    import scipy.linalg.blas  # noqa: F401
+
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - a declared dependency
@@ -375,7 +378,10 @@ def _curve_values(contrib: Contributions, counts: list[list[np.ndarray]] | None,
     return np.mean(out, axis=0)
 
 
-CURVE_AUTO_WORK = 2.5e11  # resamples x curve sizes x (N D^2): above this an FD∞ interval is computed only on request
+# Estimated multiply-adds of an FD∞ interval (resamples x curve sizes x trials x one distance: N^2 D below the
+# feature dimension, N D^2 + D^3 above it) above which it is computed only with --curve: 64 vs 64 videos (the
+# quickstart) cost 1e10 and take a second; 2048 vs 2048 cost 3e12, about 8 times the fixed-N interval.
+CURVE_AUTO_WORK = 5e11
 
 
 def curve_defined(contrib: Contributions) -> tuple[bool, str]:
@@ -412,8 +418,10 @@ def curve(contrib: Contributions, cfg: IntervalConfig | None = None, with_interv
         with_interval = cfg.curve
     if with_interval is None:
         dim = first["samples"].shape[1] if contrib.kind == "frechet" else 1
-        work = cfg.resamples * len(sizes) * len(contrib.trials) * n * dim * dim
-        with_interval = contrib.kind == "inception" or work <= CURVE_AUTO_WORK
+        one = n * n * dim if n <= dim else n * dim * dim + dim**3
+        with_interval = (
+            contrib.kind == "inception" or cfg.resamples * len(sizes) * len(contrib.trials) * one <= CURVE_AUTO_WORK
+        )
     if with_interval:
         lo, hi = percentile_interval(centred(curve_bootstrap(contrib, cfg), inf), cfg.level)
         out["interval_inf"] = {"low": lo, "high": hi, **cfg.record(METHOD_CENTRED)}
