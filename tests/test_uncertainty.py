@@ -87,7 +87,8 @@ def test_fd_inf_recovers_the_analytic_distance_where_fixed_n_is_biased():
     """Tolerance, derived: FD∞ of one draw has a spread s (measured over the repetitions, 0.33 here); the mean of
     R = 400 repetitions is then within 4 s / sqrt(R) = 0.065 of its expectation (a 4-sigma band), and the 1/n fit
     leaves an O(1/n^2) term, below 0.1 % of FD at n >= 25 here. The fixed-N mean (N = 200) misses the truth by its
-    bias, 0.26 here: about 4 such bands (asserted: more than 3), and more than the mean term's exact (tr S1 + tr S2) / N = 0.09."""
+    bias, 0.26 here: about 4 such bands (asserted: more than 3), and more than the mean term's exact
+    (tr S1 + tr S2) / N = 0.09."""
     cov = _coverage_script()
     rng = np.random.default_rng(7)
     infs, fixed = [], []
