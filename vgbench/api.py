@@ -129,7 +129,8 @@ def compare(
     flag = "--features" if features else "--samples"
     if len(given) != 2:
         raise InputError(
-            f"compare needs exactly two sets, A and B: {flag} was given {len(given)} time(s); e.g. "
+            f"compare needs exactly two sets, A and B: {flag} was given {len(given)} time(s) "
+            f"({', '.join(map(str, given)) or 'none'}); give it once for A and once for B, e.g. "
             "vgbench compare --metric fvd --samples A.npz --samples B.npz --reference real.npz"
         )
     cfg = interval or uncertainty.IntervalConfig()
