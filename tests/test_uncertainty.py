@@ -105,10 +105,11 @@ def test_fd_inf_recovers_the_analytic_distance_where_fixed_n_is_biased():
 
 
 def test_fd_inf_interval_coverage_matches_the_measured_band():
-    """benchmarks/coverage_fd_inf.py measured 400 repetitions x 200 resamples (see its output in the CHANGELOG):
-    the reduced run here (60 x 100) must land in that band widened by 3 binomial standard errors of 60."""
+    """benchmarks/coverage_fd_inf.py measured 96.5 % over 400 repetitions x 200 resamples (N = 200, D = 8; the
+    fixed-N interval covered E[FD_N] in 95.5 %). The reduced run here (60 x 100, 93.3 % when measured) must land
+    within 3 binomial standard errors of 60 repetitions of the measured 96.5 %: [0.89, 1]."""
     out = _coverage_script().measure(reps=60, resamples=100, n=200, seed=11)
-    assert 0.82 <= out["coverage_inf"] <= 1.0
+    assert 0.89 <= out["coverage_inf"] <= 1.0
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -118,7 +119,8 @@ def test_fd_inf_interval_coverage_matches_the_measured_band():
 @pytest.mark.parametrize("kind", ["psnr-like", "nmse-like", "bpd-like"])
 def test_mean_metric_intervals_cover_the_true_mean(kind):
     """Nominal 95 % percentile intervals of a mean over N = 200 clips cover the true mean in 95 % ± 3 % of 600
-    seeded repetitions (per-clip values: normal, skewed gamma, and NLL sums over variable token counts)."""
+    seeded repetitions (per-clip values: normal, skewed gamma, and NLL sums over variable token counts; measured
+    93.5 %, 93.0 % and 93.8 %: the percentile bootstrap's known slight undercoverage at finite N)."""
     rng = np.random.default_rng({"psnr-like": 0, "nmse-like": 1, "bpd-like": 2}[kind])
     reps, n, hits = 600, 200, 0
     for r in range(reps):
