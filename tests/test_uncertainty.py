@@ -252,3 +252,31 @@ def test_features_file_round_trip_recomputes_value_and_interval(monkeypatch, hom
 def test_compare_needs_two_sets():
     with pytest.raises(InputError, match="--samples was given 1 time"):
         api.compare("fvd", samples=["a.npy"], reference="r.npy")
+
+
+def test_cli_eval_prints_plain_words_and_compare_prints_words_then_json(monkeypatch, home, tmp_path, capsys):
+    from vgbench.cli import main
+
+    monkeypatch.setattr(fvd, "build_extractor", lambda *a, **k: fake_extractor)
+    a, b, r = tmp_path / "a.npy", tmp_path / "b.npy", tmp_path / "r.npy"
+    np.save(a, random_videos(16, seed=1))
+    np.save(b, random_videos(16, seed=2) // 2)  # darker videos: another distribution
+    np.save(r, random_videos(16, seed=3))
+    feats = tmp_path / "a_feats.npz"
+    common = ["--allow-fewer", "--resamples", "50", "--no-store"]
+    with pytest.raises(SystemExit) as done, pytest.warns(UserWarning):
+        main(["eval", "--samples", str(a), "--reference", str(r), "--save-features", str(feats), *common])
+    assert done.value.code == 0
+    out, err = capsys.readouterr()
+    rec = json.loads(out)
+    assert err.strip().splitlines()[-1].startswith(f"fvd.official = {rec['value']:.6g}, 95% interval [")
+    assert rec["interval"]["resamples"] == 50 and feats.is_file()
+    with pytest.raises(SystemExit) as done, pytest.warns(UserWarning):
+        main(["compare", "--samples", str(a), "--samples", str(b), "--reference", str(r), "--allow-fewer",
+              "--resamples", "50"])  # fmt: skip
+    assert done.value.code == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("A's FVD is ") and "at N = 16" in lines[0] and "N -> inf" in lines[1]
+    data = json.loads(lines[2])
+    assert data["a"]["samples"]["path"].endswith("a.npy") and data["fixed_n"]["interval"]["resamples"] == 50
+    assert data["fixed_n"]["delta"] == pytest.approx(data["a"]["value"] - data["b"]["value"])
