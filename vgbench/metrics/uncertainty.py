@@ -36,7 +36,7 @@ import contextlib
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -491,11 +491,6 @@ def plain_words(label: str, value: float, iv: dict | None, cv: dict | None, note
     for w in notes:
         text += f". Warning: {w}"
     return text
-
-
-def describe(cfg: IntervalConfig) -> dict:
-    """The config as a dict (for records)."""
-    return asdict(cfg)
 
 
 # ----------------------------------------------------------------------------------------------------------
