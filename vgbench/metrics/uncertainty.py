@@ -12,7 +12,7 @@ of a record is never computed here (the engines keep their own, bit-identical co
   F1^T S2 F1, so tr sqrt(S1 S2) = sum sqrt(eig(F1^T S2 F1)) (negative round-off clipped at 0). F1 is the set's
   own centred rows when it has at most D distinct videos (rank deficient: an r x r problem), else the generalised
   symmetric problem S2 S1 v = l v (LAPACK sygv, Cholesky of S1) is solved. 1000 resamples of 2048 vs 2048 x 400
-  take about 19 s on the 2-core development CPU, 2.6 times less than a loop over the Fréchet function
+  take about 20 s on the shared 2-core development CPU, 4 times less than a loop over the Fréchet function
   (``benchmarks/bench_bootstrap.py``).
 - **Curve and FD∞** (:func:`curve`): the value on nested random subsets at 8 sizes from N/8 to N, fitted by least
   squares with v(n) = v∞ + k / n. For the Fréchet distance this is FID∞ of Chong & Forsyth, "Effectively Unbiased
