@@ -174,3 +174,16 @@ def test_records_with_an_interval_show_value_plus_minus_half_width():
     assert leaderboard.INTERVAL_FOOTNOTE in t.footnotes
     plain = leaderboard.with_results(leaderboard.get_table("5"), RECORDS)  # no interval: the golden tables hold
     assert leaderboard.INTERVAL_FOOTNOTE not in plain.footnotes
+
+
+def test_plot_folder_gets_the_sample_count_curves(tmp_path):
+    pytest.importorskip("matplotlib", reason="matplotlib comes with the dev extra that make test installs")
+    from vgbench import api
+
+    rec = dict(next(r for r in RECORDS if r["metric"] == "fvd"))
+    rec["curve"] = {"points": [{"n": n, "n_reference": n, "value": 100 + 800 / n} for n in (8, 16, 32, 64)],
+                    "value_inf": 100.0, "k": 800.0, "residual": 0.0}  # fmt: skip
+    store = tmp_path / "r.jsonl"
+    store.write_text(json.dumps(rec) + "\n")
+    api.tables("5", "md", store, tmp_path / "plots")
+    assert (tmp_path / "plots" / "sample_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -74,14 +74,18 @@ def tables(
 
     # a store named with --results must exist; the default one may not yet (no measured rows)
     store = results if results is not None else results_mod.default_store()
-    records = results_mod.to_frame(results_mod.read_records(store, must_exist=results is not None))
+    raw = results_mod.read_records(store, must_exist=results is not None)
+    records = results_mod.to_frame(raw)
     text = leaderboard.render_tables(which, fmt, records)
     if plot_dir is not None:
-        from vgbench import plots
+        from vgbench import plots, report
 
         for n in plots.PLOTTED:
             if which in ("all", n):
                 plots.plot_table(leaderboard.with_results(leaderboard.get_table(n), records), Path(plot_dir))
+        # the sample-count curves of the records that have one (FVD family, IS), labelled by run
+        curves = [{**r, "label": f"{r['metric']}.{r['protocol']} ({r.get('run') or 'unnamed run'})"} for r in raw]
+        report.plot_sample_curves(curves, Path(plot_dir) / "sample_curves.png")
     return text
 
 

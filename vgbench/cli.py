@@ -505,7 +505,7 @@ def demo(num_videos, no_store, results):
     "plot_dir",
     type=click.Path(path_type=Path),
     default=None,
-    help="Also write PNG charts of Tables 4, 5 and 6 into this folder.",
+    help="Also write PNG charts of Tables 4, 5 and 6, and the records' sample-count curves, into this folder.",
 )
 def table(which, fmt, results, plot_dir):
     """Render the VideoGPT paper's Tables 1-7 with measured rows from a results store.
