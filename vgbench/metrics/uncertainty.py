@@ -357,7 +357,10 @@ def nested_counts(counts: np.ndarray, sizes: Sequence[int], rng: np.random.Gener
 
 
 def _sizes(n: int) -> list[int]:
-    return [max(2, int(round(f * n))) for f in curve_fractions()]
+    return [min(n, max(2, int(round(f * n)))) for f in curve_fractions()]
+
+
+MIN_CURVE_SIZES = 3  # distinct subset sizes a fit of two parameters needs to have a residual
 
 
 def _curve_values(contrib: Contributions, counts: list[list[np.ndarray]] | None, seed: int, rep: int) -> np.ndarray:
@@ -387,6 +390,8 @@ CURVE_AUTO_WORK = 5e11
 
 def curve_defined(contrib: Contributions) -> tuple[bool, str]:
     """Whether the curve is defined for these contributions, and why not."""
+    if contrib.kind != "ratio" and len(set(_sizes(contrib.n))) < MIN_CURVE_SIZES:
+        return False, f"{contrib.n} videos give fewer than {MIN_CURVE_SIZES} distinct subset sizes to fit"
     if contrib.kind == "frechet":
         return True, ""
     if contrib.kind == "inception":
