@@ -92,7 +92,7 @@ def _check_report(folder: Path) -> list[dict]:
     md = (folder / "report.md").read_text()
     parser = Links()
     parser.feed(html)
-    assert len(parser.images) == 4  # real, reconstructions, samples, curves
+    assert len(parser.images) == 5  # real, reconstructions, samples, training curves, sample-count curves
     for src in parser.images:
         path = folder / src
         assert path.is_file() and not os.path.isabs(src), src
@@ -112,6 +112,12 @@ def _check_report(folder: Path) -> list[dict]:
     for r in records:
         assert math.isfinite(r["value"]) and r["protocol"] and len(r["protocol_hash"]) == 16
         assert f"{r['metric']}.{r['protocol']}" in html
+        iv = r["interval"]  # every record states its uncertainty, and the FVD family its value at N -> inf
+        assert iv["low"] <= iv["high"] and iv["resamples"] == 1000 and iv["level"] == 0.95
+        assert f"[{iv['low']:.{4 if abs(iv['low']) < 10 else 2}f}," in md
+        if r["metric"] in ("fvd", "fvd-star", "r-fvd"):
+            assert math.isfinite(r["curve"]["value_inf"]) and len(r["curve"]["points"]) == 8
+    assert "95% interval" in html and "A's FVD is" in md  # the samples-vs-reconstructions comparison
     return records
 
 

@@ -246,13 +246,28 @@ def _metrics(folder: Path, device: str, state: State, **_) -> dict:
         ("nmse", {"reference": ref, "checkpoint": vq}),
         ("bits-per-dim", {"reference": ref, "checkpoint": prior}),
     ]
-    records = []
+    records, made = [], {}
     with warnings.catch_warnings():  # 64 videos < 400 features is the quickstart's design; each record notes it
         warnings.filterwarnings("ignore", message=r"N = \d+ samples <= feature dimension")
         for metric, inputs in jobs:
             r = api.evaluate(metric, **inputs, store=results, dataset="quickstart", run="quickstart", device=device)
-            records.append({"metric": r.key, "value": r.value})
-    return {"results": str(results), "records": records}
+            made[metric] = r
+            records.append({"metric": r.key, "value": r.value, "interval": r.interval,
+                            "value_inf": r.curve.get("value_inf")})  # fmt: skip
+    return {"results": str(results), "records": records, "comparison": _samples_vs_reconstructions(made)}
+
+
+def _samples_vs_reconstructions(made: dict) -> dict:
+    """Paired bootstrap of FVD (prior samples vs test clips) against R-FVD (reconstructions vs the same clips):
+    does the noise really score better than the reconstructions? (README, "How sure is this number?")"""
+    from vgbench.metrics import uncertainty
+
+    a, b = made["fvd"], made["r-fvd"]
+    out = uncertainty.compare(a.contributions, b.contributions, values=(a.value, b.value))
+    words = [uncertainty.compare_words("FVD", out["fixed_n"], where=f" at N = {a.n_samples}")]
+    if "at_inf" in out:
+        words.append(uncertainty.compare_words("FVD", out["at_inf"], where=" at N -> inf"))
+    return {"a": "prior samples (fvd)", "b": "VQ-VAE reconstructions (r-fvd)", "words": words, **out}
 
 
 def _report(folder: Path, seed: int, state: State, minutes, **_) -> dict:
@@ -295,6 +310,8 @@ def _report(folder: Path, seed: int, state: State, minutes, **_) -> dict:
     }
     for r in records:
         r["label"] = labels.get(r["metric"], r["metric"])
+    sample_png = report.plot_sample_curves(records, gifs / "sample_curves.png")
+    comparison = state.done("metrics").get("comparison") or {}
     stages = [{"name": s, "seconds": state.done(s)["seconds"]} for s in STAGES if state.done(s)]
     data = report.ReportData(
         title="vgbench quickstart: VideoGPT on moving digits",
@@ -309,8 +326,16 @@ def _report(folder: Path, seed: int, state: State, minutes, **_) -> dict:
             report.Figure("figures/reconstructions.gif", "VQ-VAE reconstructions"),
             report.Figure("figures/samples.gif", "prior samples (frame 1 given, regenerated)"),
         ],
-        curves=[report.Figure("figures/curves.png", "training and validation curves")],
+        curves=[
+            report.Figure("figures/curves.png", "training and validation curves"),
+        ]
+        + (
+            [report.Figure("figures/sample_curves.png", "FVD family against the number of videos, fit v∞ + k/n")]
+            if sample_png
+            else []
+        ),
         metrics=records,
+        comparisons=[f"A = {comparison['a']}, B = {comparison['b']}: {w}" for w in comparison.get("words", [])],
         stages=stages,
         next_steps=[
             "vgbench data prepare bair            # the 30 GiB BAIR tar, read in place",
@@ -353,7 +378,10 @@ def summary(report_html: Path) -> str:
     lines = [f"quickstart done in {folder}", ""]
     for r in results.read_records(folder / "results.jsonl"):
         name = r.get("label") or r["metric"]
-        lines.append(f"  {name:28s} {r['value']:10.4f}   ({r['metric']}.{r['protocol']}, N={r['n_samples']})")
+        iv, inf = r.get("interval") or {}, (r.get("curve") or {}).get("value_inf")
+        extra = f" [{iv['low']:.4g}, {iv['high']:.4g}]" if iv else ""
+        extra += f", N->inf {inf:.4g}" if inf is not None else ""
+        lines.append(f"  {name:28s} {r['value']:10.4f}{extra}   ({r['metric']}.{r['protocol']}, N={r['n_samples']})")
     lines += [
         "",
         f"  report:      {report_html}   (open it in a browser; report.md beside it)",

@@ -36,6 +36,7 @@ class ReportData:
     stages: list[dict]  # {name, seconds, note}
     next_steps: list[str]
     facts: dict = field(default_factory=dict)  # seed, device, versions, checkpoint hashes, ...
+    comparisons: list[str] = field(default_factory=list)  # plain-words lines of paired comparisons
 
 
 def _value(rec: dict) -> str:
@@ -47,6 +48,23 @@ def _value(rec: dict) -> str:
     return text
 
 
+def _num(v: float) -> str:
+    return f"{v:.{4 if abs(v) < 10 else 2}f}"
+
+
+def _interval(rec: dict) -> str:
+    iv = rec.get("interval") or {}
+    return f"[{_num(iv['low'])}, {_num(iv['high'])}]" if iv else ""
+
+
+def _at_inf(rec: dict) -> str:
+    cv = rec.get("curve") or {}
+    if "value_inf" not in cv:
+        return ""
+    iv = cv.get("interval_inf")
+    return _num(cv["value_inf"]) + (f" [{_num(iv['low'])}, {_num(iv['high'])}]" if iv else "")
+
+
 def _metric_rows(metrics: list[dict]) -> list[tuple[str, ...]]:
     rows = []
     for r in metrics:
@@ -55,6 +73,8 @@ def _metric_rows(metrics: list[dict]) -> list[tuple[str, ...]]:
             (
                 label,
                 _value(r),
+                _interval(r),
+                _at_inf(r),
                 f"{r['metric']}.{r['protocol']}",
                 r["protocol_hash"],
                 str(r.get("n_samples", "")),
@@ -64,7 +84,12 @@ def _metric_rows(metrics: list[dict]) -> list[tuple[str, ...]]:
     return rows
 
 
-METRIC_HEADER = ("metric", "value", "protocol", "protocol hash", "N", "off-protocol")
+METRIC_HEADER = ("metric", "value", "95% interval", "N -> inf (FD∞)", "protocol", "protocol hash", "N", "off-protocol")
+INTERVAL_NOTE = (
+    "Intervals: percentile bootstrap over the evaluated clips (1000 resamples; FD-type values bias-centred); they "
+    "cover the draw of the clips, not another training run. N -> inf: the fit v(n) = v∞ + k/n on nested subsets "
+    "(Chong & Forsyth, CVPR 2020)."
+)
 
 
 def render_markdown(d: ReportData) -> str:
@@ -74,7 +99,9 @@ def render_markdown(d: ReportData) -> str:
     out += [f"**{f.caption}**\n\n![{f.caption}]({f.path})\n" for f in d.videos]
     out += ["## Metrics", "", "| " + " | ".join(METRIC_HEADER) + " |", "|" + "---|" * len(METRIC_HEADER)]
     out += ["| " + " | ".join(row) + " |" for row in _metric_rows(d.metrics)]
-    out += ["", "Every record, with all protocol parameters and provenance: `results.jsonl`.", ""]
+    out += ["", INTERVAL_NOTE, ""]
+    out += [f"- {c}" for c in d.comparisons] + ([""] if d.comparisons else [])
+    out += ["Every record, with all protocol parameters and provenance: `results.jsonl`.", ""]
     out += ["## Training curves", ""]
     out += [f"![{f.caption}]({f.path})\n" for f in d.curves]
     out += ["## Time per stage", "", "| stage | seconds | note |", "|---|---|---|"]
@@ -112,8 +139,11 @@ def render_html(d: ReportData) -> str:
     parts.append("</div><h2>Metrics</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in METRIC_HEADER) + "</tr>")
     for row in _metric_rows(d.metrics):
         parts.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>")
+    parts.append(f"</table><p>{e(INTERVAL_NOTE)}</p>")
+    if d.comparisons:
+        parts.append("<ul>" + "".join(f"<li>{e(c)}</li>" for c in d.comparisons) + "</ul>")
     parts.append(
-        "</table><p>Every record, with all protocol parameters and provenance: "
+        "<p>Every record, with all protocol parameters and provenance: "
         "<a href='results.jsonl'><code>results.jsonl</code></a>.</p><h2>Training curves</h2><div class='curves'>"
     )
     for f in d.curves:
@@ -164,6 +194,38 @@ def plot_curves(metrics_logs: dict[str, Path], dest: Path, series: list[tuple[st
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(series) :]:
         ax.axis("off")
+    fig.tight_layout()
+    with hub.atomic_path(dest) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+    return dest
+
+
+def plot_sample_curves(records: list[dict], dest: Path) -> Path | None:
+    """One PNG: each record's sample-count curve (value at nested subset sizes) and its fit v∞ + k/n, with v∞
+    marked; None when no record has a curve."""
+    with_curve = [r for r in records if (r.get("curve") or {}).get("points")]
+    if not with_curve:
+        return None
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise MissingDependencyError("matplotlib", "plot", "the report's sample-count curves") from exc
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    for r in with_curve:
+        cv = r["curve"]
+        ns = [p["n"] for p in cv["points"]]
+        line = ax.plot(ns, [p["value"] for p in cv["points"]], "o", ms=4, label=r.get("label") or r["metric"])[0]
+        grid = [ns[0] + (ns[-1] - ns[0]) * i / 50 for i in range(51)]
+        ax.plot(grid, [cv["value_inf"] + cv["k"] / n for n in grid], "-", color=line.get_color(), alpha=0.6)
+        ax.axhline(cv["value_inf"], color=line.get_color(), ls=":", alpha=0.6)
+    ax.set_xlabel("videos per set (nested random subsets)")
+    ax.set_ylabel("value; dotted: fitted value at N -> inf")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     with hub.atomic_path(dest) as tmp:
         fig.savefig(tmp, format="png", dpi=90)

@@ -180,13 +180,23 @@ def _short_hash(obj) -> str:
 
 
 def add_features(
-    stats: FeatureStats, batches: Iterable[np.ndarray], value_range: str, extractor, p: FVDProtocol, bar=None
+    stats: FeatureStats,
+    batches: Iterable[np.ndarray],
+    value_range: str,
+    extractor,
+    p: FVDProtocol,
+    bar=None,
+    keep: list | None = None,
 ):
     """Add the I3D features of raw batches (B, T, H, W, C) to ``stats``; the next batch is read, decoded and
-    brought to the network's scale in a background thread while the network runs on this one."""
+    brought to the network's scale in a background thread while the network runs on this one. ``keep``: a list
+    that each batch's (B, 400) features are appended to (for intervals)."""
     scaled = (to_network_scale(b, value_range, p.quantize) for b in batches)
     for x in prefetch(scaled):
-        stats.update(extractor(x))
+        feats = extractor(x)
+        stats.update(feats)
+        if keep is not None:
+            keep.append(feats)
         if bar is not None:
             bar.update(len(x))
 
@@ -212,12 +222,14 @@ def extract_stats(
     bar = progress(sum(hi - lo for lo, hi in shards.values()), desc, disable=rank != 0)
     for a, b in unique:
         lo, hi = shards[(a, b)]
-        stats = FeatureStats.empty(FEATURE_DIM)
+        stats, kept = FeatureStats.empty(FEATURE_DIM), []
+        feats = np.zeros((b - a, FEATURE_DIM), np.float64)  # every process fills its rows: the sum gathers them
         if hi > lo:
             batches = samples.iter_batches(batch_size, lo, hi, need=need)
-            add_features(stats, batches, samples.value_range, extractor, protocol, bar)
-        n, s, so = dist.all_reduce_sum([np.array([stats.n], np.float64), stats.sum, stats.sum_outer])
-        out[(a, b)] = FeatureStats(int(round(n[0])), s, so)
+            add_features(stats, batches, samples.value_range, extractor, protocol, bar, keep=kept)
+            feats[lo - a : hi - a] = np.concatenate(kept)
+        n, s, so, feats = dist.all_reduce_sum([np.array([stats.n], np.float64), stats.sum, stats.sum_outer, feats])
+        out[(a, b)] = FeatureStats(int(round(n[0])), s, so, features=feats)
     bar.close()
     return [out[c] for c in chunks]
 
@@ -241,6 +253,8 @@ def write_stats(path: str | Path, stats: list[FeatureStats], meta: dict) -> None
         "sum": np.stack([s.sum for s in stats]),
         "sum_outer": np.stack([s.sum_outer for s in stats]),
     }
+    if all(s.features is not None for s in stats):  # per-video features (N, 400) of every chunk, concatenated
+        arrays["features"] = np.concatenate([s.features for s in stats])
     with hub.atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
 
@@ -271,6 +285,7 @@ def load_stats(path: str | Path) -> tuple[list[FeatureStats], dict]:
                     raise InputError(f"{path}: a stats file without {', '.join(missing)}; {fix}")
                 meta = json.loads(str(z["meta"]))
                 n, sums, outer = z["n"], z["sum"], z["sum_outer"]
+                feats = z["features"] if "features" in z.files else None
         except zipfile.BadZipFile as exc:
             raise InputError(f"{path}: cannot be read as {what} ({exc}); {fix}") from exc
     k = len(n) if n.ndim == 1 else -1
@@ -285,6 +300,14 @@ def load_stats(path: str | Path) -> tuple[list[FeatureStats], dict]:
             f"(K, {FEATURE_DIM}), (K, {FEATURE_DIM}, {FEATURE_DIM}) and a JSON object of metadata; {fix}"
         )
     stats = [FeatureStats(int(c), s_, so) for c, s_, so in zip(n, sums, outer, strict=True)]
+    if feats is not None:
+        if feats.shape != (int(n.sum()), FEATURE_DIM):
+            raise InputError(
+                f"{path}: damaged stats file: features {feats.shape}, expected ({int(n.sum())}, {FEATURE_DIM}) "
+                f"(one row per video of the {k} chunk(s)); {fix}"
+            )
+        for st, part in zip(stats, np.split(feats.astype(np.float64), np.cumsum(n)[:-1]), strict=True):
+            st.features = part
     return stats, meta
 
 
@@ -366,6 +389,8 @@ def _cached_reference(ref: Reference, fkey: dict, use_cache: bool) -> None:
     source = meta.get("source") or {}
     if source.get("content_sha256") != digest or meta.get("feature_key") != fkey or len(stats) != len(ref.chunks):
         return  # a cache entry of other content: never used
+    if any(st.features is None for st in stats):
+        return  # written before per-video features were kept: computed again, with them, for the interval
     log.info("statistics of %s from cache %s", videos.path, ref.cache_file)
     ref.stats, ref.describe = stats, {**videos.describe(), "clip_shape": source.get("clip_shape")}
     ref.warnings = [str(w) for w in meta.get("warnings", [])]
@@ -473,11 +498,15 @@ def evaluate_fvd(
     warnings = fake_warnings + ref.warnings + pair_warnings
 
     values = [fvd_value(fs, rs, p) for fs, rs in zip(fake_stats, ref.stats, strict=True)]
+    contrib = _contributions(fake_stats, ref.stats, request)
+    if contrib is None:
+        notes.append("no interval: the reference statistics hold no per-video features (a stats file written "
+                     "before vgbench kept them); write it again with --save-stats")  # fmt: skip
     sampled, sidecar_notes = generated_by(fake)  # `vgbench sample`'s samples.json, when it describes these samples
     notes += sidecar_notes
     if min(fake_stats[0].n, ref.stats[0].n) <= FEATURE_DIM:
         notes.append(f"N <= {FEATURE_DIM}: singular covariances; compare only with numbers made at the same N")
-    return make_result(
+    result = make_result(
         request,
         values,
         t0,
@@ -500,6 +529,18 @@ def evaluate_fvd(
         run=run,
         **({"checkpoint": made["checkpoint"]} if "checkpoint" in made else {}),
     )
+    result.contributions = contrib
+    return result
+
+
+def _contributions(fake: list[FeatureStats], real: list[FeatureStats], request: MetricRequest):
+    """Per-video features of every trial for the interval (None when a side has none, e.g. an old stats file)."""
+    from vgbench.metrics.uncertainty import Contributions
+
+    if any(s.features is None for s in fake + real):
+        return None
+    trials = [{"samples": f.features, "reference": r.features} for f, r in zip(fake, real, strict=True)]
+    return Contributions("frechet", trials, {"feature_dim": FEATURE_DIM}, request.card.higher_is_better)
 
 
 def _made(made: dict, slot: str) -> dict:
