@@ -205,8 +205,8 @@ def test_sample_frames_writes_long_videos_and_their_sidecar(trained, tmp_path): 
 def test_sample_cli_bad_frames_and_stride(trained, tmp_path, extra, message):  # noqa: F811
     final = trained["prior"].folder / "checkpoints" / "final.pt"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-m", "vgbench", "sample", str(final), "-n", "1", "--cond", "quickstart:test",
-                        "--out", str(tmp_path / "x"), *extra], env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    argv = ["-m", "vgbench", "sample", str(final), "-n", "1", "--cond", "quickstart:test", "--out", str(tmp_path / "x")]
+    r = subprocess.run([sys.executable, *argv, *extra], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 1
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message), r.stderr

@@ -296,25 +296,25 @@ def _sample_long(ck, net, plan, n, out: Path, make_cond, cond_desc, seed, temper
     part = parts / f"rank-{rank:05d}.npy"
     t0 = time.time()
     bar = tqdm(total=(hi - lo) * len(plan.windows), desc="sampling", unit="window", disable=rank != 0 or not progress)
-    with hub.atomic_path(part) as tmp:
-        with open(tmp, "wb") as f:
-            np.lib.format.write_array_header_2_0(f, {"descr": "|u1", "fortran_order": False, "shape": shape})
-            offset = f.tell()
-            frame_bytes = math.prod(shape[2:])
-            f.truncate(offset + math.prod(shape))
-            for i in range(lo, hi, batch_size):
-                idx = list(range(i, min(i + batch_size, hi)))
-                c = make_cond(idx, dev) if make_cond else None
-                windows = net.sample_windows(c if c else len(idx), plan.frames, plan.stride, cond_policy,
-                                             temperature, top_k, top_p, [sample_seed(seed, j) for j in idx])  # fmt: skip
-                for first, chunk in windows:  # (B, f, H, W, C) uint8 frames first .. first + f - 1
-                    chunk = np.asarray(chunk)
-                    if chunk.shape[-1] == 1:
-                        chunk = np.repeat(chunk, 3, axis=-1)
-                    for b, j in enumerate(idx):
-                        f.seek(offset + ((j - lo) * plan.frames + first) * frame_bytes)
-                        f.write(np.ascontiguousarray(chunk[b]).tobytes())
-                    bar.update(len(idx))
+    with hub.atomic_path(part) as tmp, open(tmp, "wb") as f:
+        np.lib.format.write_array_header_2_0(f, {"descr": "|u1", "fortran_order": False, "shape": shape})
+        offset = f.tell()
+        frame_bytes = math.prod(shape[2:])
+        f.truncate(offset + math.prod(shape))
+        for i in range(lo, hi, batch_size):
+            idx = list(range(i, min(i + batch_size, hi)))
+            c = make_cond(idx, dev) if make_cond else None
+            seeds = [sample_seed(seed, j) for j in idx]
+            windows = net.sample_windows(c if c else len(idx), plan.frames, plan.stride, cond_policy, temperature,
+                                         top_k, top_p, seeds)  # fmt: skip
+            for first, chunk in windows:  # (B, f, H, W, C) uint8 frames first .. first + f - 1
+                chunk = np.asarray(chunk)
+                if chunk.shape[-1] == 1:
+                    chunk = np.repeat(chunk, 3, axis=-1)
+                for b, j in enumerate(idx):
+                    f.seek(offset + ((j - lo) * plan.frames + first) * frame_bytes)
+                    f.write(np.ascontiguousarray(chunk[b]).tobytes())
+                bar.update(len(idx))
     bar.close()
     elapsed = time.time() - t0
     per_frame = math.prod(pc.shape[1:])
@@ -400,15 +400,18 @@ def _stream_npz(path: Path, parts: list[Path], shape: tuple[int, ...]) -> None:
     """Write ``samples.npz`` (one uncompressed member ``videos.npy``) from .npy parts, in 16 MiB pieces."""
     import zipfile
 
-    with hub.atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-        with zf.open("videos.npy", "w", force_zip64=True) as dst:
-            np.lib.format.write_array_header_2_0(dst, {"descr": "|u1", "fortran_order": False, "shape": shape})
-            for p in parts:
-                with open(p, "rb") as src:
-                    np.lib.format.read_magic(src)
-                    np.lib.format.read_array_header_2_0(src)
-                    while piece := src.read(16 << 20):
-                        dst.write(piece)
+    with (
+        hub.atomic_path(path) as tmp,
+        zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf,
+        zf.open("videos.npy", "w", force_zip64=True) as dst,
+    ):
+        np.lib.format.write_array_header_2_0(dst, {"descr": "|u1", "fortran_order": False, "shape": shape})
+        for p in parts:
+            with open(p, "rb") as src:
+                np.lib.format.read_magic(src)
+                np.lib.format.read_array_header_2_0(src)
+                while piece := src.read(16 << 20):
+                    dst.write(piece)
 
 
 def _gather(local: np.ndarray, out: Path, rank: int, world: int) -> np.ndarray:
