@@ -181,10 +181,11 @@ def test_sample_frames_writes_long_videos_and_their_sidecar(trained, tmp_path): 
                           frames=32)  # fmt: skip
     va, vb, vs = (np.load(r.samples)["videos"] for r in (a, b, short))
     assert va.shape == (3, 32, 64, 64, 3) and np.array_equal(va, vb)
-    assert np.array_equal(va[:, :16], vs)  # the first window is today's sample
+    assert not np.array_equal(va[:, :16], vs)  # same codes, but now decoded with the next frames as context
     side = json.loads(a.sidecar.read_text())
     assert side["long_video"]["frames"] == 32 and side["long_video"]["stride_latent_frames"] == 2
     assert side["long_video"]["window_starts_latent"] == [0, 2, 4] and side["long_video"]["cond_policy"] == "window"
+    assert side["long_video"]["decode"].startswith("overlapping spans")  # the quickstart VQ-VAE has no attention
     assert side["seeds"] == [sample_mod.sample_seed(5, i) for i in range(3)]
     assert side["shape"] == [3, 32, 64, 64, 3] and a.gif.stat().st_size > 0
     assert not (tmp_path / "a" / ".parts").exists()
@@ -230,3 +231,30 @@ def test_long_samples_under_two_processes_equal_one(trained, tmp_path):  # noqa:
     assert a.shape == (3, 24, 64, 64, 3) and np.array_equal(a, b)
     sa, sb = (json.loads((tmp_path / d / "samples.json").read_text()) for d in ("one", "two"))
     assert sb["world_size"] == 2 and sa["seeds"] == sb["seeds"] and sa["samples_sha256"] == sb["samples_sha256"]
+
+
+def test_span_decoding_equals_one_decode_of_the_whole_sequence():
+    # A VQ-VAE without attention (the quickstart's design) decodes any latent length; the halo spans' centres must
+    # equal the frames of one decode of the whole sequence, level for level.
+    from vgbench.models.gpt import SpanDecoder, to_uint8
+    from vgbench.models.vqvae import VQVAE, VQVAEConfig
+
+    torch.manual_seed(0)
+    vq = VQVAE(VQVAEConfig(in_channels=1, frames=8, resolution=16, downsample=(2, 4, 4), hidden=12, res_hidden=8,
+                           res_layers=1, attention=False, n_codes=16, embedding_dim=4)).eval()  # fmt: skip
+    assert vq.time_reach() == 1 + 1 + 2 * 2 + 1 and vq.latent_shape == (4, 4, 4)
+    codes = torch.randint(0, 16, (2, 23, 4, 4), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        whole = to_uint8(vq.decode_span(codes))  # (2, 46, 16, 16, 1)
+        dec = SpanDecoder(vq, 23)
+        assert dec.mode == "halo" and dec.chunk == 14
+        pieces = [dec.push(codes[:, :4])] + [dec.push(codes[:, i : i + 3]) for i in range(4, 22, 3)]
+        pieces.append(dec.push(codes[:, 22:]))
+        got = [(f, c) for p in pieces for f, c in p]
+    assert [f for f, _ in got] == sorted(f for f, _ in got)
+    video = torch.cat([c for _, c in got], 1)
+    assert video.shape == whole.shape and torch.equal(video, whole)
+    # a sequence of one window is decoded as the training clip, exactly as vgbench sample does today
+    with torch.no_grad():
+        one = list(SpanDecoder(vq, 4).push(codes[:, :4]))
+    assert len(one) == 1 and torch.equal(one[0][1], to_uint8(vq.decode(codes[:, :4])))

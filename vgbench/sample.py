@@ -287,6 +287,7 @@ def _sample_long(ck, net, plan, n, out: Path, make_cond, cond_desc, seed, temper
     from tqdm import tqdm
 
     from vgbench.models import checkpoint as ckpt_mod
+    from vgbench.models.gpt import SpanDecoder
 
     pc = net.prior.config
     lo, hi = dist.shard(0, n, rank, world)
@@ -351,7 +352,13 @@ def _sample_long(ck, net, plan, n, out: Path, make_cond, cond_desc, seed, temper
         "long_video": {
             **plan.as_dict(),
             "method": "sliding window in latent time; kept latent frames prefilled into the KV cache (teacher "
-                      "forced), new ones sampled; each window decoded as one training-length clip, its new frames kept",
+                      "forced), new ones sampled",
+            "decode": {
+                "halo": "overlapping spans with the decoder's temporal reach as halo, centres kept: equal to one "
+                        "decode of the whole latent sequence",
+                "clip": "each window decoded as one training-length clip, the frames of its new latent frames kept "
+                        "(the VQ-VAE attends along time)",
+            }[SpanDecoder(net.vqvae, plan.latent_length).mode],
             "cond_policy": cond_policy if pc.cond_frames else None,
             "uniforms": "one float64 stream per sample (torch.Generator seeded with its seed), drawn window by window",
         },

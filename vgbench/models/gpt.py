@@ -719,12 +719,16 @@ class VideoGPT(nn.Module):
           :meth:`sample`'s videos bit for bit.
         - Window k keeps the last T' - S latent frames of the video so far as context (prefilled, not re-sampled)
           and samples S new ones with the next uniforms of each sample's own stream.
-        - Decoding: each window's T' latent frames go through the VQ-VAE as one training-length clip (per clip, as in
-          :meth:`sample`) and the frames of its new latent frames are kept: every decode is one the VQ-VAE was trained
-          on (its position embedding and attention, where it has them, fix the clip length).
+        - Decoding (:class:`SpanDecoder`): a VQ-VAE that is convolutional in time (no attention, no position
+          embedding: the quickstart's, Moving MNIST's) decodes overlapping spans with a halo of its temporal reach on
+          either side and keeps their centres, which equals decoding the whole latent sequence at once (measured:
+          benchmarks/bench_long_sample.py decode) in bounded memory; one whose decoder attends along time decodes
+          each window as one training-length clip and keeps the frames of its new latent frames. Either way per clip,
+          as in :meth:`sample`.
         - Class and action conditioning is the same in every window. Frame conditioning: ``cond_policy`` "first"
           keeps the given frames for every window; "window" conditions window k on the decoded (uint8) frames at
-          its own start, the frames the prior would have seen had the window been a real clip.
+          its own start (the previous window decoded as a clip), the frames the prior would have seen had the
+          window been a real clip.
         """
         from vgbench.models import sliding
 
@@ -745,7 +749,8 @@ class VideoGPT(nn.Module):
         was_training = self.prior.training
         self.prior.eval()
         table = codebook_table(self.vqvae)
-        recent = None  # uint8 (N, f, H, W, C): the decoded frames of the current window, for the "window" policy
+        decoder = SpanDecoder(self.vqvae, windows.latent_length)
+        recent = None  # uint8 (N, T, H, W, C): the current window decoded as a clip, for the "window" policy
         codes = None
         try:
             for k, w in enumerate(windows.windows):
@@ -759,11 +764,66 @@ class VideoGPT(nn.Module):
                 context = None if k == 0 else codes[:, w.start - windows.windows[k - 1].start :]
                 codes = self.prior.sample_codes(table, total, sub, temperature, top_k, top_p, context=context,
                                                 uniforms=u)  # fmt: skip  # (N, *shape)
-                # one clip per decode, as in sample(): a sample does not depend on the batch it shares
-                recent = torch.cat([to_uint8(self.vqvae.decode(x[None])).cpu() for x in codes])  # (N, T, H, W, C)
-                yield (w.start * dt + w.context() * dt), recent[:, w.context() * dt :]
+                if c.cond_frames and cond_policy == "window" and k + 1 < len(windows.windows):
+                    recent = decoder.clips(codes)
+                yield from decoder.push(codes[:, w.context() :], recent)
         finally:
             self.prior.train(was_training)
+
+
+class SpanDecoder:
+    """Decodes a long latent sequence as it grows, window by window, into uint8 frames in time order.
+
+    ``halo`` mode (the VQ-VAE's :meth:`time_reach` is defined): spans of ``chunk`` latent frames are decoded with
+    ``halo`` latent frames of context on each side (fewer at the ends) and only their centre is kept, so every frame
+    equals the frame of one decode of the whole sequence; memory holds one span. ``clip`` mode: each window is
+    decoded as one training-length clip and the frames of its new latent frames are kept. Decodes run per clip
+    (a sample never depends on the batch it shares). A sequence no longer than one window is decoded in one call
+    in both modes: today's decode."""
+
+    def __init__(self, vqvae: nn.Module, total: int):
+        self.vqvae, self.total = vqvae, total
+        self.window = int(vqvae.latent_shape[0])
+        self.dt = int(vqvae.config.frames) // self.window
+        reach = vqvae.time_reach() if hasattr(vqvae, "time_reach") else None
+        self.halo = None if reach is None or total <= self.window else reach
+        self.chunk = max(self.window, 2 * (self.halo or 0))
+        self.buf, self.buf_start, self.emitted, self.end = None, 0, 0, 0
+
+    @property
+    def mode(self) -> str:
+        return "clip" if self.halo is None else "halo"
+
+    def clips(self, codes: torch.Tensor) -> torch.Tensor:
+        """Windows (N, *latent) decoded as clips: uint8 (N, T, H, W, C)."""
+        return torch.cat([to_uint8(self.vqvae.decode(x[None])).cpu() for x in codes])
+
+    def _span(self, lo: int, hi: int) -> torch.Tensor:
+        part = self.buf[:, lo - self.buf_start : hi - self.buf_start]
+        return torch.cat([to_uint8(self.vqvae.decode_span(x[None])).cpu() for x in part])  # (N, f, H, W, C)
+
+    def push(self, new: torch.Tensor, decoded: torch.Tensor | None = None):
+        """Add the window's new latent frames (N, n, ...); yield (first_frame, uint8 (N, f, H, W, C)) chunks that
+        are final. ``decoded``: this window already decoded as a clip (clip mode reuses it)."""
+        start = self.end
+        self.end += new.shape[1]
+        if self.halo is None:  # clip mode: the window is the last T' latent frames
+            if decoded is None:
+                window = new if new.shape[1] == self.window else torch.cat([self.buf, new], 1)[:, -self.window :]
+                decoded = self.clips(window)
+            keep = decoded[:, (self.window - new.shape[1]) * self.dt :]
+            self.buf = torch.cat([self.buf, new], 1)[:, -self.window :] if self.buf is not None else new
+            yield start * self.dt, keep
+            return
+        self.buf = new if self.buf is None else torch.cat([self.buf, new], 1)
+        while self.end - self.emitted >= self.chunk + self.halo or (self.end == self.total and self.emitted < self.end):
+            hi = min(self.emitted + self.chunk, self.end)
+            lo_ctx, hi_ctx = max(0, self.emitted - self.halo), min(self.end, hi + self.halo)
+            frames = self._span(lo_ctx, hi_ctx)
+            yield self.emitted * self.dt, frames[:, (self.emitted - lo_ctx) * self.dt : (hi - lo_ctx) * self.dt]
+            self.emitted = hi
+            drop = max(0, self.emitted - self.halo) - self.buf_start
+            self.buf, self.buf_start = self.buf[:, drop:], self.buf_start + drop
 
 
 # ----------------------------------------------------------------------------------------------------------
