@@ -34,7 +34,7 @@ def random_offset(seed: int, index: int, length: int, frames: int, subsample: in
 
 def select(batch: np.ndarray, first_index: int, protocol, role: str) -> np.ndarray:
     """The clips (B, frames, H, W, C) a protocol reads from a batch of videos (B, T, H, W, C) whose first video has
-    index ``first_index`` in its set; the batch itself when the protocol reads plain leading frames."""
+    index ``first_index`` in its set (generated videos: from their first frame)."""
     s = protocol.subsample or 1
     if protocol.frames is None:
         return batch
@@ -43,8 +43,6 @@ def select(batch: np.ndarray, first_index: int, protocol, role: str) -> np.ndarr
         idx = np.stack([clip_indices(random_offset(protocol.seed, first_index + j, t, protocol.frames, s),
                                      protocol.frames, s) for j in range(len(batch))])  # fmt: skip  # (B, n)
         return np.take_along_axis(batch, idx[:, :, None, None, None], axis=1)
-    if s == 1:
-        return batch
     return batch[:, : protocol.frames * s : s]
 
 
