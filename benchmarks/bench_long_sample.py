@@ -11,6 +11,9 @@ decode: three ways to decode a long latent sequence, against one decode of the w
         VQ-VAE without attention or position embedding, such as the quickstart's; it needs memory in proportion to
         F): the sampler's halo spans (SpanDecoder), and each sampling window decoded as a training-length clip with
         its new frames kept. uint8 levels that differ, and best-of-3 seconds per frame of each.
+policy: --cond-policy first vs window on a frame-conditional prior: FVD of each 16-frame window of --n samples of
+        --frames[0] frames against the real 16-frame test clips, and of the whole samples against long real clips.
+        python benchmarks/bench_long_sample.py policy --checkpoint ... --data ... --frames 64 --n 16
 """
 
 from __future__ import annotations
@@ -143,15 +146,52 @@ def decode(args) -> dict:
     return res
 
 
+def policy(args) -> dict:
+    """Frame-conditional priors: which conditioning of later windows drifts less? For each --cond-policy, sample
+    --n videos of --frames frames and score every 16-frame window against the real 16-frame test clips (the
+    per-window curve), and the whole videos against real clips as long (fvd.official, all frames)."""
+    import warnings
+
+    import numpy as np
+
+    from vgbench import cards, hub
+    from vgbench import sample as sample_mod
+    from vgbench.datasets import quickstart as qs
+    from vgbench.metrics import long_video
+
+    os.environ["VGBENCH_DATA"] = str(Path(args.data).resolve())
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        p = cards.dataset("quickstart").preprocess
+        gen = qs.generator("test", args.n, args.frames[0], p["size"], p["seed"])
+        real = Path(tmp) / "real.npy"
+        with hub.atomic_path(real) as t, open(t, "wb") as f:
+            np.save(f, np.repeat(np.stack([gen[i] for i in range(args.n)]), 3, axis=-1))
+        for pol in ("first", "window"):
+            run = sample_mod.sample(args.checkpoint, args.n, Path(tmp) / pol, cond="quickstart:test", seed=1,
+                                    batch_size=args.n, progress=False, frames=args.frames[0],
+                                    cond_policy=pol)  # fmt: skip
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                from vgbench import api
+
+                whole = api.evaluate("fvd", samples=run.samples, reference=real, use_cache=False).value
+                curve = long_video.window_curve(run.samples, "quickstart:test", Path(tmp) / f"w-{pol}", window=16)
+            out[pol] = {"whole_fvd": whole, "window_fvd": [round(c["value"], 1) for c in curve]}
+            print(pol, json.dumps(out[pol]), flush=True)
+    return out
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["memory", "decode"])
+    p.add_argument("what", choices=["memory", "decode", "policy"])
+    p.add_argument("--n", type=int, default=16, help="policy: videos per policy")
     p.add_argument("--checkpoint", default=None, help="a quickstart prior checkpoint (final.pt)")
     p.add_argument("--data", default=None, help="the quickstart's data folder (for --cond quickstart:test)")
     p.add_argument("--frames", type=int, nargs="+", default=[16, 64, 256, 1024])
     p.add_argument("--latent-len", type=int, default=32, help="decode: latent frames of the long sequence")
     args = p.parse_args()
-    {"memory": memory, "decode": decode}[args.what](args)
+    {"memory": memory, "decode": decode, "policy": policy}[args.what](args)
 
 
 if __name__ == "__main__":
