@@ -50,9 +50,9 @@ class Plan:
     batch_size: int
     samples: int
     val_every: int
-    long_samples: int = 8  # videos longer than training (sliding window), for the long row and the drift curve
+    long_samples: int = 4  # videos longer than training (sliding window), for the long row and the drift curve
     long_frames: int = 64
-    long_reference: int = 16  # real moving-digit clips of long_frames frames for the long row
+    long_reference: int = 8  # real moving-digit clips of long_frames frames for the long row
 
 
 PLANS = {
