@@ -323,8 +323,10 @@ def _sample_long(ck, net, plan, n, out: Path, make_cond, cond_desc, seed, temper
     if world > 1:
         import torch.distributed as tdist
 
-        tdist.barrier()
+        tdist.barrier()  # every part written
     if rank != 0:
+        if world > 1:
+            tdist.barrier()  # rank 0 has read them
         return None
     part_paths = [parts / f"rank-{r:05d}.npy" for r in range(world)]
     total = (n, plan.frames, pc.resolution, pc.resolution, 3)
