@@ -258,3 +258,20 @@ def test_span_decoding_equals_one_decode_of_the_whole_sequence():
     with torch.no_grad():
         one = list(SpanDecoder(vq, 4).push(codes[:, :4]))
     assert len(one) == 1 and torch.equal(one[0][1], to_uint8(vq.decode(codes[:, :4])))
+
+
+def test_interrupted_long_sampling_leaves_nothing_half_written(trained, tmp_path, monkeypatch):  # noqa: F811
+    from vgbench.models.gpt import VideoGPT
+
+    final = trained["prior"].folder / "checkpoints" / "final.pt"
+    original = VideoGPT.sample_windows
+
+    def interrupted(self, *args, **kw):  # Ctrl-C after the first window was written
+        windows = original(self, *args, **kw)
+        yield next(windows)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(VideoGPT, "sample_windows", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        sample_mod.sample(final, 2, tmp_path / "x", cond="quickstart:test", progress=False, frames=32)
+    assert list((tmp_path / "x").rglob("*")) == []  # no part, no temporary file, no samples.npz or sidecar

@@ -297,25 +297,31 @@ def _sample_long(ck, net, plan, n, out: Path, make_cond, cond_desc, seed, temper
     part = parts / f"rank-{rank:05d}.npy"
     t0 = time.time()
     bar = tqdm(total=(hi - lo) * len(plan.windows), desc="sampling", unit="window", disable=rank != 0 or not progress)
-    with hub.atomic_path(part) as tmp, open(tmp, "wb") as f:
-        np.lib.format.write_array_header_2_0(f, {"descr": "|u1", "fortran_order": False, "shape": shape})
-        offset = f.tell()
-        frame_bytes = math.prod(shape[2:])
-        f.truncate(offset + math.prod(shape))
-        for i in range(lo, hi, batch_size):
-            idx = list(range(i, min(i + batch_size, hi)))
-            c = make_cond(idx, dev) if make_cond else None
-            seeds = [sample_seed(seed, j) for j in idx]
-            windows = net.sample_windows(c if c else len(idx), plan.frames, plan.stride, cond_policy, temperature,
-                                         top_k, top_p, seeds)  # fmt: skip
-            for first, chunk in windows:  # (B, f, H, W, C) uint8 frames first .. first + f - 1
-                chunk = np.asarray(chunk)
-                if chunk.shape[-1] == 1:
-                    chunk = np.repeat(chunk, 3, axis=-1)
-                for b, j in enumerate(idx):
-                    f.seek(offset + ((j - lo) * plan.frames + first) * frame_bytes)
-                    f.write(np.ascontiguousarray(chunk[b]).tobytes())
-                bar.update(len(idx))
+    try:
+        with hub.atomic_path(part) as tmp, open(tmp, "wb") as f:
+            np.lib.format.write_array_header_2_0(f, {"descr": "|u1", "fortran_order": False, "shape": shape})
+            offset = f.tell()
+            frame_bytes = math.prod(shape[2:])
+            f.truncate(offset + math.prod(shape))
+            for i in range(lo, hi, batch_size):
+                idx = list(range(i, min(i + batch_size, hi)))
+                c = make_cond(idx, dev) if make_cond else None
+                seeds = [sample_seed(seed, j) for j in idx]
+                windows = net.sample_windows(c if c else len(idx), plan.frames, plan.stride, cond_policy, temperature,
+                                             top_k, top_p, seeds)  # fmt: skip
+                for first, chunk in windows:  # (B, f, H, W, C) uint8 frames first .. first + f - 1
+                    chunk = np.asarray(chunk)
+                    if chunk.shape[-1] == 1:
+                        chunk = np.repeat(chunk, 3, axis=-1)
+                    for b, j in enumerate(idx):
+                        f.seek(offset + ((j - lo) * plan.frames + first) * frame_bytes)
+                        f.write(np.ascontiguousarray(chunk[b]).tobytes())
+                    bar.update(len(idx))
+    except BaseException:  # Ctrl-C or an error: the part's temporary file is gone; leave no empty .parts folder
+        bar.close()
+        if parts.exists() and not any(parts.iterdir()):
+            parts.rmdir()
+        raise
     bar.close()
     elapsed = time.time() - t0
     per_frame = math.prod(pc.shape[1:])
