@@ -184,14 +184,10 @@ def _short_hash(obj) -> str:
 
 
 def add_features(
-    stats: FeatureStats, batches: Iterable[np.ndarray], value_range: str, extractor, p: FVDProtocol, bar=None,
-    select=None,
-):  # fmt: skip
+    stats: FeatureStats, batches: Iterable[np.ndarray], value_range: str, extractor, p: FVDProtocol, bar=None
+):
     """Add the I3D features of raw batches (B, T, H, W, C) to ``stats``; the next batch is read, decoded and
-    brought to the network's scale in a background thread while the network runs on this one. ``select(batch)``
-    picks the frames a long-video protocol reads (:mod:`vgbench.metrics.long_video`)."""
-    if select is not None:
-        batches = (select(b) for b in batches)
+    brought to the network's scale in a background thread while the network runs on this one."""
     scaled = (to_network_scale(b, value_range, p.quantize) for b in batches)
     for x in prefetch(scaled):
         stats.update(extractor(x))
@@ -214,6 +210,8 @@ def extract_stats(
     Every video is checked as it is read by the rules of :mod:`vgbench.validation` under ``need`` (default: the
     protocol's)."""
     need = need or validation.need_for("this protocol", protocol)
+    if protocol.subsample or protocol.reference_start:
+        samples = _Selected(samples, protocol, role)  # the frames a long-video protocol reads
     rank, size = dist.rank_and_size()
     unique = sorted(set(chunks))
     out: dict[tuple[int, int], FeatureStats] = {}
@@ -224,27 +222,30 @@ def extract_stats(
         stats = FeatureStats.empty(FEATURE_DIM)
         if hi > lo:
             batches = samples.iter_batches(batch_size, lo, hi, need=need)
-            add_features(stats, batches, samples.value_range, extractor, protocol, bar, _selector(protocol, role, lo))
+            add_features(stats, batches, samples.value_range, extractor, protocol, bar)
         n, s, so = dist.all_reduce_sum([np.array([stats.n], np.float64), stats.sum, stats.sum_outer])
         out[(a, b)] = FeatureStats(int(round(n[0])), s, so)
     bar.close()
     return [out[c] for c in chunks]
 
 
-def _selector(protocol: FVDProtocol, role: str, start: int):
-    """The frame selection of a long-video protocol for consecutive batches starting at video ``start``."""
-    if not (protocol.subsample or protocol.reference_start):
-        return None
-    from vgbench.metrics import long_video
+class _Selected:
+    """A sample set whose batches are the clips a long-video protocol reads from its videos
+    (:func:`vgbench.metrics.long_video.select`, which needs each batch's position in the set)."""
 
-    pos = [start]
+    def __init__(self, videos, protocol: FVDProtocol, role: str):
+        self.videos, self.protocol, self.role = videos, protocol, role
 
-    def select(batch: np.ndarray) -> np.ndarray:
-        out = long_video.select(batch, pos[0], protocol, role)
-        pos[0] += len(batch)
-        return out
+    def __getattr__(self, name):
+        return getattr(self.videos, name)
 
-    return select
+    def iter_batches(self, batch_size: int, start: int = 0, stop: int | None = None, **kw):
+        from vgbench.metrics import long_video
+
+        pos = start
+        for batch in self.videos.iter_batches(batch_size, start, stop, **kw):
+            yield long_video.select(batch, pos, self.protocol, self.role)
+            pos += len(batch)
 
 
 def fvd_value(fake: FeatureStats, real: FeatureStats, p: FVDProtocol) -> float:
