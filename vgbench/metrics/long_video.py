@@ -102,7 +102,9 @@ def plot_curve(rows: list[dict], dest, title: str = "FVD of window k (frames 16k
     from vgbench import hub
 
     fig, ax = plt.subplots(figsize=(5.0, 3.0))
-    ax.plot([r["window"] for r in rows], [r["value"] for r in rows], marker="o")
+    ks = [r["window"] for r in rows]
+    ax.plot(ks, [r["value"] for r in rows], marker="o")
+    ax.set_xticks(ks)
     ax.set_xlabel("window k")
     ax.set_ylabel("FVD")
     ax.set_title(title, fontsize=9)
