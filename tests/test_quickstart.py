@@ -24,7 +24,7 @@ from vgbench.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = quickstart.Plan(train_videos=16, test_videos=8, vqvae_steps=4, prior_steps=3, batch_size=4, samples=4,
-                       val_every=2)  # fmt: skip
+                       val_every=2, long_samples=2, long_frames=32, long_reference=2)  # fmt: skip
 METRICS = {"fvd", "fvd-star", "r-fvd", "nmse", "bits-per-dim"}
 
 
@@ -92,7 +92,7 @@ def _check_report(folder: Path) -> list[dict]:
     md = (folder / "report.md").read_text()
     parser = Links()
     parser.feed(html)
-    assert len(parser.images) == 5  # real, reconstructions, samples, training curves, sample-count curves
+    assert len(parser.images) == 7  # real, reconstructions, samples, long samples, curves, sample-count, drift
     for src in parser.images:
         path = folder / src
         assert path.is_file() and not os.path.isabs(src), src
@@ -108,6 +108,11 @@ def _check_report(folder: Path) -> list[dict]:
             assert (h, w) == _decodes(folder / src)[1:], src  # loaded, at the size PyAV decodes
     assert _decodes(folder / "figures" / "samples.gif")[0] == 16  # an animation of the 16 frames
     records = [json.loads(x) for x in (folder / "results.jsonl").read_text().splitlines() if x.strip()]
+    long = [r for r in records if r["run"] == "quickstart-long"]  # the long samples' FVD (issue 20)
+    assert len(long) == 1 and long[0]["metric"] == "fvd" and long[0]["n_samples"] >= 2
+    assert _decodes(folder / "figures" / "long.gif")[0] == json.loads((folder / "quickstart.json").read_text())[
+        "settings"]["plan"]["long_frames"]  # fmt: skip
+    records = [r for r in records if r["run"] == "quickstart"]
     assert sorted(r["metric"] for r in records) == sorted(METRICS)  # one record per metric
     for r in records:
         assert math.isfinite(r["value"]) and r["protocol"] and len(r["protocol_hash"]) == 16

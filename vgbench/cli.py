@@ -771,7 +771,15 @@ def train_cmd(
 @click.option("--batch-size", type=click.IntRange(min=1), default=32)
 @click.option("--device", default="auto")
 @click.option("--root", type=click.Path(path_type=Path), default=None, help="Data root for --cond.")
-def sample_cmd(checkpoint, n, out, cond, seed, temperature, top_k, top_p, batch_size, device, root):
+@click.option("--frames", type=int, default=None,
+              help="Frames per video, >= the training clip: longer videos slide a window in latent time.")
+@click.option("--stride", type=int, default=None,
+              help="Latent frames each window adds with --frames (default: half a window).")
+@click.option("--cond-policy", type=click.Choice(["window", "first"]), default="window", show_default=True,
+              help="Frame-conditional priors with --frames: condition window k on its own first decoded frame "
+              "(window) or on the given frame throughout (first).")  # fmt: skip
+def sample_cmd(checkpoint, n, out, cond, seed, temperature, top_k, top_p, batch_size, device, root, frames, stride,
+               cond_policy):  # fmt: skip
     """Sample videos from a prior checkpoint: samples.npz for `vgbench eval`, a GIF/MP4 grid, provenance JSON.
 
     \b
@@ -779,10 +787,12 @@ def sample_cmd(checkpoint, n, out, cond, seed, temperature, top_k, top_p, batch_
       vgbench sample runs/bair/prior/checkpoints/final.pt --n 256 --cond bair:test --out samples/bair
       vgbench sample runs/ucf/prior/checkpoints/final.pt --n 2048 --top-k 100 --out samples/ucf
       torchrun --nproc-per-node 4 -m vgbench sample CKPT -n 2048 --out samples/   # same videos as 1 process
+      vgbench sample CKPT --n 64 --cond quickstart:test --frames 128 --out samples/long   # sliding window
     """
     from vgbench import sample as sample_mod
 
-    run = sample_mod.sample(checkpoint, n, out, cond, seed, temperature, top_k, top_p, batch_size, device, root)
+    run = sample_mod.sample(checkpoint, n, out, cond, seed, temperature, top_k, top_p, batch_size, device, root,
+                            frames=frames, stride=stride, cond_policy=cond_policy)  # fmt: skip
     if run is not None:
         click.echo(run.text())
 

@@ -6,7 +6,10 @@
 4. samples: videos from the prior with its KV cache (``vgbench sample``), conditioned on test clips;
 5. metrics: FVD (official protocol, real I3D), FVD*, R-FVD, NMSE and bits/dim through ``vgbench eval``'s code path,
    appended to ``DIR/results.jsonl``;
-6. report: ``DIR/report.html`` and ``report.md`` with the videos, curves, metrics and timings.
+6. long: a few videos longer than training from the same prior (``vgbench sample --frames``, sliding window), their
+   FVD against long real clips of the same moving-digit generator, and the drift curve: FVD of each 16-frame window
+   against the real 16-frame test clips;
+7. report: ``DIR/report.html`` and ``report.md`` with the videos, curves, metrics and timings.
 
 ``DIR/quickstart.json`` records each finished stage; a re-run (after Ctrl-C, say) skips them. Deterministic under
 ``--seed`` on one machine. ``--small`` is the reduced version CI runs.
@@ -33,7 +36,7 @@ from vgbench.train import Interrupted
 log = logging.getLogger(__name__)
 
 STATE_FORMAT = "vgbench-quickstart/1"
-STAGES = ("data", "vqvae", "prior", "samples", "metrics", "report")
+STAGES = ("data", "vqvae", "prior", "samples", "metrics", "long", "report")
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,9 @@ class Plan:
     batch_size: int
     samples: int
     val_every: int
+    long_samples: int = 4  # videos longer than training (sliding window), for the long row and the drift curve
+    long_frames: int = 64
+    long_reference: int = 8  # real moving-digit clips of long_frames frames for the long row
 
 
 PLANS = {
@@ -54,7 +60,7 @@ PLANS = {
     "full": Plan(train_videos=1024, test_videos=64, vqvae_steps=250, prior_steps=200, batch_size=8, samples=64,
                  val_every=50),
     "small": Plan(train_videos=256, test_videos=32, vqvae_steps=120, prior_steps=80, batch_size=8, samples=32,
-                  val_every=40),
+                  val_every=40, long_samples=4, long_frames=32, long_reference=8),
 }  # fmt: skip
 
 
@@ -270,7 +276,46 @@ def _samples_vs_reconstructions(made: dict) -> dict:
     return {"a": "prior samples (fvd)", "b": "VQ-VAE reconstructions (r-fvd)", "words": words, **out}
 
 
-def _report(folder: Path, seed: int, state: State, minutes, **_) -> dict:
+def _long(folder: Path, plan: Plan, seed: int, device: str, state: State, progress: bool, **_) -> dict:
+    from vgbench import api
+    from vgbench import sample as sample_mod
+    from vgbench.datasets import quickstart as qs
+    from vgbench.metrics import long_video
+
+    t0 = time.time()
+    run = sample_mod.sample(
+        state.done("prior")["checkpoint"],
+        plan.long_samples,
+        folder / "long",
+        cond="quickstart:test",
+        seed=seed,
+        device=device,
+        batch_size=plan.long_samples,
+        progress=progress,
+        frames=plan.long_frames,
+    )
+    sampled = time.time() - t0
+    # long real clips: the test split's generator at the long length (its first 16 frames are the test clips)
+    p = cards.dataset("quickstart").preprocess
+    gen = qs.generator("test", plan.long_reference, plan.long_frames, p["size"], p["seed"])
+    real = folder / "long" / f"real{plan.long_frames}.npy"
+    with hub.atomic_path(real) as tmp, open(tmp, "wb") as f:
+        np.save(f, np.repeat(np.stack([gen[i] for i in range(plan.long_reference)]), 3, axis=-1))
+    from vgbench import results as results_mod
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"N = \d+ samples <= feature dimension")
+        r = api.evaluate("fvd", samples=run.samples, reference=real, dataset="quickstart", run="quickstart-long",
+                         device=device)  # fmt: skip
+        curve = long_video.window_curve(run.samples, "quickstart:test", folder / "long" / "windows", window=16,
+                                        device=device)  # fmt: skip
+    long_video.plot_curve(curve, folder / "figures" / "long_curve.png")
+    results_mod.append(r, folder / "results.jsonl")  # once the stage has succeeded: a rerun adds no duplicate
+    return {"samples": str(run.samples), "sampling_seconds": round(sampled, 2), "fvd": r.value,
+            "curve": [{k: c[k] for k in ("window", "frames", "value")} for c in curve]}  # fmt: skip
+
+
+def _report(folder: Path, plan: Plan, seed: int, state: State, minutes, **_) -> dict:
     from vgbench import datasets, report, results
     from vgbench import sample as sample_mod
     from vgbench.metrics.checkpoints import to_uint8
@@ -288,6 +333,8 @@ def _report(folder: Path, seed: int, state: State, minutes, **_) -> dict:
     sample_mod.write_gif_grid(gifs / "reconstructions.gif", recon_u8)
     samples = np.load(state.done("samples")["samples"])["videos"]
     sample_mod.write_gif_grid(gifs / "samples.gif", samples)
+    if state.done("long"):
+        sample_mod.write_gif_grid(gifs / "long.gif", np.load(state.done("long")["samples"])["videos"])
     logs = {s: folder / "runs" / s / "metrics.jsonl" for s in ("vqvae", "prior")}
     report.plot_curves(
         logs,
@@ -308,11 +355,15 @@ def _report(folder: Path, seed: int, state: State, minutes, **_) -> dict:
         "nmse": "NMSE",
         "bits-per-dim": "bits/dim (per latent token)",
     }
+    long = state.done("long")
     for r in records:
         r["label"] = labels.get(r["metric"], r["metric"])
     sample_png = report.plot_sample_curves(records, gifs / "sample_curves.png")
     comparison = state.done("metrics").get("comparison") or {}
     stages = [{"name": s, "seconds": state.done(s)["seconds"]} for s in STAGES if state.done(s)]
+    for r in records:  # the long samples' row (issue 20)
+        if r.get("run") == "quickstart-long":
+            r["label"] = f"FVD, {plan.long_frames}-frame sliding-window samples vs real clips as long"
     data = report.ReportData(
         title="vgbench quickstart: VideoGPT on moving digits",
         intro=(
@@ -356,6 +407,11 @@ def _report(folder: Path, seed: int, state: State, minutes, **_) -> dict:
             "torch": str(torch.__version__),
         },
     )
+    if long:  # issue 20: a long sample and its drift curve
+        data.videos.append(report.Figure("figures/long.gif", f"{plan.long_frames} frames from the 16-frame prior "
+                                         "(sliding window)"))  # fmt: skip
+        data.curves.append(report.Figure("figures/long_curve.png", "drift: FVD of each 16-frame window of the long "
+                                         "samples against real 16-frame clips"))  # fmt: skip
     html, md = report.write(folder, data)
     return {"html": str(html), "markdown": str(md)}
 
@@ -366,6 +422,7 @@ STAGE_FUNCS = {
     "prior": _train("prior"),
     "samples": _samples,
     "metrics": _metrics,
+    "long": _long,
     "report": _report,
 }
 

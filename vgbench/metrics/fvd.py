@@ -34,7 +34,7 @@ from vgbench import cards, dist, hub, models, validation
 from vgbench.errors import InputError, ProtocolError, VgbenchError
 from vgbench.metrics.common import exact_math, plan_chunks, prefetch, progress, resolve_device
 from vgbench.metrics.contract import MetricRequest, build_request, compared_sets, make_result
-from vgbench.metrics.frechet import FeatureStats, frechet_distance_from_stats
+from vgbench.metrics.frechet import FeatureStats, frechet_distance, frechet_distance_from_stats
 from vgbench.metrics.protocols import FVDProtocol
 from vgbench.metrics.resize import resize_frames
 from vgbench.models.i3d import FEATURE_DIM
@@ -172,7 +172,11 @@ def build_extractor(
 def feature_key(protocol: FVDProtocol, extractor_hash: str, backend: str) -> dict:
     """Everything that changes the features (not the distance): stats are reusable when these match."""
     keys = ("resize", "resize_mode", "size", "scale", "quantize", "frames", "bn_eps")
-    return {"extractor_sha256": extractor_hash, "backend": backend, **{k: getattr(protocol, k) for k in keys}}
+    key = {"extractor_sha256": extractor_hash, "backend": backend, **{k: getattr(protocol, k) for k in keys}}
+    for k in ("subsample", "reference_start", "seed"):  # long-video protocols only: earlier keys stay the same
+        if protocol.subsample or protocol.reference_start:
+            key[k] = getattr(protocol, k)
+    return key
 
 
 def _short_hash(obj) -> str:
@@ -209,12 +213,15 @@ def extract_stats(
     batch_size: int,
     desc: str = "",
     need: validation.Need | None = None,
+    role: str = "samples",
 ) -> list[FeatureStats]:
     """Streaming feature statistics of each video range in ``chunks``; shards ranges over torchrun processes.
 
     Every video is checked as it is read by the rules of :mod:`vgbench.validation` under ``need`` (default: the
     protocol's)."""
     need = need or validation.need_for("this protocol", protocol)
+    if protocol.subsample or protocol.reference_start:
+        samples = _Selected(samples, protocol, role)  # the frames a long-video protocol reads
     rank, size = dist.rank_and_size()
     unique = sorted(set(chunks))
     out: dict[tuple[int, int], FeatureStats] = {}
@@ -234,9 +241,32 @@ def extract_stats(
     return [out[c] for c in chunks]
 
 
+class _Selected:
+    """A sample set whose batches are the clips a long-video protocol reads from its videos
+    (:func:`vgbench.metrics.long_video.select`, which needs each batch's position in the set)."""
+
+    def __init__(self, videos, protocol: FVDProtocol, role: str):
+        self.videos, self.protocol, self.role = videos, protocol, role
+
+    def __getattr__(self, name):
+        return getattr(self.videos, name)
+
+    def iter_batches(self, batch_size: int, start: int = 0, stop: int | None = None, **kw):
+        from vgbench.metrics import long_video
+
+        pos = start
+        for batch in self.videos.iter_batches(batch_size, start, stop, **kw):
+            yield long_video.select(batch, pos, self.protocol, self.role)
+            pos += len(batch)
+
+
 def fvd_value(fake: FeatureStats, real: FeatureStats, p: FVDProtocol) -> float:
     """The Fréchet distance of two feature statistics in the protocol's precision and result dtype."""
-    v = frechet_distance_from_stats(fake, real, sqrtm=p.fd_sqrtm, dtype=p.fd_dtype)
+    if p.covariance == "biased":  # StyleGAN-V's FeatureStats: covariance divided by n, not n - 1
+        fs, rs = (x.sigma * ((x.n - 1) / x.n) for x in (fake, real))
+        v = frechet_distance(fake.mu, fs, real.mu, rs, sqrtm=p.fd_sqrtm, dtype=p.fd_dtype)
+    else:
+        v = frechet_distance_from_stats(fake, real, sqrtm=p.fd_sqrtm, dtype=p.fd_dtype)
     return float(np.float32(v)) if p.result_dtype == "float32" else v
 
 
@@ -401,12 +431,20 @@ def _extract_unless_cached(plan: Reference, role: str, extractor, p, batch_size:
     warnings, and cache the statistics with those warnings (rank 0 writes)."""
     if plan.stats is not None:
         return
-    plan.stats = extract_stats(plan.videos, extractor, p, plan.chunks, batch_size, role, need)
+    plan.stats = extract_stats(plan.videos, extractor, p, plan.chunks, batch_size, role, need, role=role)
     plan.warnings = plan.warnings + _warn(validation.after_reading(plan.videos, need))
     plan.describe = plan.videos.describe()
     if plan.cache_file is not None and dist.rank_and_size()[0] == 0:
         meta = {"feature_key": fkey, "source": plan.describe, "chunks": plan.chunks, "warnings": plan.warnings}
         write_stats(plan.cache_file, plan.stats, meta)
+
+
+def _read_shape(shape, p: FVDProtocol):
+    """A reference clip shape in the samples' terms (their first ``span`` frames): a randomly started real clip
+    covers ``span`` frames of a longer video."""
+    if shape is None or p.reference_start != "random" or shape[0] is None:
+        return shape
+    return (p.span, *shape[1:])
 
 
 def _round_trip(videos: SampleSet, p: FVDProtocol) -> list[str]:
@@ -443,6 +481,7 @@ def evaluate_fvd(
     dist.maybe_init()
     card, p = request.card, request.protocol
     need = validation.need_for(request.name, p)
+    ref_need = validation.need_for(request.name, p, "reference")  # differs for randomly started real clips
     model_card = cards.model(card.extractor)
     ext_hash = model_card.weights.content_sha256 if backend != "tfhub" else "tfhub:deepmind/i3d-kinetics-400/1"
     fkey = feature_key(p, ext_hash, backend)
@@ -471,9 +510,9 @@ def evaluate_fvd(
         _cached_reference(ref, fkey, use_cache)
         if ref.stats is None:
             ref.warnings = validation.check(
-                ref.videos, need, stop=max(b for _, b in ref.chunks), per_trial=min(b - a for a, b in ref.chunks)
+                ref.videos, ref_need, stop=max(b for _, b in ref.chunks), per_trial=min(b - a for a, b in ref.chunks)
             )
-    pair = validation.pair_problems(fake.clip_shape(), ref.clip_shape, need)
+    pair = validation.pair_problems(fake.clip_shape(), _read_shape(ref.clip_shape, p), need)
     validation.raise_fatal(pair)
     pair_warnings = [x.text() for x in pair]
     _warn(fake_warnings + ref.warnings + pair_warnings)
@@ -484,7 +523,7 @@ def evaluate_fvd(
     batch_size = batch_size or p.batch_size
     extractor = build_extractor(model_card.name, p, backend, device, tensors)
     for plan, role in ((ref, "reference"), (fake_plan, "samples")):
-        _extract_unless_cached(plan, role, extractor, p, batch_size, need, fkey)
+        _extract_unless_cached(plan, role, extractor, p, batch_size, ref_need if role == "reference" else need, fkey)
     fake_stats, fake_warnings = fake_plan.stats, fake_plan.warnings
     if save_stats is not None and dist.rank_and_size()[0] == 0:
         meta = {"feature_key": fkey, "source": fake.describe(), "chunks": chunks, "warnings": fake_warnings}
@@ -492,7 +531,7 @@ def evaluate_fvd(
 
     # 4. Clip shapes of decoded videos (unknown before decoding)
     if not pair:
-        late = validation.pair_problems(fake_plan.clip_shape, ref.clip_shape, need)
+        late = validation.pair_problems(fake_plan.clip_shape, _read_shape(ref.clip_shape, p), need)
         validation.raise_fatal(late)
         pair_warnings = _warn([x.text() for x in late])
     warnings = fake_warnings + ref.warnings + pair_warnings
