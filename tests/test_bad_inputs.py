@@ -783,11 +783,20 @@ def _(work):
     return ["compare", "--features", str(path), "--features", str(path)], path
 
 
-@case("compare-features-random-bytes", r"cannot be read as a vgbench features file")
+@case("compare-features-random-bytes", r"not a .npz archive \(4096 bytes; damaged, truncated or another format\)")
 def _(work):
     path = work.dir / "f.npz"
     path.write_bytes(RANDOM)
     return ["compare", "--features", str(path), "--features", str(path)], path
+
+
+# Prior checkpoints, read by `vgbench sample`: torch reads a non-zip file as a legacy pickle, and its own error
+# advises weights_only=False; the message names the file as damaged or foreign instead.
+@case("sample-checkpoint-random-bytes", r"not a readable checkpoint \(4096 bytes; torch cannot open it")
+def _(work):
+    path = work.dir / "prior.pt"
+    path.write_bytes(RANDOM)
+    return ["sample", str(path), "--n", "2", "--out", str(work.dir / "out")], path
 
 
 @case("compare-features-trial-sizes", r"damaged features file: samples has 6 rows but samples_trial_sizes \[4\]")
@@ -877,7 +886,7 @@ def test_bad_input(row: Case, work: Work):
     before = _snapshot(work.dir)
     code, text = run_cli(argv, modes_enforced=row.unreadable and os.geteuid() == 0)
     assert code == row.code, text
-    assert "Traceback" not in text and "allow_pickle" not in text, text
+    assert "Traceback" not in text and "allow_pickle" not in text and "weights_only" not in text, text
     assert str(path) in text, f"the message does not name {path}:\n{text}"
     assert re.search(row.problem, text), f"expected /{row.problem}/ in:\n{text}"
     assert text.startswith("error: ") and text.count("\n") == 1, f"one line, 'error: ...':\n{text}"

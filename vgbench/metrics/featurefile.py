@@ -52,6 +52,10 @@ def load(path: str | Path) -> tuple[Contributions, dict]:
     what, fix = "a vgbench features file (--save-features)", "write it again with vgbench eval --save-features"
     path = Path(path)
     with reading(path, what, fix):
+        with open(path, "rb") as f:  # numpy reads a non-zip file as a pickle and would say so: name the real problem
+            if f.read(2) != b"PK":
+                raise InputError(f"{path}: not a .npz archive ({path.stat().st_size} bytes; damaged, truncated or "
+                                 f"another format); {fix}")  # fmt: skip
         try:
             with np.load(path, allow_pickle=False) as z:
                 files = set(z.files)

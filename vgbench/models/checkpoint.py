@@ -173,6 +173,9 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> C
     if path.is_dir():
         raise InputError(f"{path}: is a directory; give a checkpoint file (a run folder's checkpoints/*.pt)")
     try:
+        with open(path, "rb") as f:  # torch reads a non-zip file as a legacy pickle, and its error advises
+            if f.read(2) != b"PK":  # weights_only=False: a damaged or foreign file is named as such instead
+                raise zipfile.BadZipFile("no zip archive signature")
         data = torch.load(path, map_location=map_location, weights_only=True)
     except (zipfile.BadZipFile, EOFError, RuntimeError) as exc:
         raise InputError(
