@@ -16,7 +16,6 @@ from vgbench.metrics.continuity import pairing_gain, ssim_all_pairs
 from vgbench.metrics.psnr_ssim import ssim_per_frame
 
 
-
 def _protocol():
     return cards.resolve_protocol("continuity")[2]
 
