@@ -88,3 +88,28 @@ def test_eval_needs_something_to_score(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["eval", "--metric", "nmse", "--reference", "bair:test"])
     assert exc.value.code == 2 and "give --samples (the videos to score) or --checkpoint" in capsys.readouterr().err
+
+
+def test_library_warnings_are_one_line_in_words(caplog):
+    # issue 19: `vgbench eval` printed "py.warnings: .../fvd.py:227: UserWarning: ..." and the source line under it
+    import logging
+    import warnings
+
+    from vgbench import cli as cli_mod
+    from vgbench.metrics.frechet import FeatureStats, frechet_distance_from_stats
+
+    rng = np.random.default_rng(0)
+    a, b = (FeatureStats.from_features(rng.normal(size=(5, 8))) for _ in range(2))
+    with warnings.catch_warnings(), caplog.at_level(logging.WARNING):
+        warnings.simplefilter("always")
+        cli_mod._setup_logging(0, False)  # installs the one-line form
+        try:
+            frechet_distance_from_stats(a, b)
+        finally:
+            logging.captureWarnings(False)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        "N = 5 samples <= feature dimension 8: the covariance is singular (rank <= N-1) and the distance is "
+        "biased upwards; compare only numbers made with the same N."
+    ]
+    assert caplog.records[0].name == "vgbench"

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -25,6 +26,12 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
     logging.basicConfig(stream=sys.stderr, level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.captureWarnings(True)  # library warnings (e.g. singular covariances) go to the same stderr log
+    warnings.showwarning = _show_warning  # ... in words: no file, line number, category or source line
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A library warning as one log line of its message (Python's default adds its source file and line)."""
+    log.warning("%s", message)
 
 
 @click.group(context_settings=CONTEXT)
