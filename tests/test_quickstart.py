@@ -25,7 +25,10 @@ from vgbench.errors import InputError
 REPO = Path(__file__).resolve().parents[1]
 TINY = quickstart.Plan(train_videos=16, test_videos=8, vqvae_steps=4, prior_steps=3, batch_size=4, samples=4,
                        val_every=2)  # fmt: skip
-METRICS = {"fvd", "fvd-star", "r-fvd", "nmse", "bits-per-dim"}
+METRICS = {"fvd", "fvd-star", "r-fvd", "nmse", "bits-per-dim", "continuity"}
+# the reference points of issue 19: (metric, run) scored beside the samples' rows
+REFERENCE_ROWS = {("fvd", "quickstart/real"), ("fvd", "quickstart/repeat"), ("continuity", "quickstart/real"),
+                  ("continuity", "quickstart/reconstructions"), ("continuity", "quickstart/repeat")}  # fmt: skip
 
 
 class Links(HTMLParser):
@@ -107,11 +110,22 @@ def _check_report(folder: Path) -> list[dict]:
         for src, (w, h) in loaded.items():
             assert (h, w) == _decodes(folder / src)[1:], src  # loaded, at the size PyAV decodes
     assert _decodes(folder / "figures" / "samples.gif")[0] == 16  # an animation of the 16 frames
-    records = [json.loads(x) for x in (folder / "results.jsonl").read_text().splitlines() if x.strip()]
+    every = [json.loads(x) for x in (folder / "results.jsonl").read_text().splitlines() if x.strip()]
+    records = [r for r in every if r["run"] == "quickstart"]
     assert sorted(r["metric"] for r in records) == sorted(METRICS)  # one record per metric
-    for r in records:
+    assert {(r["metric"], r["run"]) for r in every if r["run"] != "quickstart"} == REFERENCE_ROWS
+    for r in every:
         assert math.isfinite(r["value"]) and r["protocol"] and len(r["protocol_hash"]) == 16
+        assert r["n_samples"] == records[0]["n_samples"] or r["metric"] in ("r-fvd", "nmse", "bits-per-dim")
+    for r in records:
         assert f"{r['metric']}.{r['protocol']}" in html
+    # the reference points table: its four sets, a sentence per metric saying whether the run shows the ordering
+    assert "Reference points" in html and "Reference points" in md
+    for name in quickstart.REFERENCE_SETS:
+        assert f"<th>{name}</th>" in html
+    assert html.count("This run shows it") + html.count("This run does not show it") == 2
+    # the curves say whether they have flattened
+    assert html.count("VQ-VAE validation NMSE: ") == 1 and html.count("prior validation bits/dim: ") == 1
     return records
 
 
@@ -162,6 +176,10 @@ def test_tiny_runs_are_deterministic_and_resume_by_stage(tmp_path, monkeypatch):
         == json.loads((tmp_path / "a" / "quickstart.json").read_text())["stages"]["prior"]["weights_sha256"]
     )
     assert {r["metric"]: r["value"] for r in ra} == {r["metric"]: r["value"] for r in rb}
+    refs = [[json.loads(x) for x in (f / "results.jsonl").read_text().splitlines()] for f in (a.parent, b.parent)]
+    assert [(r["metric"], r["run"], r["value"]) for r in refs[0]] == [
+        (r["metric"], r["run"], r["value"]) for r in refs[1]
+    ]
 
 
 def test_settings_of_another_run_are_refused(tmp_path):
