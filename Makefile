@@ -46,6 +46,7 @@ bench: $(STAMP)  ## performance figures (benchmarks/README.md)
 	$(PY) benchmarks/bench_vqvae.py
 	$(PY) benchmarks/bench_gpt.py
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_bootstrap.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check vgbench tests benchmarks

@@ -748,6 +748,59 @@ def _(work):
 
 
 # ----------------------------------------------------------------------------------------------------------
+# vgbench compare and its features files (eval --save-features)
+
+
+def _features_file(work: Work, name: str = "a_feats.npz") -> Path:
+    from vgbench.metrics import featurefile
+    from vgbench.metrics.uncertainty import Contributions
+
+    rng = np.random.default_rng(0)
+    trials = [{"samples": rng.normal(size=(6, 4)), "reference": rng.normal(size=(5, 4))}]
+    path = work.dir / name
+    featurefile.write(path, Contributions("frechet", trials), {"metric": "fvd", "protocol": "official", "value": 1.0})
+    return path
+
+
+@case("compare-samples-once", r"compare needs exactly two sets, A and B: --samples was given 1 time\(s\)")
+def _(work):
+    path = work.dir / "a.npy"
+    np.save(path, np.zeros((2, 4, 8, 8, 3), np.uint8))
+    return ["compare", "--metric", "fvd", "--samples", str(path), "--reference", str(path)], path
+
+
+@case("compare-features-wrong-layout", r"not a vgbench features file \(vgbench-feature-stats/1; expected vgbench-f")
+def _(work):
+    path = work.dir / "stats.npz"
+    np.savez(path, format=np.array("vgbench-feature-stats/1"), n=np.array([2]))
+    return ["compare", "--features", str(path), "--features", str(path)], path
+
+
+@case("compare-features-truncated", r"cannot be read as a vgbench features file")
+def _(work):
+    path = _features_file(work)
+    path.write_bytes(path.read_bytes()[:300])
+    return ["compare", "--features", str(path), "--features", str(path)], path
+
+
+@case("compare-features-random-bytes", r"cannot be read as a vgbench features file")
+def _(work):
+    path = work.dir / "f.npz"
+    path.write_bytes(RANDOM)
+    return ["compare", "--features", str(path), "--features", str(path)], path
+
+
+@case("compare-features-trial-sizes", r"damaged features file: samples has 6 rows but samples_trial_sizes \[4\]")
+def _(work):
+    path = _features_file(work)
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["samples_trial_sizes"] = np.array([4])
+    np.savez(path, **arrays)
+    return ["compare", "--features", str(path), "--features", str(path)], path
+
+
+# ----------------------------------------------------------------------------------------------------------
 # The runner
 
 

@@ -117,3 +117,39 @@ def test_check_files_are_validated_like_cards(tmp_path):
     (tmp_path / "bad.toml").write_text("[[checks]\n")
     with pytest.raises(CardError, match=r"bad.toml: field '<file>': not valid TOML"):
         load_expected(tmp_path / "bad.toml")
+
+
+INTERVAL = """
+checks:
+  - {name: fvd-iv, metric: fvd, protocol: official, run: ci, expected: 100.0, tolerance: {abs: 0}, mode: interval}
+  - {name: psnr-iv, metric: psnr, protocol: per_frame, run: ci, expected: 30.0, tolerance: {abs: 0.1}, mode: interval}
+"""
+
+
+def _iv(low, high):
+    return {"low": low, "high": high, "level": 0.95, "method": "percentile bootstrap", "resamples": 1000, "seed": 0}
+
+
+@pytest.mark.parametrize(
+    "fvd_iv,psnr_iv,passed",
+    [
+        ((90.0, 130.0), (29.0, 31.0), [True, True]),  # expected inside both intervals
+        ((95.0, 99.0), (30.5, 31.0), [True, True]),  # better than expected beyond the interval: never a failure
+        ((100.5, 130.0), (29.0, 29.95), [False, True]),  # FVD worse beyond its interval; PSNR within its 0.1 margin
+        ((90.0, 130.0), (29.0, 29.85), [True, False]),  # PSNR (higher is better) worse beyond interval + 0.1
+    ],
+)
+def test_interval_mode_fails_only_beyond_the_records_interval(tmp_path, fvd_iv, psnr_iv, passed):
+    records = [
+        rec(value=sum(fvd_iv) / 2, interval=_iv(*fvd_iv)),
+        rec("psnr", "per_frame", value=sum(psnr_iv) / 2, interval=_iv(*psnr_iv)),
+    ]
+    res = invoke(tmp_path, records, INTERVAL, extra=["--json", str(tmp_path / "o.json")])
+    out = json.loads((tmp_path / "o.json").read_text())
+    assert [c["passed"] for c in out["checks"]] == passed
+    assert res.exit_code == (0 if all(passed) else 1)
+
+
+def test_interval_mode_without_an_interval_fails_saying_why(tmp_path):
+    res = invoke(tmp_path, [rec(), rec("psnr", "per_frame", value=30.0)], INTERVAL)
+    assert res.exit_code == 1 and "no interval: the record has none" in res.output

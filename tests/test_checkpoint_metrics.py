@@ -19,6 +19,7 @@ from vgbench import sample as sample_mod
 from vgbench import train as train_mod
 from vgbench.errors import InputError
 from vgbench.metrics import checkpoints as ck_metrics
+from vgbench.metrics import uncertainty
 from vgbench.models import checkpoint as ckpt_mod
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,6 +97,14 @@ def test_nmse_equals_the_definition_and_the_validation_log(trained):
     assert r.value == pytest.approx(_last_val(trained["vq"].folder, "val_nmse"), rel=1e-6)  # same 4 clips
     assert r.checkpoint["sha256"] == ck.sha256 and r.checkpoint["card"] == "vqvae.quickstart"
     assert r.reference["count"] == 4 and r.protocol == "videogpt" and not r.off_protocol
+    # the interval resamples the clips' own squared-error sums (issue 18), recomputed here from the definition
+    per_clip = ((recon - x) ** 2).flatten(1).sum(1).numpy()
+    mine = uncertainty.interval(
+        uncertainty.Contributions("ratio", [{"num": per_clip, "den": np.full(4, x[0].numel())}], {"scale": 1 / 0.06})
+    )
+    assert r.interval["low"] == pytest.approx(mine["low"], rel=1e-9)
+    assert r.interval["high"] == pytest.approx(mine["high"], rel=1e-9)
+    assert r.interval["low"] <= r.value <= r.interval["high"] and not r.curve  # a mean has no N-bias curve
 
 
 def test_bits_per_dim_equals_the_definition_and_the_validation_log(trained):
@@ -109,6 +118,12 @@ def test_bits_per_dim_equals_the_definition_and_the_validation_log(trained):
     assert r.value == pytest.approx(float(nll.double().mean()) / math.log(2), rel=1e-9)
     assert r.value == pytest.approx(_last_val(trained["prior"].folder, "val_bits_per_dim"), rel=1e-6)
     assert r.label == "bits/dim (per latent token)" and r.samples["tokens"] == 4 * 256
+    per_clip = nll.double().sum(1).numpy()
+    mine = uncertainty.interval(
+        uncertainty.Contributions("ratio", [{"num": per_clip, "den": np.full(4, 256.0)}], {"scale": 1 / math.log(2)})
+    )
+    assert r.interval["low"] == pytest.approx(mine["low"], rel=1e-9)
+    assert r.interval["high"] == pytest.approx(mine["high"], rel=1e-9)
     assert 0 < r.value < math.log2(16) + 1  # near the uniform 4 bits after 3 steps
 
 

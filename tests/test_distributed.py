@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -45,3 +46,54 @@ def test_torchrun_two_processes_equal_single_process(tmp_path, i3d_tensors):
     assert lines[0]["world_size"] == 2 and one["world_size"] == 1
     assert lines[0]["n_samples"] == 5 and lines[0]["n_reference"] == 6
     assert lines[0]["value"] == pytest.approx(one["value"], rel=1e-5)
+    two_iv, one_iv = lines[0]["interval"], one["interval"]  # the same up to the I3D's rounding across batches
+    assert [two_iv["low"], two_iv["high"]] == pytest.approx([one_iv["low"], one_iv["high"]], rel=1e-4)
+    assert {k: v for k, v in two_iv.items() if k not in ("low", "high")} == {
+        k: v for k, v in one_iv.items() if k not in ("low", "high")
+    }
+
+
+CHILD = r"""
+import json, sys, warnings
+import numpy as np
+from vgbench import api
+from vgbench.metrics import fvd
+from vgbench.metrics import uncertainty as u
+proj = np.random.default_rng(123).normal(size=(27, 400))
+def one_by_one(x):  # features of each video alone: the same bits whatever the batch or the process
+    rows = [np.tanh(x[i : i + 1, :9].mean(axis=(2, 3)).reshape(1, -1) / 255.0 @ proj) for i in range(len(x))]
+    return np.concatenate(rows)
+fvd.build_extractor = lambda *a, **k: one_by_one
+warnings.simplefilter("ignore")
+r = api.evaluate("fvd", sys.argv[1], sys.argv[2], use_cache=False, allow_fewer=True, batch_size=int(sys.argv[3]),
+                 interval=u.IntervalConfig(resamples=200))
+if r is not None:
+    print(json.dumps({"value": r.value, "interval": r.interval, "curve": r.curve, "world_size": r.world_size}))
+"""
+
+
+@pytest.mark.slow
+def test_intervals_are_identical_for_one_and_two_processes_and_any_batch_size(tmp_path):
+    """Per-video contributions are gathered once in canonical order, and resample indices depend only on the seed
+    and N: with features that do not depend on the batch, 2 gloo processes give the very same interval as 1."""
+    a, b, child = tmp_path / "a.npy", tmp_path / "b.npy", tmp_path / "child.py"
+    np.save(a, random_videos(9, t=9, seed=1))
+    np.save(b, random_videos(7, t=9, seed=2))
+    child.write_text(CHILD)
+    repo = Path(__file__).resolve().parents[1]  # the child imports this checkout's vgbench
+    env = dict(os.environ, OMP_NUM_THREADS="1", VGBENCH_HOME=str(tmp_path / "home"), PYTHONPATH=str(repo))
+    single = subprocess.run(
+        [sys.executable, str(child), str(a), str(b), "4"], env=env, capture_output=True, text=True, check=True
+    )
+    multi = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29534",
+         str(child), str(a), str(b), "3"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert multi.returncode == 0, multi.stderr[-2000:]
+    one = json.loads(single.stdout.strip().splitlines()[-1])
+    two = json.loads([x for x in multi.stdout.splitlines() if x.startswith("{")][0])
+    assert one["world_size"] == 1 and two["world_size"] == 2
+    assert two["value"] == one["value"] and two["interval"] == one["interval"] and two["curve"] == one["curve"]

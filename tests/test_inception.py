@@ -301,6 +301,12 @@ def test_evaluate_is_protocols_and_counts(c3d_arrays, mean_clip, tmp_path):
     assert np.abs(probs - direct).max() < 1e-6  # batching (5 + 1) does not change the probabilities
     assert r.value == pytest.approx(inception.split_scores(probs, 1, 1e-20)[0], rel=1e-12)
     assert r.off_protocol and r.n_samples == 6 and r.std is None and r.batch_size == 5
+    from vgbench.metrics import uncertainty
+
+    contrib = uncertainty.Contributions("inception", [{"probs": probs}], {"splits": 1, "eps": 1e-20})
+    mine = uncertainty.interval(contrib, value=r.value)
+    assert [r.interval["low"], r.interval["high"]] == pytest.approx([mine["low"], mine["high"]], rel=1e-9)
+    assert r.curve["value_inf"] == pytest.approx(uncertainty.curve(contrib)["value_inf"], rel=1e-9)  # IS∞
     with pytest.raises(InputError, match="6 samples per trial cannot make 10 splits"):
         api.evaluate("is", path, protocol="is-styleganv", arrays=arrays, device="cpu", allow_fewer=True)
 

@@ -24,7 +24,7 @@ from vgbench.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = quickstart.Plan(train_videos=16, test_videos=8, vqvae_steps=4, prior_steps=3, batch_size=4, samples=4,
-                       val_every=2)  # fmt: skip
+                       val_every=2, long_samples=2, long_frames=32, long_reference=2)  # fmt: skip
 METRICS = {"fvd", "fvd-star", "r-fvd", "nmse", "bits-per-dim", "continuity"}
 # the reference points of issue 19: (metric, run) scored beside the samples' rows
 REFERENCE_ROWS = {("fvd", "quickstart/real"), ("fvd", "quickstart/repeat"), ("continuity", "quickstart/real"),
@@ -95,7 +95,7 @@ def _check_report(folder: Path) -> list[dict]:
     md = (folder / "report.md").read_text()
     parser = Links()
     parser.feed(html)
-    assert len(parser.images) == 4  # real, reconstructions, samples, curves
+    assert len(parser.images) == 7  # real, reconstructions, samples, long samples, curves, sample-count, drift
     for src in parser.images:
         path = folder / src
         assert path.is_file() and not os.path.isabs(src), src
@@ -112,13 +112,24 @@ def _check_report(folder: Path) -> list[dict]:
     assert _decodes(folder / "figures" / "samples.gif")[0] == 16  # an animation of the 16 frames
     every = [json.loads(x) for x in (folder / "results.jsonl").read_text().splitlines() if x.strip()]
     records = [r for r in every if r["run"] == "quickstart"]
+    long = [r for r in every if r["run"] == "quickstart-long"]  # the long samples' FVD (issue 20)
+    assert len(long) == 1 and long[0]["metric"] == "fvd" and long[0]["n_samples"] >= 2
+    assert _decodes(folder / "figures" / "long.gif")[0] == json.loads((folder / "quickstart.json").read_text())[
+        "settings"]["plan"]["long_frames"]  # fmt: skip
     assert sorted(r["metric"] for r in records) == sorted(METRICS)  # one record per metric
-    assert {(r["metric"], r["run"]) for r in every if r["run"] != "quickstart"} == REFERENCE_ROWS
+    assert {(r["metric"], r["run"]) for r in every if r["run"].startswith("quickstart/")} == REFERENCE_ROWS
     for r in every:
         assert math.isfinite(r["value"]) and r["protocol"] and len(r["protocol_hash"]) == 16
-        assert r["n_samples"] == records[0]["n_samples"] or r["metric"] in ("r-fvd", "nmse", "bits-per-dim")
+        same_n = r["n_samples"] == records[0]["n_samples"] or r["metric"] in ("r-fvd", "nmse", "bits-per-dim")
+        assert same_n or r["run"] == "quickstart-long"  # the reference points: at the samples' N
     for r in records:
         assert f"{r['metric']}.{r['protocol']}" in html
+        iv = r["interval"]  # every record states its uncertainty, and the FVD family its value at N -> inf
+        assert iv["low"] <= iv["high"] and iv["resamples"] == 1000 and iv["level"] == 0.95
+        assert f"[{iv['low']:.{4 if abs(iv['low']) < 10 else 2}f}," in md
+        if r["metric"] in ("fvd", "fvd-star", "r-fvd"):
+            assert math.isfinite(r["curve"]["value_inf"]) and len(r["curve"]["points"]) == 8
+    assert "95% interval" in html and "A's FVD is" in md  # the samples-vs-reconstructions comparison
     # the reference points table: its four sets, a sentence per metric saying whether the run shows the ordering
     assert "Reference points" in html and "Reference points" in md
     for name in quickstart.REFERENCE_SETS:

@@ -161,3 +161,29 @@ def test_csv_is_written_by_pandas_with_the_best_columns():
     data = [line for line in lines if not line.endswith(",footnote,")]
     assert data[-1] == '"VideoGPT — vgbench, official-protocol",,,99.5†,,,,measured,'
     assert data[-2] == '"VideoGPT — vgbench, paper-protocol",13.8,,101.2,1.9,95.5,1.2,measured,FVD'
+
+
+def test_records_with_an_interval_show_value_plus_minus_half_width():
+    recs = [dict(r) for r in RECORDS]
+    official = next(r for r in recs if r["metric"] == "fvd" and r["protocol"] == "official")
+    official["interval"] = {"low": 90.5, "high": 110.5, "level": 0.95, "method": "percentile bootstrap",
+                            "resamples": 1000, "seed": 0}  # fmt: skip
+    t = leaderboard.with_results(leaderboard.get_table("5"), recs)
+    row = next(r for r in t.rows if r.label.endswith("official-protocol"))
+    assert row.cells["fvd"].text() == "99.5 ± 10.0†"
+    assert leaderboard.INTERVAL_FOOTNOTE in t.footnotes
+    plain = leaderboard.with_results(leaderboard.get_table("5"), RECORDS)  # no interval: the golden tables hold
+    assert leaderboard.INTERVAL_FOOTNOTE not in plain.footnotes
+
+
+def test_plot_folder_gets_the_sample_count_curves(tmp_path):
+    pytest.importorskip("matplotlib", reason="matplotlib comes with the dev extra that make test installs")
+    from vgbench import api
+
+    rec = dict(next(r for r in RECORDS if r["metric"] == "fvd"))
+    rec["curve"] = {"points": [{"n": n, "n_reference": n, "value": 100 + 800 / n} for n in (8, 16, 32, 64)],
+                    "value_inf": 100.0, "k": 800.0, "residual": 0.0}  # fmt: skip
+    store = tmp_path / "r.jsonl"
+    store.write_text(json.dumps(rec) + "\n")
+    api.tables("5", "md", store, tmp_path / "plots")
+    assert (tmp_path / "plots" / "sample_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

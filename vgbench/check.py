@@ -9,11 +9,16 @@ EXPECTED (YAML or TOML) lists checks::
         run: "demo: fast vs slow"   # optional: pick records of this run
         expected: 166.8
         tolerance: {rel: 0.001}     # or {abs: 0.5}
-        mode: no_worse              # or within
+        mode: no_worse              # or within, or interval
 
 ``no_worse`` fails when the value got worse by more than the tolerance (the metric card's direction decides what
-worse means); ``within`` fails when it moved either way. A missing metric, or one measured only under another
-protocol or with changed protocol parameters, is a failure with its reason, never a pass.
+worse means); ``within`` fails when it moved either way; ``interval`` fails only when the record is worse than
+expected beyond its own bootstrap interval (the interval's better end is worse than the expected value by more than
+the tolerance, which may then be ``{abs: 0}``): the record's measured noise over the evaluated clips sets the margin.
+It does not cover another training run (another seed or thread count), so a gate on trained models keeps a
+tolerance as wide as the training spread measured. A record without an interval fails in this mode, saying so.
+A missing metric, or one measured only under another protocol or with changed protocol parameters, is a failure
+with its reason, never a pass.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from vgbench import cards
 from vgbench.errors import CardError, UnknownNameError
 from vgbench.readers import reading
 
-MODES = ("no_worse", "within")
+MODES = ("no_worse", "within", "interval")
 
 
 @dataclass(frozen=True)
@@ -41,7 +46,7 @@ class CheckSpec:
     protocol: str
     expected: float
     tolerance: dict[str, float]  # exactly one of {abs: X} or {rel: X}
-    mode: Literal["no_worse", "within"] = "no_worse"
+    mode: Literal["no_worse", "within", "interval"] = "no_worse"
     name: str = ""  # default: metric.protocol
     run: str | None = None  # pick records of this run only
 
@@ -170,6 +175,28 @@ def evaluate_check(exp: Expectation, records: list[dict]) -> Outcome:
         )
     value = float(r["value"])
     delta = value - exp.expected
+    if exp.mode == "interval":
+        iv = r.get("interval") or {}
+        if "low" not in iv or "high" not in iv:
+            return Outcome(
+                exp.name,
+                False,
+                "no interval: the record has none (made by a vgbench before intervals, or with --no-interval); "
+                "evaluate it again, or use mode within / no_worse",
+                value,
+                exp.expected,
+                tol,
+            )
+        best = iv["high"] if card.higher_is_better else iv["low"]  # the record's most favourable plausible value
+        worse = (exp.expected - best) if card.higher_is_better else (best - exp.expected)
+        ok = worse <= tol
+        where = f"{iv['level']:.0%} interval [{iv['low']:.6g}, {iv['high']:.6g}]"
+        verdict = (
+            f"worse than expected beyond its {where} by {worse:.6g} (allowed {tol:.6g})"
+            if worse > 0
+            else f"expected value within or beyond the better end of its {where}"
+        )
+        return Outcome(exp.name, ok, ("ok: " if ok else "regression: ") + verdict, value, exp.expected, tol)
     if exp.mode == "within":
         ok = abs(delta) <= tol
         verdict = f"moved by {delta:+.6g} (allowed ±{tol:.6g})"

@@ -139,6 +139,29 @@ def _input(name: str, text: str):
 )
 @click.option("--no-cache", is_flag=True, help="Do not read or write cached reference statistics.")
 @click.option(
+    "--save-features",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write the per-video contributions (features, probabilities, errors) and the record here (.npz).",
+)
+@click.option(
+    "--resamples",
+    type=click.IntRange(min=10),
+    default=1000,
+    help="Bootstrap resamples of the record's interval (recorded; never changes the value).",
+)
+@click.option(
+    "--level", "interval_level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95,
+    help="Confidence level of the interval.",
+)  # fmt: skip
+@click.option("--interval-seed", type=int, default=0, help="Seed of the bootstrap resamples.")
+@click.option(
+    "--curve/--no-curve",
+    default=None,
+    help="Sample-count curve and FD∞ / IS∞ with an interval (default: the curve, and FD∞'s interval when cheap).",
+)
+@click.option("--no-interval", is_flag=True, help="Skip the interval, the curve and their warnings.")
+@click.option(
     "--set",
     "settings",
     multiple=True,
@@ -175,6 +198,12 @@ def eval_cmd(
     save_stats,
     save_probs,
     no_cache,
+    save_features,
+    resamples,
+    interval_level,
+    interval_seed,
+    curve,
+    no_interval,
     settings,
     results,
     no_store,
@@ -202,9 +231,11 @@ def eval_cmd(
       vgbench eval --metric fvd --samples run/samples/ --reference bair:test --run mine
     """
     from vgbench import api
+    from vgbench.metrics import uncertainty
 
     if samples is None and checkpoint is None:
         raise click.UsageError("give --samples (the videos to score) or --checkpoint (the model to score)")
+    cfg = False if no_interval else uncertainty.IntervalConfig(interval_level, resamples, interval_seed, curve)
     result = api.evaluate(
         metric,
         samples,
@@ -224,9 +255,60 @@ def eval_cmd(
         store=None if no_store else (results or True),
         run=run,
         dataset=dataset,
+        interval=cfg,
+        save_features=save_features,
     )
     if result is not None:
+        click.echo(uncertainty.record_words(result), err=True)
         click.echo(result.to_json())
+
+
+@cli.command("compare")
+@click.option("--metric", "-m", default="fvd", help="Metric, optionally with its protocol (fvd, fvd.official, is).")
+@click.option("--protocol", "-p", default=None, help="Protocol tag (default: the metric's default).")
+@click.option("--samples", "-s", multiple=True, type=READ_PATH, help="Set A, then set B (give it twice).")
+@click.option("--reference", "-r", default=None, type=READ_PATH, help="The set both are scored against.")
+@click.option(
+    "--features", multiple=True, type=READ_PATH, help="Two files written by eval --save-features, instead of sets."
+)
+@click.option("--resamples", type=click.IntRange(min=10), default=1000, help="Bootstrap resamples.")
+@click.option(
+    "--level", "interval_level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95,
+    help="Confidence level of the intervals.",
+)  # fmt: skip
+@click.option("--interval-seed", type=int, default=0, help="Seed of the bootstrap resamples.")
+@click.option("--device", default="auto", help="auto, cpu, cuda, ...")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Videos per forward pass.")
+@click.option("--allow-fewer", is_flag=True, help="Accept fewer videos than the protocol needs (off-protocol).")
+def compare_cmd(metric, protocol, samples, reference, features, resamples, interval_level, interval_seed, device,
+                batch_size, allow_fewer):  # fmt: skip
+    """Does A really score better than B? A paired bootstrap: Δ = metric(A) - metric(B), its interval and how often
+    A wins, at the fixed N and at N -> inf. Plain words first, then one JSON record.
+
+    \b
+    Examples:
+      vgbench compare --metric fvd --samples a.npz --samples b.npz --reference real.npz
+      vgbench compare --features a_feats.npz --features b_feats.npz
+    """
+    from vgbench import api
+    from vgbench.metrics import uncertainty
+
+    cfg = uncertainty.IntervalConfig(interval_level, resamples, interval_seed, None)
+    out = api.compare(
+        metric,
+        samples,
+        reference,
+        features,
+        protocol=protocol,
+        interval=cfg,
+        device=device,
+        batch_size=batch_size,
+        allow_fewer=allow_fewer or None,
+    )
+    if out:
+        for line in out["words"]:
+            click.echo(line)
+        click.echo(json.dumps(out, sort_keys=True))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -430,7 +512,7 @@ def demo(num_videos, no_store, results):
     "plot_dir",
     type=click.Path(path_type=Path),
     default=None,
-    help="Also write PNG charts of Tables 4, 5 and 6 into this folder.",
+    help="Also write PNG charts of Tables 4, 5 and 6, and the records' sample-count curves, into this folder.",
 )
 def table(which, fmt, results, plot_dir):
     """Render the VideoGPT paper's Tables 1-7 with measured rows from a results store.
@@ -696,7 +778,15 @@ def train_cmd(
 @click.option("--batch-size", type=click.IntRange(min=1), default=32)
 @click.option("--device", default="auto")
 @click.option("--root", type=click.Path(path_type=Path), default=None, help="Data root for --cond.")
-def sample_cmd(checkpoint, n, out, cond, seed, temperature, top_k, top_p, batch_size, device, root):
+@click.option("--frames", type=int, default=None,
+              help="Frames per video, >= the training clip: longer videos slide a window in latent time.")
+@click.option("--stride", type=int, default=None,
+              help="Latent frames each window adds with --frames (default: half a window).")
+@click.option("--cond-policy", type=click.Choice(["window", "first"]), default="window", show_default=True,
+              help="Frame-conditional priors with --frames: condition window k on its own first decoded frame "
+              "(window) or on the given frame throughout (first).")  # fmt: skip
+def sample_cmd(checkpoint, n, out, cond, seed, temperature, top_k, top_p, batch_size, device, root, frames, stride,
+               cond_policy):  # fmt: skip
     """Sample videos from a prior checkpoint: samples.npz for `vgbench eval`, a GIF/MP4 grid, provenance JSON.
 
     \b
@@ -704,10 +794,12 @@ def sample_cmd(checkpoint, n, out, cond, seed, temperature, top_k, top_p, batch_
       vgbench sample runs/bair/prior/checkpoints/final.pt --n 256 --cond bair:test --out samples/bair
       vgbench sample runs/ucf/prior/checkpoints/final.pt --n 2048 --top-k 100 --out samples/ucf
       torchrun --nproc-per-node 4 -m vgbench sample CKPT -n 2048 --out samples/   # same videos as 1 process
+      vgbench sample CKPT --n 64 --cond quickstart:test --frames 128 --out samples/long   # sliding window
     """
     from vgbench import sample as sample_mod
 
-    run = sample_mod.sample(checkpoint, n, out, cond, seed, temperature, top_k, top_p, batch_size, device, root)
+    run = sample_mod.sample(checkpoint, n, out, cond, seed, temperature, top_k, top_p, batch_size, device, root,
+                            frames=frames, stride=stride, cond_policy=cond_policy)  # fmt: skip
     if run is not None:
         click.echo(run.text())
 

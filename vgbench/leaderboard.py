@@ -336,6 +336,8 @@ def with_results(table: Table, results: pd.DataFrame | list[dict]) -> Table:
         while at < len(table.rows) and table.rows[at].measured:  # after the row's earlier measured runs
             at += 1
         table.rows.insert(at, Row(f"{slot} — vgbench, {run}", cells, measured=True))
+    if any(interval_half_width(r) is not None for recs in groups.values() for r in recs.values()):
+        notes.append(INTERVAL_FOOTNOTE)
     table.footnotes = table.footnotes + notes
     mark_best(table)
     return table
@@ -357,7 +359,26 @@ def _measured_cell(r: dict, col: Column, problems: list[str] | None = None) -> t
         )
     whys += problems or []
     std, dec = r.get("std"), _decimals(r["value"])
-    return Cell(_fmt(r["value"], dec), _fmt(std, dec) if std else "", off_protocol=bool(whys)), "; ".join(whys)
+    half = interval_half_width(r)
+    pm = _fmt(half, dec) if half is not None else (_fmt(std, dec) if std else "")
+    return Cell(_fmt(r["value"], dec), pm, off_protocol=bool(whys)), "; ".join(whys)
+
+
+def interval_half_width(r: dict) -> float | None:
+    """Half the width of a record's interval (a record dict, or a flattened results-frame row), None without one."""
+    iv = r.get("interval")
+    lo, hi = (
+        (iv.get("low"), iv.get("high")) if isinstance(iv, dict) else (r.get("interval.low"), r.get("interval.high"))
+    )
+    if lo is None or hi is None:
+        return None
+    return (float(hi) - float(lo)) / 2
+
+
+INTERVAL_FOOTNOTE = (
+    "± on vgbench rows: half the width of the record's 95 % bootstrap interval over the evaluated clips (not over "
+    "training runs); the std over trials where a record has no interval."
+)
 
 
 def _current_hash(record: dict) -> str | None:

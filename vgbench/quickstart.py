@@ -6,7 +6,10 @@
 4. samples: videos from the prior with its KV cache (``vgbench sample``), conditioned on test clips;
 5. metrics: FVD (official protocol, real I3D), FVD*, R-FVD, NMSE and bits/dim through ``vgbench eval``'s code path,
    appended to ``DIR/results.jsonl``;
-6. report: ``DIR/report.html`` and ``report.md`` with the videos, curves, metrics and timings.
+6. long: a few videos longer than training from the same prior (``vgbench sample --frames``, sliding window), their
+   FVD against long real clips of the same moving-digit generator, and the drift curve: FVD of each 16-frame window
+   against the real 16-frame test clips;
+7. report: ``DIR/report.html`` and ``report.md`` with the videos, curves, metrics and timings.
 
 ``DIR/quickstart.json`` records each finished stage; a re-run (after Ctrl-C, say) skips them. Deterministic under
 ``--seed`` on one machine. ``--small`` is the reduced version CI runs.
@@ -33,7 +36,7 @@ from vgbench.train import Interrupted
 log = logging.getLogger(__name__)
 
 STATE_FORMAT = "vgbench-quickstart/1"
-STAGES = ("data", "vqvae", "prior", "samples", "metrics", "report")
+STAGES = ("data", "vqvae", "prior", "samples", "metrics", "long", "report")
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,9 @@ class Plan:
     batch_size: int
     samples: int
     val_every: int
+    long_samples: int = 4  # videos longer than training (sliding window), for the long row and the drift curve
+    long_frames: int = 64
+    long_reference: int = 8  # real moving-digit clips of long_frames frames for the long row
 
 
 PLANS = {
@@ -54,7 +60,7 @@ PLANS = {
     "full": Plan(train_videos=1024, test_videos=64, vqvae_steps=250, prior_steps=200, batch_size=8, samples=64,
                  val_every=50),
     "small": Plan(train_videos=256, test_videos=32, vqvae_steps=120, prior_steps=80, batch_size=8, samples=32,
-                  val_every=40),
+                  val_every=40, long_samples=4, long_frames=32, long_reference=8),
 }  # fmt: skip
 
 
@@ -247,14 +253,16 @@ def _metrics(folder: Path, plan: Plan, device: str, state: State, **_) -> dict:
         ("bits-per-dim", {"reference": ref, "checkpoint": prior}),
         ("continuity", {"samples": samples["samples"], "reference": ref}),
     ]
-    records = []
+    records, made = [], {}
     with warnings.catch_warnings():  # 64 videos < 400 features is the quickstart's design; each record notes it
         warnings.filterwarnings("ignore", message=r"N = \d+ samples <= feature dimension")
         for metric, inputs in jobs:
             r = api.evaluate(metric, **inputs, store=results, dataset="quickstart", run="quickstart", device=device)
-            records.append({"metric": r.key, "value": r.value})
-    references = _reference_points(folder, plan, device, results, vq)
-    return {"results": str(results), "records": records, "references": references}
+            made[metric] = r
+            records.append({"metric": r.key, "value": r.value, "interval": r.interval,
+                            "value_inf": r.curve.get("value_inf")})  # fmt: skip
+    return {"results": str(results), "records": records, "comparison": _samples_vs_reconstructions(made),
+            "references": _reference_points(folder, plan, device, results, vq)}
 
 
 # Reference sets of the metrics stage, each scored like the samples (run "quickstart/<set>")
@@ -308,7 +316,59 @@ def _reference_points(folder: Path, plan: Plan, device: str, results: Path, vq: 
     return {"records": out}
 
 
-def _report(folder: Path, seed: int, state: State, minutes, **_) -> dict:
+def _samples_vs_reconstructions(made: dict) -> dict:
+    """Paired bootstrap of FVD (prior samples vs test clips) against R-FVD (reconstructions vs the same clips):
+    does the noise really score better than the reconstructions? (README, "How sure is this number?")"""
+    from vgbench.metrics import uncertainty
+
+    a, b = made["fvd"], made["r-fvd"]
+    out = uncertainty.compare(a.contributions, b.contributions, values=(a.value, b.value))
+    words = [uncertainty.compare_words("FVD", out["fixed_n"], where=f" at N = {a.n_samples}")]
+    if "at_inf" in out:
+        words.append(uncertainty.compare_words("FVD", out["at_inf"], where=" at N -> inf"))
+    return {"a": "prior samples (fvd)", "b": "VQ-VAE reconstructions (r-fvd)", "words": words, **out}
+
+
+def _long(folder: Path, plan: Plan, seed: int, device: str, state: State, progress: bool, **_) -> dict:
+    from vgbench import api
+    from vgbench import sample as sample_mod
+    from vgbench.datasets import quickstart as qs
+    from vgbench.metrics import long_video
+
+    t0 = time.time()
+    run = sample_mod.sample(
+        state.done("prior")["checkpoint"],
+        plan.long_samples,
+        folder / "long",
+        cond="quickstart:test",
+        seed=seed,
+        device=device,
+        batch_size=plan.long_samples,
+        progress=progress,
+        frames=plan.long_frames,
+    )
+    sampled = time.time() - t0
+    # long real clips: the test split's generator at the long length (its first 16 frames are the test clips)
+    p = cards.dataset("quickstart").preprocess
+    gen = qs.generator("test", plan.long_reference, plan.long_frames, p["size"], p["seed"])
+    real = folder / "long" / f"real{plan.long_frames}.npy"
+    with hub.atomic_path(real) as tmp, open(tmp, "wb") as f:
+        np.save(f, np.repeat(np.stack([gen[i] for i in range(plan.long_reference)]), 3, axis=-1))
+    from vgbench import results as results_mod
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"N = \d+ samples <= feature dimension")
+        r = api.evaluate("fvd", samples=run.samples, reference=real, dataset="quickstart", run="quickstart-long",
+                         device=device)  # fmt: skip
+        curve = long_video.window_curve(run.samples, "quickstart:test", folder / "long" / "windows", window=16,
+                                        device=device)  # fmt: skip
+    long_video.plot_curve(curve, folder / "figures" / "long_curve.png")
+    results_mod.append(r, folder / "results.jsonl")  # once the stage has succeeded: a rerun adds no duplicate
+    return {"samples": str(run.samples), "sampling_seconds": round(sampled, 2), "fvd": r.value,
+            "curve": [{k: c[k] for k in ("window", "frames", "value")} for c in curve]}  # fmt: skip
+
+
+def _report(folder: Path, plan: Plan, seed: int, state: State, minutes, **_) -> dict:
     from vgbench import datasets, report, results
     from vgbench import sample as sample_mod
     from vgbench.metrics.checkpoints import to_uint8
@@ -326,6 +386,8 @@ def _report(folder: Path, seed: int, state: State, minutes, **_) -> dict:
     sample_mod.write_gif_grid(gifs / "reconstructions.gif", recon_u8)
     samples = np.load(state.done("samples")["samples"])["videos"]
     sample_mod.write_gif_grid(gifs / "samples.gif", samples)
+    if state.done("long"):
+        sample_mod.write_gif_grid(gifs / "long.gif", np.load(state.done("long")["samples"])["videos"])
     logs = {s: folder / "runs" / s / "metrics.jsonl" for s in ("vqvae", "prior")}
     report.plot_curves(
         logs,
@@ -347,6 +409,7 @@ def _report(folder: Path, seed: int, state: State, minutes, **_) -> dict:
         "bits-per-dim": "bits/dim (per latent token)",
         "continuity": "continuity (SSIM gain over other first frames)",
     }
+    long = state.done("long")
     for r in records:
         r["label"] = labels.get(r["metric"], r["metric"])
     references = _reference_table(records)
@@ -355,7 +418,12 @@ def _report(folder: Path, seed: int, state: State, minutes, **_) -> dict:
         report.curve_note(_val_points(logs["vqvae"], "val_nmse"), "VQ-VAE validation NMSE"),
         report.curve_note(_val_points(logs["prior"], "val_bits_per_dim"), "prior validation bits/dim"),
     ]
+    sample_png = report.plot_sample_curves(records, gifs / "sample_curves.png")
+    comparison = state.done("metrics").get("comparison") or {}
     stages = [{"name": s, "seconds": state.done(s)["seconds"]} for s in STAGES if state.done(s)]
+    for r in records:  # the long samples' row (issue 20)
+        if r.get("run") == "quickstart-long":
+            r["label"] = f"FVD, {plan.long_frames}-frame sliding-window samples vs real clips as long"
     data = report.ReportData(
         title="vgbench quickstart: VideoGPT on moving digits",
         intro=(
@@ -369,11 +437,19 @@ def _report(folder: Path, seed: int, state: State, minutes, **_) -> dict:
             report.Figure("figures/reconstructions.gif", "VQ-VAE reconstructions"),
             report.Figure("figures/samples.gif", "prior samples (frame 1 given, regenerated)"),
         ],
-        curves=[report.Figure("figures/curves.png", "training and validation curves")],
+        curves=[
+            report.Figure("figures/curves.png", "training and validation curves"),
+        ]
+        + (
+            [report.Figure("figures/sample_curves.png", "FVD family against the number of videos, fit v∞ + k/n")]
+            if sample_png
+            else []
+        ),
         metrics=records,
         references=references,
         reference_columns=REFERENCE_SETS,
         notes=notes,
+        comparisons=[f"A = {comparison['a']}, B = {comparison['b']}: {w}" for w in comparison.get("words", [])],
         stages=stages,
         next_steps=NEXT_STEPS,
         facts={
@@ -387,6 +463,11 @@ def _report(folder: Path, seed: int, state: State, minutes, **_) -> dict:
             "torch": str(torch.__version__),
         },
     )
+    if long:  # issue 20: a long sample and its drift curve
+        data.videos.append(report.Figure("figures/long.gif", f"{plan.long_frames} frames from the 16-frame prior "
+                                         "(sliding window)"))  # fmt: skip
+        data.curves.append(report.Figure("figures/long_curve.png", "drift: FVD of each 16-frame window of the long "
+                                         "samples against real 16-frame clips"))  # fmt: skip
     html, md = report.write(folder, data)
     return {"html": str(html), "markdown": str(md)}
 
@@ -462,6 +543,7 @@ STAGE_FUNCS = {
     "prior": _train("prior"),
     "samples": _samples,
     "metrics": _metrics,
+    "long": _long,
     "report": _report,
 }
 
@@ -474,7 +556,10 @@ def summary(report_html: Path) -> str:
     lines = [f"quickstart done in {folder}", ""]
     for r in results.read_records(folder / "results.jsonl"):
         name = r.get("label") or r["metric"]
-        lines.append(f"  {name:28s} {r['value']:10.4f}   ({r['metric']}.{r['protocol']}, N={r['n_samples']})")
+        iv, inf = r.get("interval") or {}, (r.get("curve") or {}).get("value_inf")
+        extra = f" [{iv['low']:.4g}, {iv['high']:.4g}]" if iv else ""
+        extra += f", N->inf {inf:.4g}" if inf is not None else ""
+        lines.append(f"  {name:28s} {r['value']:10.4f}{extra}   ({r['metric']}.{r['protocol']}, N={r['n_samples']})")
     lines += [
         "",
         f"  report:      {report_html}   (open it in a browser; report.md beside it)",

@@ -49,6 +49,7 @@ class ReportData:
     references: list[Reference] = field(default_factory=list)  # each metric beside its reference points
     reference_columns: dict = field(default_factory=dict)  # set name -> what it is, in words
     notes: list[str] = field(default_factory=list)  # plain-words lines under the curves (have they flattened?)
+    comparisons: list[str] = field(default_factory=list)  # plain-words lines of paired comparisons
 
 
 def _value(rec: dict) -> str:
@@ -60,6 +61,23 @@ def _value(rec: dict) -> str:
     return text
 
 
+def _num(v: float) -> str:
+    return f"{v:.{4 if abs(v) < 10 else 2}f}"
+
+
+def _interval(rec: dict) -> str:
+    iv = rec.get("interval") or {}
+    return f"[{_num(iv['low'])}, {_num(iv['high'])}]" if iv else ""
+
+
+def _at_inf(rec: dict) -> str:
+    cv = rec.get("curve") or {}
+    if "value_inf" not in cv:
+        return ""
+    iv = cv.get("interval_inf")
+    return _num(cv["value_inf"]) + (f" [{_num(iv['low'])}, {_num(iv['high'])}]" if iv else "")
+
+
 def _metric_rows(metrics: list[dict]) -> list[tuple[str, ...]]:
     rows = []
     for r in metrics:
@@ -68,6 +86,8 @@ def _metric_rows(metrics: list[dict]) -> list[tuple[str, ...]]:
             (
                 label,
                 _value(r),
+                _interval(r),
+                _at_inf(r),
                 f"{r['metric']}.{r['protocol']}",
                 r["protocol_hash"],
                 str(r.get("n_samples", "")),
@@ -77,7 +97,12 @@ def _metric_rows(metrics: list[dict]) -> list[tuple[str, ...]]:
     return rows
 
 
-METRIC_HEADER = ("metric", "value", "protocol", "protocol hash", "N", "off-protocol")
+METRIC_HEADER = ("metric", "value", "95% interval", "N -> inf (FD∞)", "protocol", "protocol hash", "N", "off-protocol")
+INTERVAL_NOTE = (
+    "Intervals: percentile bootstrap over the evaluated clips (1000 resamples; FD-type values bias-centred); they "
+    "cover the draw of the clips, not another training run. N -> inf: the fit v(n) = v∞ + k/n on nested subsets "
+    "(Chong & Forsyth, CVPR 2020)."
+)
 
 
 def _reference_rows(d: ReportData) -> tuple[list[str], list[list[str]]]:
@@ -118,7 +143,9 @@ def render_markdown(d: ReportData) -> str:
     out += [f"**{f.caption}**\n\n![{f.caption}]({f.path})\n" for f in d.videos]
     out += ["## Metrics", "", "| " + " | ".join(METRIC_HEADER) + " |", "|" + "---|" * len(METRIC_HEADER)]
     out += ["| " + " | ".join(row) + " |" for row in _metric_rows(d.metrics)]
-    out += ["", "Every record, with all protocol parameters and provenance: `results.jsonl`.", ""]
+    out += ["", INTERVAL_NOTE, ""]
+    out += [f"- {c}" for c in d.comparisons] + ([""] if d.comparisons else [])
+    out += ["Every record, with all protocol parameters and provenance: `results.jsonl`.", ""]
     out += _references_markdown(d)
     out += ["## Training curves", ""]
     out += [f"![{f.caption}]({f.path})\n" for f in d.curves]
@@ -158,8 +185,11 @@ def render_html(d: ReportData) -> str:
     parts.append("</div><h2>Metrics</h2><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in METRIC_HEADER) + "</tr>")
     for row in _metric_rows(d.metrics):
         parts.append("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>")
+    parts.append(f"</table><p>{e(INTERVAL_NOTE)}</p>")
+    if d.comparisons:
+        parts.append("<ul>" + "".join(f"<li>{e(c)}</li>" for c in d.comparisons) + "</ul>")
     parts.append(
-        "</table><p>Every record, with all protocol parameters and provenance: "
+        "<p>Every record, with all protocol parameters and provenance: "
         "<a href='results.jsonl'><code>results.jsonl</code></a>.</p>"
     )
     parts += _references_html(d)
@@ -239,3 +269,35 @@ def curve_note(points: list[tuple[int, float]], name: str, flat: float = 0.05) -
         return (f"{head}; still falling: at the last intervals' rate of decay it would fall about {more:.3g} more, "
                 f"to about {c - more:.4g}.")  # fmt: skip
     return f"{head}; still falling without slowing (last interval {last:.3g}): longer training would lower it."
+
+
+def plot_sample_curves(records: list[dict], dest: Path) -> Path | None:
+    """One PNG: each record's sample-count curve (value at nested subset sizes) and its fit v∞ + k/n, with v∞
+    marked; None when no record has a curve."""
+    with_curve = [r for r in records if (r.get("curve") or {}).get("points")]
+    if not with_curve:
+        return None
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise MissingDependencyError("matplotlib", "plot", "the report's sample-count curves") from exc
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    for r in with_curve:
+        cv = r["curve"]
+        ns = [p["n"] for p in cv["points"]]
+        line = ax.plot(ns, [p["value"] for p in cv["points"]], "o", ms=4, label=r.get("label") or r["metric"])[0]
+        grid = [ns[0] + (ns[-1] - ns[0]) * i / 50 for i in range(51)]
+        ax.plot(grid, [cv["value_inf"] + cv["k"] / n for n in grid], "-", color=line.get_color(), alpha=0.6)
+        ax.axhline(cv["value_inf"], color=line.get_color(), ls=":", alpha=0.6)
+    ax.set_xlabel("videos per set (nested random subsets)")
+    ax.set_ylabel("value; dotted: fitted value at N -> inf")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with hub.atomic_path(dest) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+    return dest

@@ -52,6 +52,10 @@ class Result:
     label: str = ""  # how to name the value where the metric's name misleads (bits/dim per latent token)
     run: str = ""
     dataset: str = ""
+    # {low, high, level, method, resamples, seed}: bootstrap over the evaluated videos (vgbench.metrics.uncertainty);
+    # its settings never change the value, so they are recorded here, beside the protocol hash, not inside it
+    interval: dict = field(default_factory=dict)
+    curve: dict = field(default_factory=dict)  # FVD family and IS: the sample-count curve, value at N -> inf (FD∞)
     world_size: int = 1
     elapsed_s: float = 0.0
     vgbench_version: str = ""

@@ -13,6 +13,7 @@ not depend on the batch size or on the number of torchrun processes. Outputs in 
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -60,12 +61,12 @@ def grid(videos: np.ndarray, cols: int | None = None, pad: int = 2) -> np.ndarra
     return out
 
 
-def write_gif(path: str | os.PathLike, frames: np.ndarray, fps: int = 8) -> Path:
+def write_gif(path: str | os.PathLike, frames, fps: int = 8) -> Path:
     """uint8 (T, H, W, 3) frames -> an animated GIF (PyAV's GIF encoder, palette per frame), atomically."""
     return _encode(path, frames, "gif", "rgb8", fps)
 
 
-def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: int = 8) -> Path:
+def write_mp4(path: str | os.PathLike, frames, fps: int = 8) -> Path:
     """uint8 (T, H, W, 3) frames (even H and W) -> an H.264 MP4 (MPEG-4 Part 2 where libx264 is absent)."""
     import av
 
@@ -73,15 +74,18 @@ def write_mp4(path: str | os.PathLike, frames: np.ndarray, fps: int = 8) -> Path
     return _encode(path, frames, codec, "yuv420p", fps)
 
 
-def _encode(path, frames: np.ndarray, codec: str, pix_fmt: str, fps: int) -> Path:
+def _encode(path, frames, codec: str, pix_fmt: str, fps: int) -> Path:
+    """``frames``: uint8 (T, H, W, 3), or an iterable of (H, W, 3) frames (long videos, streamed)."""
     import av
 
     path = Path(path)
+    frames = iter(frames)
+    first = next(frames)
     with hub.atomic_path(path) as tmp, av.open(str(tmp), "w", format=path.suffix.lstrip(".")) as container:
         stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.width, stream.height = first.shape[1], first.shape[0]
         stream.pix_fmt = pix_fmt
-        for f in frames:
+        for f in itertools.chain([first], frames):
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
@@ -171,8 +175,16 @@ def sample(
     device: str = "auto",
     root=None,
     progress: bool = True,
+    frames: int | None = None,
+    stride: int | None = None,
+    cond_policy: str = "window",
 ) -> SampleRun | None:
-    """Sample ``n`` videos from a prior checkpoint into ``out`` (sharded over torchrun processes; rank 0 writes)."""
+    """Sample ``n`` videos from a prior checkpoint into ``out`` (sharded over torchrun processes; rank 0 writes).
+
+    ``frames``: videos of that many frames (>= the training clip) by sliding-window sampling in latent time
+    (:meth:`VideoGPT.sample_windows`), ``stride`` latent frames per window (default half a window), frame-conditional
+    priors' later windows conditioned as ``cond_policy`` says; streamed to disk window by window, so memory does not
+    grow with ``frames``. None: the training length, sampled as one window (the classic path)."""
     from vgbench.metrics.common import resolve_device
     from vgbench.models import checkpoint as ckpt_mod
 
@@ -184,6 +196,12 @@ def sample(
         raise InputError(f"--top-k {top_k}: must be >= 1")
     if top_p is not None and not 0 < top_p <= 1:
         raise InputError(f"--top-p {top_p}: must lie in (0, 1]")
+    from vgbench.models import sliding
+
+    if cond_policy not in sliding.COND_POLICIES:
+        raise InputError(f"--cond-policy {cond_policy}: allowed {', '.join(sliding.COND_POLICIES)}")
+    if frames is None and stride is not None:
+        raise InputError(f"--stride {stride}: a stride slides a window over a long video; give --frames too")
     rank, world = dist.maybe_init()
     ck = ckpt_mod.load(checkpoint)
     if ck.vqvae is None:
@@ -193,8 +211,15 @@ def sample(
     dev = resolve_device(device)
     net = ckpt_mod.build(ck, dev).eval()
     vq = net.vqvae.config
+    plan = None
+    if frames is not None:
+        pc = net.prior.config
+        plan = sliding.plan(frames, pc.frames, pc.frames // pc.shape[0], pc.shape[0], stride)
     make_cond, cond_desc = conditioning(net.prior.config, cond, n, vq.frames, vq.in_channels, seed, root)
     out = Path(out)
+    if plan is not None:
+        return _sample_long(ck, net, plan, n, out, make_cond, cond_desc, seed, temperature, top_k, top_p, batch_size,
+                            dev, cond_policy, rank, world, progress)  # fmt: skip
     lo, hi = dist.shard(0, n, rank, world)
     parts = []
     t0 = time.time()
@@ -253,6 +278,155 @@ def sample(
     frames = grid(videos[:16])
     gif, mp4 = write_gif(out / "grid.gif", frames), write_mp4(out / "grid.mp4", frames)
     return SampleRun(out, samples_path, sidecar_path, gif, mp4, len(videos), sidecar["tokens_per_s"])
+
+
+def _sample_long(ck, net, plan, n, out: Path, make_cond, cond_desc, seed, temperature, top_k, top_p, batch_size,
+                 dev, cond_policy, rank, world, progress) -> SampleRun | None:
+    """Long videos window by window: each rank writes its samples' frames into its own .npy part as they are
+    decoded (one window's frames in memory), then rank 0 streams the parts into samples.npz."""
+    from tqdm import tqdm
+
+    from vgbench.models import checkpoint as ckpt_mod
+    from vgbench.models.gpt import SpanDecoder
+
+    pc = net.prior.config
+    lo, hi = dist.shard(0, n, rank, world)
+    shape = (hi - lo, plan.frames, pc.resolution, pc.resolution, 3)
+    parts = out / ".parts"
+    parts.mkdir(parents=True, exist_ok=True)
+    part = parts / f"rank-{rank:05d}.npy"
+    t0 = time.time()
+    bar = tqdm(total=(hi - lo) * len(plan.windows), desc="sampling", unit="window", disable=rank != 0 or not progress)
+    try:
+        with hub.atomic_path(part) as tmp, open(tmp, "wb") as f:
+            np.lib.format.write_array_header_2_0(f, {"descr": "|u1", "fortran_order": False, "shape": shape})
+            offset = f.tell()
+            frame_bytes = math.prod(shape[2:])
+            f.truncate(offset + math.prod(shape))
+            for i in range(lo, hi, batch_size):
+                idx = list(range(i, min(i + batch_size, hi)))
+                c = make_cond(idx, dev) if make_cond else None
+                seeds = [sample_seed(seed, j) for j in idx]
+                windows = net.sample_windows(c if c else len(idx), plan.frames, plan.stride, cond_policy, temperature,
+                                             top_k, top_p, seeds)  # fmt: skip
+                for first, chunk in windows:  # (B, f, H, W, C) uint8 frames first .. first + f - 1
+                    chunk = np.asarray(chunk)
+                    if chunk.shape[-1] == 1:
+                        chunk = np.repeat(chunk, 3, axis=-1)
+                    for b, j in enumerate(idx):
+                        f.seek(offset + ((j - lo) * plan.frames + first) * frame_bytes)
+                        f.write(np.ascontiguousarray(chunk[b]).tobytes())
+                    bar.update(len(idx))
+    except BaseException:  # Ctrl-C or an error: the part's temporary file is gone; leave no empty .parts folder
+        bar.close()
+        if parts.exists() and not any(parts.iterdir()):
+            parts.rmdir()
+        raise
+    bar.close()
+    elapsed = time.time() - t0
+    per_frame = math.prod(pc.shape[1:])
+    tokens = (hi - lo) * per_frame * (pc.shape[0] + sum(pc.shape[0] - w.context() for w in plan.windows[1:]))
+    if world > 1:
+        import torch.distributed as tdist
+
+        tdist.barrier()  # every part written
+    if rank != 0:
+        if world > 1:
+            tdist.barrier()  # rank 0 has read them
+        return None
+    part_paths = [parts / f"rank-{r:05d}.npy" for r in range(world)]
+    total = (n, plan.frames, pc.resolution, pc.resolution, 3)
+    samples_path = out / "samples.npz"
+    _stream_npz(samples_path, part_paths, total)
+    if world > 1:
+        tdist.barrier()
+    from vgbench import contenthash
+
+    sidecar = {
+        "format": SIDECAR_FORMAT,
+        "samples_sha256": contenthash.file_sha256(samples_path),
+        "checkpoint": ck.describe(),
+        "card": ck.card,
+        "vqvae_card": ck.vqvae["card"],
+        "count": n,
+        "shape": list(total),
+        "seed": seed,
+        "sample_seeds": "vgbench.sample.sample_seed(seed, i) for sample i",
+        "seeds": [sample_seed(seed, j) for j in range(n)],
+        "temperature": temperature,
+        "top_k": top_k,
+        "top_p": top_p,
+        "conditioning": cond_desc,
+        "long_video": {
+            **plan.as_dict(),
+            "method": "sliding window in latent time; kept latent frames prefilled into the KV cache (teacher "
+                      "forced), new ones sampled",
+            "decode": {
+                "halo": "overlapping spans with the decoder's temporal reach as halo, centres kept: equal to one "
+                        "decode of the whole latent sequence",
+                "clip": "each window decoded as one training-length clip, the frames of its new latent frames kept "
+                        "(the VQ-VAE attends along time)",
+            }[SpanDecoder(net.vqvae, plan.latent_length).mode],
+            "cond_policy": cond_policy if pc.cond_frames else None,
+            "uniforms": "one float64 stream per sample (torch.Generator seeded with its seed), drawn window by window",
+        },
+        "world_size": world,
+        "elapsed_s": round(elapsed, 3),
+        "tokens_per_s": round(tokens * world / max(elapsed, 1e-9), 2),
+        "versions": ckpt_mod.versions(),
+    }
+    sidecar_path = out / "samples.json"
+    hub.atomic_write_bytes(sidecar_path, (json.dumps(sidecar, indent=1, sort_keys=True) + "\n").encode())
+    gif, mp4 = _long_grids(out, part_paths, total)
+    for p in part_paths:
+        p.unlink()
+    parts.rmdir()
+    return SampleRun(out, samples_path, sidecar_path, gif, mp4, n, sidecar["tokens_per_s"])
+
+
+def _part_frames(parts: list[Path], count: int, t0: int, t1: int) -> np.ndarray:
+    """Frames t0..t1-1 of the first ``count`` samples, read from the .npy parts (file reads, no memory map)."""
+    out = []
+    for p in parts:
+        with open(p, "rb") as f:
+            np.lib.format.read_magic(f)
+            shape, _, _ = np.lib.format.read_array_header_2_0(f)
+            offset, frame = f.tell(), math.prod(shape[2:])
+            for j in range(min(shape[0], count - len(out))):
+                f.seek(offset + (j * shape[1] + t0) * frame)
+                out.append(np.frombuffer(f.read((t1 - t0) * frame), np.uint8).reshape(t1 - t0, *shape[2:]))
+        if len(out) >= count:
+            break
+    return np.stack(out)
+
+
+def _long_grids(out: Path, parts: list[Path], shape: tuple[int, ...], chunk: int = 64) -> tuple[Path, Path]:
+    """grid.gif and grid.mp4 of the first 16 long samples, built ``chunk`` frames at a time (flat memory)."""
+    count, frames = min(16, shape[0]), shape[1]
+
+    def stream():
+        for t0 in range(0, frames, chunk):
+            yield from grid(_part_frames(parts, count, t0, min(t0 + chunk, frames)))
+
+    return write_gif(out / "grid.gif", stream()), write_mp4(out / "grid.mp4", stream())
+
+
+def _stream_npz(path: Path, parts: list[Path], shape: tuple[int, ...]) -> None:
+    """Write ``samples.npz`` (one uncompressed member ``videos.npy``) from .npy parts, in 16 MiB pieces."""
+    import zipfile
+
+    with (
+        hub.atomic_path(path) as tmp,
+        zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf,
+        zf.open("videos.npy", "w", force_zip64=True) as dst,
+    ):
+        np.lib.format.write_array_header_2_0(dst, {"descr": "|u1", "fortran_order": False, "shape": shape})
+        for p in parts:
+            with open(p, "rb") as src:
+                np.lib.format.read_magic(src)
+                np.lib.format.read_array_header_2_0(src)
+                while piece := src.read(16 << 20):
+                    dst.write(piece)
 
 
 def _gather(local: np.ndarray, out: Path, rank: int, world: int) -> np.ndarray:

@@ -51,8 +51,9 @@ class Need:
     min_count: int = 2  # FVD: a covariance needs two videos per set
 
 
-def need_for(name: str, protocol) -> Need:
-    """The :class:`Need` of protocol ``protocol`` (an FVD or IS protocol dataclass) named ``name``."""
+def need_for(name: str, protocol, role: str = "samples") -> Need:
+    """The :class:`Need` of protocol ``protocol`` (an FVD or IS protocol dataclass) named ``name``; ``role``
+    "reference" differs only for a long-video FVD protocol whose real clips start at random."""
     from vgbench.metrics.protocols import FVDProtocol, ISProtocol
 
     if isinstance(protocol, FVDProtocol):
@@ -60,7 +61,10 @@ def need_for(name: str, protocol) -> Need:
 
         size = protocol.size if protocol.resize == "none" else None
         reason = " (I3D downsamples time x8 and then pools 2 steps)"
-        return Need(name, protocol.frames, MIN_FRAMES, reason, size)
+        if role == "reference" and protocol.reference_start == "random":  # every frame read; the clip starts anywhere
+            return Need(name, None, max(MIN_FRAMES, protocol.span), " (the protocol's clip span, frames x subsample)",
+                        size)  # fmt: skip
+        return Need(name, protocol.span, MIN_FRAMES, reason, size)
     if isinstance(protocol, ISProtocol):
         # one sample has a defined score (1: p(y) = p(y|x)); too few for the splits is the engine's own check
         return Need(name, protocol.frames, protocol.frames, " (the classifier's clip length)", min_count=1)

@@ -88,6 +88,7 @@ def evaluate_bits_per_dim(request, device: str = "auto", batch_size: int | None 
     rank, world = dist.rank_and_size()
     lo, hi = dist.shard(0, n, rank, world)
     nats, tokens = 0.0, 0
+    per_video = np.zeros((2, n), np.float64)  # NLL sum (nats) and token count of every clip, for the interval
     with torch.no_grad():
         for i, batch in zip(range(lo, hi, bs), src.batches(bs, lo, hi), strict=True):
             x = to_model_input(batch, model.vqvae.config.in_channels, dev)
@@ -99,9 +100,15 @@ def evaluate_bits_per_dim(request, device: str = "auto", batch_size: int | None 
             nll = model.token_nll(x, cond or None)  # (B, S) nats
             nats += float(nll.double().sum())
             tokens += nll.numel()
+            per_video[0, i : i + len(nll)] = nll.double().sum(1).cpu().numpy()
+            per_video[1, i : i + len(nll)] = nll.shape[1]
     nats, tokens = dist.all_reduce_sum([np.array([nats, float(tokens)])])[0]
+    (per_video,) = dist.all_reduce_sum([per_video])  # each clip's row is filled by one process: a gather
     value = bits_per_token(float(nats), int(tokens))
-    return checkpoints.result(
+    from vgbench.metrics.uncertainty import Contributions
+
+    contrib = Contributions("ratio", [{"num": per_video[0], "den": per_video[1]}], {"scale": 1.0 / math.log(2)})
+    result = checkpoints.result(
         request,
         value,
         t0,
@@ -116,3 +123,5 @@ def evaluate_bits_per_dim(request, device: str = "auto", batch_size: int | None 
         run=run,
         checkpoint=ck.describe(),
     )
+    result.contributions = contrib
+    return result

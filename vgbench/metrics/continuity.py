@@ -59,6 +59,12 @@ def ssim_all_pairs(videos: torch.Tensor, frames: torch.Tensor, p) -> torch.Tenso
 def pairing_gain(samples: np.ndarray, first: np.ndarray, p) -> tuple[float, float, float]:
     """Videos (N, T, H, W, C) and their conditioning frames (N, H, W, C), both 0-255 -> (mean gain, mean own SSIM,
     mean other SSIM) over the first ``p.frames`` frames (``p``: a ContinuityProtocol)."""
+    gains, own, other = pairing_gains(samples, first, p)
+    return float(gains.mean()), own, other
+
+
+def pairing_gains(samples: np.ndarray, first: np.ndarray, p) -> tuple[np.ndarray, float, float]:
+    """As :func:`pairing_gain`, with each sample's gain (N,) (the interval resamples them)."""
     n = len(samples)
     if n < 2:
         raise InputError(f"continuity compares each sample with the other clips' first frames: give >= 2, got {n}")
@@ -67,7 +73,7 @@ def pairing_gain(samples: np.ndarray, first: np.ndarray, p) -> tuple[float, floa
     scores = ssim_all_pairs(s, r, p).numpy()  # scores[i, j]: sample i against the first frame of clip j
     own = np.diag(scores)
     other = (scores.sum(1) - own) / (n - 1)
-    return float((own - other).mean()), float(own.mean()), float(other.mean())
+    return own - other, float(own.mean()), float(other.mean())
 
 
 def _conditioning_of(path: Path) -> dict | None:
@@ -108,11 +114,16 @@ def evaluate_continuity(request, device: str = "auto", batch_size: int | None = 
         videos, first = videos[..., :1], first[..., :1]
     if videos.shape[2:] != first.shape[1:]:
         raise InputError(f"samples' frames {videos.shape[2:]} and reference frames {first.shape[1:]} differ in size")
-    gain, own, other = pairing_gain(videos, first, p)
-    return checkpoints.result(
+    gains, own, other = pairing_gains(videos, first, p)
+    gain = float(gains.mean())
+    result = checkpoints.result(
         request, gain, t0, n=n, src=src, device="cpu", batch_size=n, seed=p.seed,
         samples={"role": "samples", **sam.identity()},
         extractor={"implementation": "vgbench.metrics.continuity.pairing_gain (ssim_per_frame, float64)"},
         notes=[*notes, f"mean SSIM against the own first frame {own:.4f}, against the other clips' {other:.4f}"],
         run=run,
     )  # fmt: skip
+    from vgbench.metrics.uncertainty import Contributions
+
+    result.contributions = Contributions("ratio", [{"num": gains, "den": np.ones(n)}], {}, True)
+    return result

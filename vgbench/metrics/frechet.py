@@ -66,6 +66,7 @@ class FeatureStats:
     n: int
     sum: np.ndarray  # (D,)
     sum_outer: np.ndarray  # (D, D)
+    features: np.ndarray | None = None  # (n, D) per-video features when kept (intervals); never used by the value
 
     @classmethod
     def empty(cls, dim: int) -> FeatureStats:

@@ -34,7 +34,7 @@ from vgbench import cards, dist, hub, models, validation
 from vgbench.errors import InputError, ProtocolError, VgbenchError
 from vgbench.metrics.common import exact_math, plan_chunks, prefetch, progress, resolve_device
 from vgbench.metrics.contract import MetricRequest, build_request, compared_sets, make_result
-from vgbench.metrics.frechet import FeatureStats, frechet_distance_from_stats
+from vgbench.metrics.frechet import FeatureStats, frechet_distance, frechet_distance_from_stats
 from vgbench.metrics.protocols import FVDProtocol
 from vgbench.metrics.resize import resize_frames
 from vgbench.models.i3d import FEATURE_DIM
@@ -172,7 +172,11 @@ def build_extractor(
 def feature_key(protocol: FVDProtocol, extractor_hash: str, backend: str) -> dict:
     """Everything that changes the features (not the distance): stats are reusable when these match."""
     keys = ("resize", "resize_mode", "size", "scale", "quantize", "frames", "bn_eps")
-    return {"extractor_sha256": extractor_hash, "backend": backend, **{k: getattr(protocol, k) for k in keys}}
+    key = {"extractor_sha256": extractor_hash, "backend": backend, **{k: getattr(protocol, k) for k in keys}}
+    for k in ("subsample", "reference_start", "seed"):  # long-video protocols only: earlier keys stay the same
+        if protocol.subsample or protocol.reference_start:
+            key[k] = getattr(protocol, k)
+    return key
 
 
 def _short_hash(obj) -> str:
@@ -180,13 +184,23 @@ def _short_hash(obj) -> str:
 
 
 def add_features(
-    stats: FeatureStats, batches: Iterable[np.ndarray], value_range: str, extractor, p: FVDProtocol, bar=None
+    stats: FeatureStats,
+    batches: Iterable[np.ndarray],
+    value_range: str,
+    extractor,
+    p: FVDProtocol,
+    bar=None,
+    keep: list | None = None,
 ):
     """Add the I3D features of raw batches (B, T, H, W, C) to ``stats``; the next batch is read, decoded and
-    brought to the network's scale in a background thread while the network runs on this one."""
+    brought to the network's scale in a background thread while the network runs on this one. ``keep``: a list
+    that each batch's (B, 400) features are appended to (for intervals)."""
     scaled = (to_network_scale(b, value_range, p.quantize) for b in batches)
     for x in prefetch(scaled):
-        stats.update(extractor(x))
+        feats = extractor(x)
+        stats.update(feats)
+        if keep is not None:
+            keep.append(feats)
         if bar is not None:
             bar.update(len(x))
 
@@ -199,12 +213,15 @@ def extract_stats(
     batch_size: int,
     desc: str = "",
     need: validation.Need | None = None,
+    role: str = "samples",
 ) -> list[FeatureStats]:
     """Streaming feature statistics of each video range in ``chunks``; shards ranges over torchrun processes.
 
     Every video is checked as it is read by the rules of :mod:`vgbench.validation` under ``need`` (default: the
     protocol's)."""
     need = need or validation.need_for("this protocol", protocol)
+    if protocol.subsample or protocol.reference_start:
+        samples = _Selected(samples, protocol, role)  # the frames a long-video protocol reads
     rank, size = dist.rank_and_size()
     unique = sorted(set(chunks))
     out: dict[tuple[int, int], FeatureStats] = {}
@@ -212,19 +229,44 @@ def extract_stats(
     bar = progress(sum(hi - lo for lo, hi in shards.values()), desc, disable=rank != 0)
     for a, b in unique:
         lo, hi = shards[(a, b)]
-        stats = FeatureStats.empty(FEATURE_DIM)
+        stats, kept = FeatureStats.empty(FEATURE_DIM), []
+        feats = np.zeros((b - a, FEATURE_DIM), np.float64)  # every process fills its rows: the sum gathers them
         if hi > lo:
             batches = samples.iter_batches(batch_size, lo, hi, need=need)
-            add_features(stats, batches, samples.value_range, extractor, protocol, bar)
-        n, s, so = dist.all_reduce_sum([np.array([stats.n], np.float64), stats.sum, stats.sum_outer])
-        out[(a, b)] = FeatureStats(int(round(n[0])), s, so)
+            add_features(stats, batches, samples.value_range, extractor, protocol, bar, keep=kept)
+            feats[lo - a : hi - a] = np.concatenate(kept)
+        n, s, so, feats = dist.all_reduce_sum([np.array([stats.n], np.float64), stats.sum, stats.sum_outer, feats])
+        out[(a, b)] = FeatureStats(int(round(n[0])), s, so, features=feats)
     bar.close()
     return [out[c] for c in chunks]
 
 
+class _Selected:
+    """A sample set whose batches are the clips a long-video protocol reads from its videos
+    (:func:`vgbench.metrics.long_video.select`, which needs each batch's position in the set)."""
+
+    def __init__(self, videos, protocol: FVDProtocol, role: str):
+        self.videos, self.protocol, self.role = videos, protocol, role
+
+    def __getattr__(self, name):
+        return getattr(self.videos, name)
+
+    def iter_batches(self, batch_size: int, start: int = 0, stop: int | None = None, **kw):
+        from vgbench.metrics import long_video
+
+        pos = start
+        for batch in self.videos.iter_batches(batch_size, start, stop, **kw):
+            yield long_video.select(batch, pos, self.protocol, self.role)
+            pos += len(batch)
+
+
 def fvd_value(fake: FeatureStats, real: FeatureStats, p: FVDProtocol) -> float:
     """The Fréchet distance of two feature statistics in the protocol's precision and result dtype."""
-    v = frechet_distance_from_stats(fake, real, sqrtm=p.fd_sqrtm, dtype=p.fd_dtype)
+    if p.covariance == "biased":  # StyleGAN-V's FeatureStats: covariance divided by n, not n - 1
+        fs, rs = (x.sigma * ((x.n - 1) / x.n) for x in (fake, real))
+        v = frechet_distance(fake.mu, fs, real.mu, rs, sqrtm=p.fd_sqrtm, dtype=p.fd_dtype)
+    else:
+        v = frechet_distance_from_stats(fake, real, sqrtm=p.fd_sqrtm, dtype=p.fd_dtype)
     return float(np.float32(v)) if p.result_dtype == "float32" else v
 
 
@@ -241,6 +283,8 @@ def write_stats(path: str | Path, stats: list[FeatureStats], meta: dict) -> None
         "sum": np.stack([s.sum for s in stats]),
         "sum_outer": np.stack([s.sum_outer for s in stats]),
     }
+    if all(s.features is not None for s in stats):  # per-video features (N, 400) of every chunk, concatenated
+        arrays["features"] = np.concatenate([s.features for s in stats])
     with hub.atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
 
@@ -271,6 +315,7 @@ def load_stats(path: str | Path) -> tuple[list[FeatureStats], dict]:
                     raise InputError(f"{path}: a stats file without {', '.join(missing)}; {fix}")
                 meta = json.loads(str(z["meta"]))
                 n, sums, outer = z["n"], z["sum"], z["sum_outer"]
+                feats = z["features"] if "features" in z.files else None
         except zipfile.BadZipFile as exc:
             raise InputError(f"{path}: cannot be read as {what} ({exc}); {fix}") from exc
     k = len(n) if n.ndim == 1 else -1
@@ -285,6 +330,14 @@ def load_stats(path: str | Path) -> tuple[list[FeatureStats], dict]:
             f"(K, {FEATURE_DIM}), (K, {FEATURE_DIM}, {FEATURE_DIM}) and a JSON object of metadata; {fix}"
         )
     stats = [FeatureStats(int(c), s_, so) for c, s_, so in zip(n, sums, outer, strict=True)]
+    if feats is not None:
+        if feats.shape != (int(n.sum()), FEATURE_DIM):
+            raise InputError(
+                f"{path}: damaged stats file: features {feats.shape}, expected ({int(n.sum())}, {FEATURE_DIM}) "
+                f"(one row per video of the {k} chunk(s)); {fix}"
+            )
+        for st, part in zip(stats, np.split(feats.astype(np.float64), np.cumsum(n)[:-1]), strict=True):
+            st.features = part
     return stats, meta
 
 
@@ -366,6 +419,8 @@ def _cached_reference(ref: Reference, fkey: dict, use_cache: bool) -> None:
     source = meta.get("source") or {}
     if source.get("content_sha256") != digest or meta.get("feature_key") != fkey or len(stats) != len(ref.chunks):
         return  # a cache entry of other content: never used
+    if any(st.features is None for st in stats):
+        return  # written before per-video features were kept: computed again, with them, for the interval
     log.info("statistics of %s from cache %s", videos.path, ref.cache_file)
     ref.stats, ref.describe = stats, {**videos.describe(), "clip_shape": source.get("clip_shape")}
     ref.warnings = [str(w) for w in meta.get("warnings", [])]
@@ -376,12 +431,20 @@ def _extract_unless_cached(plan: Reference, role: str, extractor, p, batch_size:
     warnings, and cache the statistics with those warnings (rank 0 writes)."""
     if plan.stats is not None:
         return
-    plan.stats = extract_stats(plan.videos, extractor, p, plan.chunks, batch_size, role, need)
+    plan.stats = extract_stats(plan.videos, extractor, p, plan.chunks, batch_size, role, need, role=role)
     plan.warnings = plan.warnings + _warn(validation.after_reading(plan.videos, need))
     plan.describe = plan.videos.describe()
     if plan.cache_file is not None and dist.rank_and_size()[0] == 0:
         meta = {"feature_key": fkey, "source": plan.describe, "chunks": plan.chunks, "warnings": plan.warnings}
         write_stats(plan.cache_file, plan.stats, meta)
+
+
+def _read_shape(shape, p: FVDProtocol):
+    """A reference clip shape in the samples' terms (their first ``span`` frames): a randomly started real clip
+    covers ``span`` frames of a longer video."""
+    if shape is None or p.reference_start != "random" or shape[0] is None:
+        return shape
+    return (p.span, *shape[1:])
 
 
 def _round_trip(videos: SampleSet, p: FVDProtocol) -> list[str]:
@@ -418,6 +481,7 @@ def evaluate_fvd(
     dist.maybe_init()
     card, p = request.card, request.protocol
     need = validation.need_for(request.name, p)
+    ref_need = validation.need_for(request.name, p, "reference")  # differs for randomly started real clips
     model_card = cards.model(card.extractor)
     ext_hash = model_card.weights.content_sha256 if backend != "tfhub" else "tfhub:deepmind/i3d-kinetics-400/1"
     fkey = feature_key(p, ext_hash, backend)
@@ -446,9 +510,9 @@ def evaluate_fvd(
         _cached_reference(ref, fkey, use_cache)
         if ref.stats is None:
             ref.warnings = validation.check(
-                ref.videos, need, stop=max(b for _, b in ref.chunks), per_trial=min(b - a for a, b in ref.chunks)
+                ref.videos, ref_need, stop=max(b for _, b in ref.chunks), per_trial=min(b - a for a, b in ref.chunks)
             )
-    pair = validation.pair_problems(fake.clip_shape(), ref.clip_shape, need)
+    pair = validation.pair_problems(fake.clip_shape(), _read_shape(ref.clip_shape, p), need)
     validation.raise_fatal(pair)
     pair_warnings = [x.text() for x in pair]
     _warn(fake_warnings + ref.warnings + pair_warnings)
@@ -459,7 +523,7 @@ def evaluate_fvd(
     batch_size = batch_size or p.batch_size
     extractor = build_extractor(model_card.name, p, backend, device, tensors)
     for plan, role in ((ref, "reference"), (fake_plan, "samples")):
-        _extract_unless_cached(plan, role, extractor, p, batch_size, need, fkey)
+        _extract_unless_cached(plan, role, extractor, p, batch_size, ref_need if role == "reference" else need, fkey)
     fake_stats, fake_warnings = fake_plan.stats, fake_plan.warnings
     if save_stats is not None and dist.rank_and_size()[0] == 0:
         meta = {"feature_key": fkey, "source": fake.describe(), "chunks": chunks, "warnings": fake_warnings}
@@ -467,17 +531,21 @@ def evaluate_fvd(
 
     # 4. Clip shapes of decoded videos (unknown before decoding)
     if not pair:
-        late = validation.pair_problems(fake_plan.clip_shape, ref.clip_shape, need)
+        late = validation.pair_problems(fake_plan.clip_shape, _read_shape(ref.clip_shape, p), need)
         validation.raise_fatal(late)
         pair_warnings = _warn([x.text() for x in late])
     warnings = fake_warnings + ref.warnings + pair_warnings
 
     values = [fvd_value(fs, rs, p) for fs, rs in zip(fake_stats, ref.stats, strict=True)]
+    contrib = _contributions(fake_stats, ref.stats, request)
+    if contrib is None:
+        notes.append("no interval: the reference statistics hold no per-video features (a stats file written "
+                     "before vgbench kept them); write it again with --save-stats")  # fmt: skip
     sampled, sidecar_notes = generated_by(fake)  # `vgbench sample`'s samples.json, when it describes these samples
     notes += sidecar_notes
     if min(fake_stats[0].n, ref.stats[0].n) <= FEATURE_DIM:
         notes.append(f"N <= {FEATURE_DIM}: singular covariances; compare only with numbers made at the same N")
-    return make_result(
+    result = make_result(
         request,
         values,
         t0,
@@ -500,6 +568,18 @@ def evaluate_fvd(
         run=run,
         **({"checkpoint": made["checkpoint"]} if "checkpoint" in made else {}),
     )
+    result.contributions = contrib
+    return result
+
+
+def _contributions(fake: list[FeatureStats], real: list[FeatureStats], request: MetricRequest):
+    """Per-video features of every trial for the interval (None when a side has none, e.g. an old stats file)."""
+    from vgbench.metrics.uncertainty import Contributions
+
+    if any(s.features is None for s in fake + real):
+        return None
+    trials = [{"samples": f.features, "reference": r.features} for f, r in zip(fake, real, strict=True)]
+    return Contributions("frechet", trials, {"feature_dim": FEATURE_DIM}, request.card.higher_is_better)
 
 
 def _made(made: dict, slot: str) -> dict:

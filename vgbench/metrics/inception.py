@@ -205,7 +205,15 @@ def evaluate_is(
             trial = trial.copy()
             np.random.RandomState(p.shuffle_seed).shuffle(trial)
         values.extend(float(v) for v in split_scores(trial, p.splits, p.eps))
-    return make_result(
+    from vgbench.metrics.uncertainty import Contributions
+
+    contrib = Contributions(
+        "inception",
+        [{"probs": trial} for trial in probs],
+        {"splits": p.splits, "eps": p.eps, "shuffle_seed": p.shuffle_seed},
+        card.higher_is_better,
+    )
+    result = make_result(
         request,
         values,
         t0,
@@ -222,3 +230,5 @@ def evaluate_is(
         notes=notes + warnings,
         run=run,
     )
+    result.contributions = contrib
+    return result

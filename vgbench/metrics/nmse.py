@@ -103,18 +103,28 @@ def evaluate_nmse(request, device: str = "auto", batch_size: int | None = None, 
     rank, world = dist.rank_and_size()
     lo, hi = dist.shard(0, n, rank, world)
     err = SquaredErrorSum()
+    per_video = np.zeros((2, n), np.float64)  # squared-error sum and value count of every clip, for the interval
+    pos = lo
     with torch.no_grad():
         for batch in src.batches(bs, lo, hi):
             x = to_model_input(batch, vq.config.in_channels, dev)
             recon = vq.decode(vq.encode(x))
-            err.update(recon.clamp(-0.5, 0.5) if p.clamp else recon, x)
+            scored = recon.clamp(-0.5, 0.5) if p.clamp else recon
+            err.update(scored, x)
+            per_video[0, pos : pos + len(x)] = ((scored.double() - x.double()) ** 2).flatten(1).sum(1).cpu().numpy()
+            per_video[1, pos : pos + len(x)] = x[0].numel()
+            pos += len(x)
     total, count = dist.all_reduce_sum([np.array([err.total, float(err.count)])])[0]
+    (per_video,) = dist.all_reduce_sum([per_video])  # each clip's row is filled by one process: a gather
     if p.variance == "measured":
         variance, how = measured_variance(_split_ref(request.reference, p.variance_split))
     else:
         variance, how = float(p.variance), "constant"
     value = total / count / variance
-    return checkpoints.result(
+    from vgbench.metrics.uncertainty import Contributions
+
+    contrib = Contributions("ratio", [{"num": per_video[0], "den": per_video[1]}], {"scale": 1.0 / variance})
+    result = checkpoints.result(
         request,
         value,
         t0,
@@ -129,6 +139,8 @@ def evaluate_nmse(request, device: str = "auto", batch_size: int | None = None, 
         run=run,
         checkpoint=ck.describe(),
     )
+    result.contributions = contrib
+    return result
 
 
 def _split_ref(reference, split: str) -> str:

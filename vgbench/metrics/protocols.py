@@ -87,11 +87,28 @@ class FVDProtocol(Protocol):
     # The paper's BAIR protocol when samples are drawn from a checkpoint (`--checkpoint`; read by the sampler)
     conditioning_frames: int | None = None
     real_split: str | None = None
+    # Long videos (StyleGAN-V's fvd2048_128f and fvd2048_128f_subsample8f): a clip of ``frames`` frames taken every
+    # ``subsample``-th frame, spanning frames x subsample; samples from their first frame, real clips from the first
+    # frame or from a random start (one per video, seeded by ``seed`` and the video's index).
+    subsample: int | None = None  # None: 1 (consecutive frames)
+    reference_start: Literal["first", "random"] | None = None  # None: first
+    covariance: Literal["unbiased", "biased"] | None = None  # None: unbiased (n-1, TF-GAN); StyleGAN-V divides by n
+
+    HASH_OPTIONAL: ClassVar[tuple[str, ...]] = ("subsample", "reference_start", "covariance")  # hashed when set
+
+    @property
+    def span(self) -> int | None:
+        """Frames of a video one clip covers (frames x subsample); None when the protocol keeps every frame."""
+        return None if self.frames is None else self.frames * (self.subsample or 1)
 
     def problems(self) -> list[Problem]:
         out = super().problems()
         if self.frames is not None and self.frames < 9:
             out.append(("frames", "I3D needs at least 9 frames", ">= 9", self.frames))
+        if self.subsample is not None and self.subsample < 1:
+            out.append(("subsample", "must be at least 1", ">= 1", self.subsample))
+        if (self.subsample or self.reference_start) and self.frames is None:
+            out.append(("frames", "a subsampled or randomly started clip needs a clip length", ">= 9", None))
         return out
 
 

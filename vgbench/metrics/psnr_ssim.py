@@ -208,6 +208,7 @@ def _evaluate(request, metric: str, device: str, batch_size: int | None, run: st
     rank, world = dist.rank_and_size()
     lo, hi = dist.shard(0, n, rank, world)
     total, videos, off_levels = 0.0, 0, False
+    per_video = np.zeros(n, np.float64)  # each clip's mean score over frames, for the interval
     for i, batch in zip(range(lo, hi, bs), src.batches(bs, lo, hi), strict=True):
         real, odd = on_levels(batch)  # (B, T, H, W, C) float64 levels
         off_levels |= odd
@@ -221,10 +222,15 @@ def _evaluate(request, metric: str, device: str, batch_size: int | None, run: st
         scores = per_frame_scores(metric, y, x, p)  # (B, T) float64
         total += float(scores.mean(1).sum())
         videos += len(scores)
+        per_video[i : i + len(scores)] = scores.mean(1).cpu().numpy()
     total, videos, odd_count = dist.all_reduce_sum([np.array([total, float(videos), float(off_levels)])])[0]
+    (per_video,) = dist.all_reduce_sum([per_video])  # each clip's row is filled by one process: a gather
     if odd_count:
         notes.append("the reference holds values between uint8 levels (float input): rounded to the nearest level")
-    return checkpoints.result(
+    from vgbench.metrics.uncertainty import Contributions
+
+    contrib = Contributions("ratio", [{"num": per_video, "den": np.ones(n)}], {}, request.card.higher_is_better)
+    result = checkpoints.result(
         request,
         total / videos,
         t0,
@@ -245,6 +251,8 @@ def _evaluate(request, metric: str, device: str, batch_size: int | None, run: st
         run=run,
         checkpoint=prov["checkpoint"],
     )
+    result.contributions = contrib
+    return result
 
 
 def _sha256(path) -> str:

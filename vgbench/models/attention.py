@@ -172,6 +172,20 @@ class SelfAttention(nn.Module):
             a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         return self.out(_merge(a))  # (B, S, C)
 
+    def prefill(self, x: torch.Tensor, cache: KVCache, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher-forced pass over the first n positions of a window (the context a sliding window keeps):
+        ``x`` (B, n, C); writes their k, v into ``cache`` positions 0..n-1 and returns the same output as
+        :meth:`forward` on them (``mask`` the (n, n) corner of the window's mask, or None for full causal)."""
+        q, k, v = self._project(x)  # (B, h, n, d)
+        n = x.shape[1]
+        cache.k[:, :, :n] = k
+        cache.v[:, :, :n] = v
+        if mask is None:
+            a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.out(_merge(a))  # (B, n, C)
+
     def step(self, x: torch.Tensor, cache: KVCache, i: int, keys: torch.Tensor | None = None) -> torch.Tensor:
         """One sampling step at flat position ``i``: ``x`` (B, 1, C); writes this position's k, v into ``cache``
         and attends over positions 0..i, or only over the positions ``keys`` (sorted, ending at i) that the sparse

@@ -219,6 +219,13 @@ class Block(nn.Module):
             x = x + self.drop(self.cross(self.norm2(x, c), self.cross.memory(features)))
         return x + self.drop(self.mlp(self.norm3(x, c)))
 
+    def prefill(self, x, c, memory, cache: KVCache, mask):
+        """Teacher-forced pass over a window's first n positions, ``x`` (B, n, C), filling ``cache`` 0..n-1."""
+        x = x + self.attn.prefill(self.norm1(x, c), cache, mask)
+        if self.has_cross:
+            x = x + self.cross(self.norm2(x, c), memory)
+        return x + self.mlp(self.norm3(x, c))
+
     def step(self, x, c, memory, cache: KVCache, i: int, keys):
         """One sampling step at position ``i``: ``x`` (B, 1, C); ``memory`` this layer's cross-attention k/v;
         ``keys`` the positions the sparse layout lets i attend to (None: all up to i)."""
@@ -345,6 +352,8 @@ class GPT(nn.Module):
         top_p: float | None = None,
         seeds: list[int] | None = None,
         return_logits: bool = False,
+        context: torch.Tensor | None = None,
+        uniforms: torch.Tensor | None = None,
     ):
         """Sample code grids with the KV cache, one position per step in raster order.
 
@@ -357,21 +366,38 @@ class GPT(nn.Module):
                 probability >= top_p.
             seeds: one integer per sample (its own random stream); None draws them from the global torch RNG.
             return_logits: also return the (N, S, K) float32 logits of every step (for tests).
+            context: (N, t, *shape[1:]) codes of the window's first t latent frames, kept rather than sampled (the
+                sliding window of long videos): one teacher-forced pass over them fills the KV cache at positions
+                0..t·P-1 (P positions per latent frame), then the rest of the grid is sampled. None: t = 0.
+            uniforms: (N, S - t·P) float64 in [0, 1), one per sampled position, instead of the seeds' streams (the
+                long sampler continues each sample's stream from window to window).
 
         Returns:
-            codes (N, *shape) int64 [, logits].
+            codes (N, *shape) int64, context included [, logits; the context's are the teacher-forced ones].
         """
         c = self.config
         if self.training:
             raise InputError("sample_codes needs eval mode (dropout off): call .eval() first")
         batch = _batch_size(n, cond)
-        seeds = _check_seeds(seeds, batch)
         table = codebook.reshape(c.codebooks, c.vocab_size, c.embedding_dim)
         device = self.sos.device
         s = c.seq_len
-        u = torch.stack([torch.rand(s, generator=torch.Generator().manual_seed(x), dtype=torch.float64)
-                         for x in seeds]).to(device)  # fmt: skip
         codes = torch.zeros(batch, s, dtype=torch.long, device=device)
+        start = 0
+        if context is not None:
+            if tuple(context.shape[0:1] + context.shape[2:]) != (batch, *c.shape[1:]) or context.shape[1] >= c.shape[0]:
+                raise InputError(f"context must be (N, t, {', '.join(map(str, c.shape[1:]))}) codes with "
+                                 f"t < {c.shape[0]}, got {tuple(context.shape)}")  # fmt: skip
+            start = context[0].numel()
+            codes[:, :start] = context.reshape(batch, start).to(device)
+        if uniforms is None:
+            seeds = _check_seeds(seeds, batch)
+            u = torch.stack([torch.rand(s, generator=torch.Generator().manual_seed(x), dtype=torch.float64)
+                             for x in seeds]).to(device)  # fmt: skip
+        else:
+            if tuple(uniforms.shape) != (batch, s - start):
+                raise InputError(f"uniforms must be ({batch}, {s - start}), got {tuple(uniforms.shape)}")
+            u = torch.cat([torch.zeros(batch, start, dtype=torch.float64), uniforms.cpu().double()], 1).to(device)
         all_logits = torch.zeros(batch, s, c.vocab_size, device=device) if return_logits else None
         with self._autocast(device):
             vec, features = self._conditioning(cond, batch, device)
@@ -380,10 +406,20 @@ class GPT(nn.Module):
             pos = self.pos()  # (S, hidden)
             dtype = torch.bfloat16 if device.type == "cuda" and c.bf16 else self.sos.dtype
             caches = [KVCache(batch, c.heads, s, c.qk_dim, c.qk_dim, device, dtype) for _ in self.blocks]
+            if start:
+                # the kept latent frames: inputs SOS, z_0 .. z_{n-2} (shifted right), one teacher-forced pass
+                book = torch.arange(start - 1, device=device) % c.codebooks  # (n-1,)
+                prev = table_h[book, codes[:, : start - 1]]  # (B, n-1, hidden)
+                x = torch.cat([self.sos.to(prev.dtype).expand(batch, 1, -1), prev], dim=1) + pos[:start]
+                mask = None if self.attn_mask is None else self.attn_mask[:start, :start]
+                for blk, memory, cache in zip(self.blocks, memories, caches, strict=True):
+                    x = blk.prefill(x, vec, memory, cache, mask)
+                if all_logits is not None:
+                    all_logits[:, :start] = self.head(self.norm(x, vec)).float()
             block_keys = None
             if c.attention == "sparse":
                 block_keys = [k.to(device) for k in sparse_decode_keys(c.shape, c.sparse_block, c.sparse_local_blocks)]
-            for i in range(s):
+            for i in range(start, s):
                 if i == 0:
                     x = self.sos.expand(batch, 1, -1)
                 else:
@@ -659,6 +695,135 @@ class VideoGPT(nn.Module):
         finally:
             self.prior.train(was_training)
         return torch.cat(out)
+
+
+    @torch.no_grad()
+    def sample_windows(
+        self,
+        n_or_cond: int | dict,
+        frames: int,
+        stride: int | None = None,
+        cond_policy: str = "window",
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seeds: list[int] | None = None,
+    ):
+        """Sample videos of ``frames`` frames (>= the training clip) with a sliding window in latent time, one batch.
+
+        Yields ``(first_frame, chunk)`` in time order: uint8 (N, f, H, W, C) frames ``first_frame ..
+        first_frame + f - 1`` of every sample, one chunk per window, so a caller can stream them to disk; memory holds
+        one window's codes and KV cache, whatever ``frames`` is (see :mod:`vgbench.models.sliding` for the plan).
+
+        - Window 0 is today's sample exactly (same uniforms, same decode), so ``frames`` = the clip length gives
+          :meth:`sample`'s videos bit for bit.
+        - Window k keeps the last T' - S latent frames of the video so far as context (prefilled, not re-sampled)
+          and samples S new ones with the next uniforms of each sample's own stream.
+        - Decoding (:class:`SpanDecoder`): a VQ-VAE that is convolutional in time (no attention, no position
+          embedding: the quickstart's, Moving MNIST's) decodes overlapping spans with a halo of its temporal reach on
+          either side and keeps their centres, which equals decoding the whole latent sequence at once (measured:
+          benchmarks/bench_long_sample.py decode) in bounded memory; one whose decoder attends along time decodes
+          each window as one training-length clip and keeps the frames of its new latent frames. Either way per clip,
+          as in :meth:`sample`.
+        - Class and action conditioning is the same in every window. Frame conditioning: ``cond_policy`` "first"
+          keeps the given frames for every window; "window" conditions window k on the decoded (uint8) frames at
+          its own start (the previous window decoded as a clip), the frames the prior would have seen had the
+          window been a real clip.
+        """
+        from vgbench.models import sliding
+
+        c = self.config
+        if cond_policy not in sliding.COND_POLICIES:
+            raise InputError(f"--cond-policy {cond_policy!r}: allowed {', '.join(sliding.COND_POLICIES)}")
+        cond = n_or_cond if isinstance(n_or_cond, dict) else None
+        total = _batch_size(None if cond else n_or_cond, cond)
+        seeds = _check_seeds(seeds, total)
+        dt = c.frames // c.shape[0]
+        windows = sliding.plan(frames, c.frames, dt, c.shape[0], stride)
+        per_frame = math.prod(c.shape[1:])  # positions per latent frame
+        if c.cond_frames and cond_policy == "window" and c.cond_frames > (c.shape[0] - windows.stride) * dt:
+            raise InputError(f"--cond-policy window: the prior takes {c.cond_frames} conditioning frames but a window "
+                             f"keeps only {(c.shape[0] - windows.stride) * dt} decoded frames; use a smaller "
+                             "--stride or --cond-policy first")  # fmt: skip
+        gens = [torch.Generator().manual_seed(x) for x in seeds]
+        was_training = self.prior.training
+        self.prior.eval()
+        table = codebook_table(self.vqvae)
+        decoder = SpanDecoder(self.vqvae, windows.latent_length)
+        recent = None  # uint8 (N, T, H, W, C): the current window decoded as a clip, for the "window" policy
+        codes = None
+        try:
+            for k, w in enumerate(windows.windows):
+                n_new = c.shape[0] - w.context()
+                u = torch.stack([torch.rand(n_new * per_frame, generator=g, dtype=torch.float64) for g in gens])
+                sub = cond
+                if k and c.cond_frames and cond_policy == "window":
+                    at = (w.start - windows.windows[k - 1].start) * dt  # the window's first frame within ``recent``
+                    f = recent[:, at : at + c.cond_frames].permute(0, 4, 1, 2, 3).float() / 255.0 - 0.5
+                    sub = {**cond, "frames": f.to(cond["frames"].device)}  # (B, C, n, H, W) in [-0.5, 0.5]
+                context = None if k == 0 else codes[:, w.start - windows.windows[k - 1].start :]
+                codes = self.prior.sample_codes(table, total, sub, temperature, top_k, top_p, context=context,
+                                                uniforms=u)  # fmt: skip  # (N, *shape)
+                if c.cond_frames and cond_policy == "window" and k + 1 < len(windows.windows):
+                    recent = decoder.clips(codes)
+                yield from decoder.push(codes[:, w.context() :], recent)
+        finally:
+            self.prior.train(was_training)
+
+
+class SpanDecoder:
+    """Decodes a long latent sequence as it grows, window by window, into uint8 frames in time order.
+
+    ``halo`` mode (the VQ-VAE's :meth:`time_reach` is defined): spans of ``chunk`` latent frames are decoded with
+    ``halo`` latent frames of context on each side (fewer at the ends) and only their centre is kept, so every frame
+    equals the frame of one decode of the whole sequence; memory holds one span. ``clip`` mode: each window is
+    decoded as one training-length clip and the frames of its new latent frames are kept. Decodes run per clip
+    (a sample never depends on the batch it shares). A sequence no longer than one window is decoded in one call
+    in both modes: today's decode."""
+
+    def __init__(self, vqvae: nn.Module, total: int):
+        self.vqvae, self.total = vqvae, total
+        self.window = int(vqvae.latent_shape[0])
+        self.dt = int(vqvae.config.frames) // self.window
+        reach = vqvae.time_reach() if hasattr(vqvae, "time_reach") else None
+        self.halo = None if reach is None or total <= self.window else reach
+        self.chunk = max(self.window, 2 * (self.halo or 0))
+        self.buf, self.buf_start, self.emitted, self.end = None, 0, 0, 0
+
+    @property
+    def mode(self) -> str:
+        return "clip" if self.halo is None else "halo"
+
+    def clips(self, codes: torch.Tensor) -> torch.Tensor:
+        """Windows (N, *latent) decoded as clips: uint8 (N, T, H, W, C)."""
+        return torch.cat([to_uint8(self.vqvae.decode(x[None])).cpu() for x in codes])
+
+    def _span(self, lo: int, hi: int) -> torch.Tensor:
+        part = self.buf[:, lo - self.buf_start : hi - self.buf_start]
+        return torch.cat([to_uint8(self.vqvae.decode_span(x[None])).cpu() for x in part])  # (N, f, H, W, C)
+
+    def push(self, new: torch.Tensor, decoded: torch.Tensor | None = None):
+        """Add the window's new latent frames (N, n, ...); yield (first_frame, uint8 (N, f, H, W, C)) chunks that
+        are final. ``decoded``: this window already decoded as a clip (clip mode reuses it)."""
+        start = self.end
+        self.end += new.shape[1]
+        if self.halo is None:  # clip mode: the window is the last T' latent frames
+            if decoded is None:
+                window = new if new.shape[1] == self.window else torch.cat([self.buf, new], 1)[:, -self.window :]
+                decoded = self.clips(window)
+            keep = decoded[:, (self.window - new.shape[1]) * self.dt :]
+            self.buf = torch.cat([self.buf, new], 1)[:, -self.window :] if self.buf is not None else new
+            yield start * self.dt, keep
+            return
+        self.buf = new if self.buf is None else torch.cat([self.buf, new], 1)
+        while self.end - self.emitted >= self.chunk + self.halo or (self.end == self.total and self.emitted < self.end):
+            hi = min(self.emitted + self.chunk, self.end)
+            lo_ctx, hi_ctx = max(0, self.emitted - self.halo), min(self.end, hi + self.halo)
+            frames = self._span(lo_ctx, hi_ctx)
+            yield self.emitted * self.dt, frames[:, (self.emitted - lo_ctx) * self.dt : (hi - lo_ctx) * self.dt]
+            self.emitted = hi
+            drop = max(0, self.emitted - self.halo) - self.buf_start
+            self.buf, self.buf_start = self.buf[:, drop:], self.buf_start + drop
 
 
 # ----------------------------------------------------------------------------------------------------------

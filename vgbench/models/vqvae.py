@@ -364,6 +364,29 @@ class VQVAE(nn.Module):
             q = q.contiguous(memory_format=torch.channels_last_3d)
         return self._decode_quantized(q)
 
+    def time_reach(self) -> int | None:
+        """Latent frames on either side that can reach a decoded frame: an upper bound from the decoder's kernels
+        (post-quantisation conv, one 3-tap conv per residual block, the transposed convs), or None when the
+        decoder attends along time or has a position embedding (then only a training-length clip is defined)."""
+        cfg = self.config
+        if self.pos_embd is not None or (cfg.attention and cfg.res_layers):
+            return None
+        return cfg.post_vq_kernel // 2 + cfg.res_layers + len(self.decoder.convts) * (cfg.upsample_kernel // 2) + 1
+
+    def decode_span(self, codes: torch.Tensor) -> torch.Tensor:
+        """Reconstruction (B, C, L·d_t, H, W) of codes (B, L, H', W'[, C]) of any latent length L: the decoder is
+        convolutional in time when :meth:`time_reach` is not None (long videos decode in overlapping spans)."""
+        if self.time_reach() is None:
+            raise InputError("this VQ-VAE attends along time (or has a position embedding): it decodes only "
+                             f"{self.latent_shape[0]} latent frames at a time")  # fmt: skip
+        cfg = self.config
+        c = codes if cfg.n_codebooks > 1 else codes.unsqueeze(-1)
+        v = self.codebook.lookup(c.long())  # (B, L, H', W', C, D)
+        q = v.flatten(-2).permute(0, 4, 1, 2, 3)  # (B, C*D, L, H', W')
+        if cfg.channels_last:
+            q = q.contiguous(memory_format=torch.channels_last_3d)
+        return self._decode_quantized(q)
+
 
 def count_parameters(model: nn.Module) -> int:
     """Trainable parameters (the codebook is buffers, not parameters)."""
