@@ -7,6 +7,9 @@ Run: python benchmarks/bench_long_sample.py memory --checkpoint QS/runs/prior/ch
 memory: for F = 16, 64, 256, 1024 a fresh subprocess runs `vgbench sample --frames F` (one video, one thread) on a
         quickstart-sized prior and reports its peak RSS (ru_maxrss), the RSS after loading (before sampling), the
         seconds and seconds per frame. A missing --checkpoint means an untrained quickstart pair (same sizes).
+        Measured (quickstart --small prior, 1 thread, shared 2-core machine): 293 / 306 / 327 / 339 MiB at F = 16 /
+        64 / 256 / 1024. The rise is glibc keeping freed blocks: with MALLOC_MMAP_THRESHOLD_=65536
+        MALLOC_TRIM_THRESHOLD_=0 the peak at F = 1024 is 314 MiB (289 MiB at F = 16).
 decode: three ways to decode a long latent sequence, against one decode of the whole sequence (defined only for a
         VQ-VAE without attention or position embedding, such as the quickstart's; it needs memory in proportion to
         F): the sampler's halo spans (SpanDecoder), and each sampling window decoded as a training-length clip with

@@ -268,13 +268,8 @@ def sample(
         "top_k": top_k,
         "top_p": top_p,
         "conditioning": cond_desc,
-        "world_size": world,
-        "elapsed_s": round(elapsed, 3),
-        "tokens_per_s": round(tokens * world / max(elapsed, 1e-9), 2),
-        "versions": ckpt_mod.versions(),
     }
-    sidecar_path = out / "samples.json"
-    hub.atomic_write_bytes(sidecar_path, (json.dumps(sidecar, indent=1, sort_keys=True) + "\n").encode())
+    sidecar_path, sidecar = write_sidecar(out, sidecar, world, elapsed, tokens)
     frames = grid(videos[:16])
     gif, mp4 = write_gif(out / "grid.gif", frames), write_mp4(out / "grid.mp4", frames)
     return SampleRun(out, samples_path, sidecar_path, gif, mp4, len(videos), sidecar["tokens_per_s"])
@@ -286,7 +281,6 @@ def _sample_long(ck, net, plan, n, out: Path, make_cond, cond_desc, seed, temper
     decoded (one window's frames in memory), then rank 0 streams the parts into samples.npz."""
     from tqdm import tqdm
 
-    from vgbench.models import checkpoint as ckpt_mod
     from vgbench.models.gpt import SpanDecoder
 
     pc = net.prior.config
@@ -370,13 +364,8 @@ def _sample_long(ck, net, plan, n, out: Path, make_cond, cond_desc, seed, temper
             "cond_policy": cond_policy if pc.cond_frames else None,
             "uniforms": "one float64 stream per sample (torch.Generator seeded with its seed), drawn window by window",
         },
-        "world_size": world,
-        "elapsed_s": round(elapsed, 3),
-        "tokens_per_s": round(tokens * world / max(elapsed, 1e-9), 2),
-        "versions": ckpt_mod.versions(),
     }
-    sidecar_path = out / "samples.json"
-    hub.atomic_write_bytes(sidecar_path, (json.dumps(sidecar, indent=1, sort_keys=True) + "\n").encode())
+    sidecar_path, sidecar = write_sidecar(out, sidecar, world, elapsed, tokens)
     gif, mp4 = _long_grids(out, part_paths, total)
     for p in part_paths:
         p.unlink()
@@ -449,6 +438,18 @@ def _gather(local: np.ndarray, out: Path, rank: int, world: int) -> np.ndarray:
     parts.rmdir()
     tdist.barrier()
     return np.concatenate([a for a in arrays if a.size])
+
+
+def write_sidecar(out: Path, sidecar: dict, world: int, elapsed: float, tokens: int) -> tuple[Path, dict]:
+    """Write ``out/samples.json`` atomically: ``sidecar`` plus the run's speed and versions; returns its path and
+    the record written."""
+    from vgbench.models import checkpoint as ckpt_mod
+
+    sidecar = {**sidecar, "world_size": world, "elapsed_s": round(elapsed, 3),
+               "tokens_per_s": round(tokens * world / max(elapsed, 1e-9), 2), "versions": ckpt_mod.versions()}
+    path = out / "samples.json"
+    hub.atomic_write_bytes(path, (json.dumps(sidecar, indent=1, sort_keys=True) + "\n").encode())
+    return path, sidecar
 
 
 def read_sidecar(samples: str | os.PathLike) -> dict | None:
