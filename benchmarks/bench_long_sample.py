@@ -157,7 +157,7 @@ def policy(args) -> dict:
 
     import numpy as np
 
-    from vgbench import cards, hub
+    from vgbench import cache, cards
     from vgbench import sample as sample_mod
     from vgbench.datasets import quickstart as qs
     from vgbench.metrics import long_video
@@ -168,7 +168,7 @@ def policy(args) -> dict:
         p = cards.dataset("quickstart").preprocess
         gen = qs.generator("test", args.n, args.frames[0], p["size"], p["seed"])
         real = Path(tmp) / "real.npy"
-        with hub.atomic_path(real) as t, open(t, "wb") as f:
+        with cache.atomic_path(real) as t, open(t, "wb") as f:
             np.save(f, np.repeat(np.stack([gen[i] for i in range(args.n)]), 3, axis=-1))
         for pol in ("first", "window"):
             run = sample_mod.sample(args.checkpoint, args.n, Path(tmp) / pol, cond="quickstart:test", seed=1,

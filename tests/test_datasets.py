@@ -500,13 +500,13 @@ def test_cli_data_info_and_unknown_dataset(shared_dir, data_root):
 
 
 def test_data_root_resolution(monkeypatch, tmp_path):
-    from vgbench import hub
+    from vgbench import cache
 
     monkeypatch.setenv("VGBENCH_DATA", str(tmp_path / "d"))
-    assert hub.data_root() == tmp_path / "d" and hub.data_root(tmp_path / "x") == tmp_path / "x"
+    assert cache.data_root() == tmp_path / "d" and cache.data_root(tmp_path / "x") == tmp_path / "x"
     monkeypatch.delenv("VGBENCH_DATA")
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    assert hub.data_root() == tmp_path / "xdg/vgbench"
+    assert cache.data_root() == tmp_path / "xdg/vgbench"
 
 
 def test_manual_source_message(data_root, monkeypatch):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from vgbench import api, download, hub, weights
+from vgbench import api, cache, download, weights
 from vgbench.errors import ChecksumError, InputError, OfflineError, ProtocolError
 from vgbench.metrics import inception
 from vgbench.models import c3d
@@ -158,7 +158,7 @@ def c3d_home(tmp_path_factory, c3d_arrays, shared_dir) -> Path:
 
 
 def test_mean_file_and_bias(mean_clip, shared_dir):
-    assert hub.sha256_file(shared_dir / "data/c3d/mean2.npz").startswith("f981f1e1")
+    assert cache.sha256_file(shared_dir / "data/c3d/mean2.npz").startswith("f981f1e1")
     c3d.check_mean({"mean": mean_clip}, "mean2.npz")
     bias = c3d.mean_bias(mean_clip)
     assert bias.shape == (3, 16, 112, 112) and bias.dtype == torch.float32
@@ -208,7 +208,7 @@ def test_probabilities_match_chainer6_running_tgan2_c3d(c3d_arrays, mean_clip, s
 
 
 def test_import_pins_and_refuses_a_different_file(c3d_home, c3d_arrays, tmp_path):
-    lock = download.read_lock(hub.cache_dir("weights", c3d_home))
+    lock = download.read_lock(cache.cache_dir("weights", c3d_home))
     assert set(lock) == {"conv3d_deepnetA_ucf.npz", "mean2.npz"}
     assert lock["mean2.npz"]["sha256"].startswith("f981f1e1")
     arrays, hashes = weights.load_published(MODEL, c3d_home)
@@ -230,7 +230,7 @@ def test_missing_weights_say_where_to_get_and_put_them(home, monkeypatch, tmp_pa
     msg = str(exc.value)
     assert "https://github.com/rezoo/tgan2/releases/download/v1.0/conv3d_deepnetA_ucf.npz" in msg
     assert "mean2.npz" in msg and "vgbench weights import PATH --model c3d.tgan2_ucf101" in msg
-    assert str(hub.cache_dir("weights")) in msg
+    assert str(cache.cache_dir("weights")) in msg
     np.save(tmp_path / "s.npy", np.zeros((1, 16, 8, 8, 3), np.uint8))
     out = subprocess.run(
         # --allow-fewer: since issue 9 the sample count is checked before the weights are looked for

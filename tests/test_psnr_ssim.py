@@ -75,7 +75,7 @@ FAKE_CKPT = {"path": "/nowhere/final.pt", "sha256": "ab" * 32, "card": "vqvae.qu
 @pytest.fixture
 def known_recon(monkeypatch, tmp_path):
     """Writes (reference, reconstructions) uint8 arrays and makes reconstructions() return the second."""
-    from vgbench.metrics import checkpoints
+    from vgbench.metrics import derived
 
     calls = []
 
@@ -89,7 +89,7 @@ def known_recon(monkeypatch, tmp_path):
             prov = {"kind": "reconstructions", "checkpoint": FAKE_CKPT, "reference": {"path": str(reference)}}
             return tmp_path / "recon.npy", prov
 
-        monkeypatch.setattr(checkpoints, "reconstructions", fake)
+        monkeypatch.setattr(derived, "reconstructions", fake)
         return ref
 
     install.calls = calls

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vgbench import api, contenthash, doctor, hub, leaderboard, validation
+from vgbench import api, cache, contenthash, doctor, leaderboard, validation
 from vgbench.deps import DependencyImportError, require
 from vgbench.errors import InputError, MissingDependencyError, ProtocolError
 from vgbench.metrics import fvd, inception
@@ -82,8 +82,8 @@ def test_a_cache_entry_of_other_content_is_never_used(mocked, tmp_path, home):  
 
 def test_the_hash_accelerator_is_revalidated(home, tmp_path, monkeypatch):
     reads = []
-    real = hub.sha256_file
-    monkeypatch.setattr(hub, "sha256_file", lambda p: reads.append(p) or real(p))
+    real = cache.sha256_file
+    monkeypatch.setattr(cache, "sha256_file", lambda p: reads.append(p) or real(p))
     f = tmp_path / "x.bin"
     f.write_bytes(b"a" * 1000)
     want = hashlib.sha256(b"a" * 1000).hexdigest()

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vgbench import api, contenthash
+from vgbench import api, contenthash, samplesdir
 from vgbench import sample as sample_mod
 from vgbench.metrics import fvd, inception
 
@@ -27,14 +27,14 @@ def write_run(folder: Path, videos: np.ndarray, with_hash: bool = True) -> dict:
     with open(folder / "samples.npz", "wb") as f:
         np.savez(f, videos=videos)
     side = {
-        "format": sample_mod.SIDECAR_FORMAT,
+        "format": samplesdir.SIDECAR_FORMAT,
         "checkpoint": {"path": "/runs/r/prior/checkpoints/final.pt", "sha256": "cd" * 32, "card": "gpt.bair"},
         "card": "gpt.bair",
         "vqvae_card": "vqvae.bair",
         "count": len(videos),
         "shape": list(videos.shape),
         "seed": 3,
-        "sample_seeds": "vgbench.sample.sample_seed(seed, i) for sample i",
+        "sample_seeds": "vgbench.samplesdir.sample_seed(seed, i) for sample i",
         "temperature": 1.0,
         "top_k": None,
         "top_p": 0.9,
@@ -156,7 +156,7 @@ def test_an_unreadable_sidecar_is_named_not_fatal(tmp_path, mocked_i3d, monkeypa
     def denied(path):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(sample_mod, "read_sidecar", denied)
+    monkeypatch.setattr(samplesdir, "read_sidecar", denied)
     with pytest.warns(UserWarning, match="singular"):
         r = api.evaluate("fvd", samples=folder / "samples.npz", reference=ref)
     assert "generated_by" not in r.samples

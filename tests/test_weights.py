@@ -8,7 +8,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from vgbench import cards, hub, weights
+from vgbench import cache, cards, weights
 from vgbench.errors import ChecksumError, OfflineError, UnsafePickleError, VgbenchError
 from vgbench.safe_pickle import load_numpy_pickle
 
@@ -100,7 +100,7 @@ def test_member_paths_are_checked(tmp_path):
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):
     dest = tmp_path / "f.bin"
-    with pytest.raises(RuntimeError), hub.atomic_path(dest) as tmp:
+    with pytest.raises(RuntimeError), cache.atomic_path(dest) as tmp:
         tmp.write_bytes(b"half")
         raise RuntimeError("interrupted")
     assert list(tmp_path.iterdir()) == []
@@ -109,7 +109,7 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
 def test_cache_root_precedence(monkeypatch, tmp_path):
     monkeypatch.delenv("VGBENCH_HOME", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert hub.cache_root() == tmp_path / "xdg" / "vgbench"
+    assert cache.cache_root() == tmp_path / "xdg" / "vgbench"
     monkeypatch.setenv("VGBENCH_HOME", str(tmp_path / "h"))
-    assert hub.cache_root() == tmp_path / "h"
-    assert hub.cache_root(tmp_path / "explicit") == tmp_path / "explicit"
+    assert cache.cache_root() == tmp_path / "h"
+    assert cache.cache_root(tmp_path / "explicit") == tmp_path / "explicit"

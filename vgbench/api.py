@@ -97,7 +97,7 @@ def check(
 ) -> tuple[bool, str]:
     """Judge a results store against EXPECTED; returns (all passed, human summary) and writes optional reports."""
     from vgbench import check as check_mod
-    from vgbench.hub import atomic_write_bytes
+    from vgbench.cache import atomic_write_bytes
 
     expectations = check_mod.load_expected(expected)  # a bad check file is named before the store is read
     records = results_mod.read_records(results or results_mod.default_store(), must_exist=True)

@@ -458,35 +458,6 @@ def dataset(name: str) -> DatasetCard:
     return get("datasets", name)
 
 
-def listing(kind: str, width: int = 118) -> str:
-    """``vgbench list KIND``: every card (``protocols``: every metric protocol) with its whole description,
-    wrapped at word boundaries; ``models`` adds each card's arch, latent grid and size
-    (:func:`vgbench.models.summary.listing`)."""
-    import textwrap
-
-    if kind == "models":
-        from vgbench.models.summary import listing as model_listing
-
-        return model_listing(width)
-    if kind == "protocols":
-        entries = [
-            (f"{m}.{tag}", p.description) for m in names("metrics") for tag, p in metric_protocols(metric(m)).items()
-        ]
-    else:
-        entries = [(name, get(kind, name).description) for name in names(kind)]
-    pad = max((len(n) for n, _ in entries), default=0) + 2
-    return "\n".join(
-        textwrap.fill(
-            " ".join(text.split()),
-            width,
-            initial_indent=name.ljust(pad),
-            subsequent_indent=" " * pad,
-            break_on_hyphens=False,
-        )
-        for name, text in entries
-    )
-
-
 def metric_protocols(card: MetricCard) -> dict[str, Protocol]:
     """The protocols of a metric, following ``protocols_from``."""
     return metric(card.protocols_from).protocols if card.protocols_from else card.protocols

@@ -388,13 +388,13 @@ def weights_import(path, model):
       VGBENCH_HOME=$(mktemp -d) vgbench weights import my_test_weights.npz --model c3d.tgan2_ucf101
       vgbench weights import ~/.cache/videogpt/bair_gpt --model gpt.bair_gpt
     """
-    from vgbench import hub
+    from vgbench import cache
     from vgbench import weights as w
 
     dest = w.import_file(path, model)
     click.echo(str(dest))
     if dest.suffix == ".pt":  # a VideoGPT checkpoint converted to a vgbench checkpoint: its sha256 names it
-        click.echo(f"sha256 {hub.sha256_file(dest)}")
+        click.echo(f"sha256 {cache.sha256_file(dest)}")
 
 
 @weights.command("verify")
@@ -430,7 +430,9 @@ def list_cmd(what):
       vgbench list protocols
       vgbench list models
     """
-    click.echo(cards.listing(what))
+    from vgbench.listing import listing
+
+    click.echo(listing(what))
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from vgbench import hub
+from vgbench import cache
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def _stat_key(st: os.stat_result) -> tuple[int, int, int, int, int]:
 def _db() -> Iterator[sqlite3.Connection | None]:
     """The accelerator table, or None when it cannot be used (read-only cache, locked, damaged): hashing then
     simply happens every time, which is slower but never wrong."""
-    path = hub.cache_root() / DB_NAME
+    path = cache.cache_root() / DB_NAME
     con = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,7 +109,7 @@ def file_sha256s(paths: Iterable[str | os.PathLike]) -> list[str]:
             key = str(path)
             digest = _lookup(con, key, st)
             if digest is None:
-                digest = hub.sha256_file(path)
+                digest = cache.sha256_file(path)
                 if _stat_key(path.stat()) == _stat_key(st):  # unchanged while it was read
                     _record(con, key, st, digest)
             out.append(digest)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vgbench import hub
+from vgbench import cache
 
 
 def bouncing_squares(n: int, speed: tuple[float, float], seed: int, frames: int = 16, size: int = 64) -> np.ndarray:
@@ -43,7 +43,7 @@ def make_sets(folder: Path, n: int = 32) -> dict[str, Path]:
     for name, (speed, seed) in sets.items():
         path = folder / f"{name}.npz"
         if not path.exists():
-            with hub.atomic_path(path) as tmp, open(tmp, "wb") as f:
+            with cache.atomic_path(path) as tmp, open(tmp, "wb") as f:
                 np.savez(f, videos=bouncing_squares(n, speed, seed))
         paths[name] = path
     return paths
@@ -61,7 +61,7 @@ def summary(results: list, store=True) -> str:
         f"FVD(slow, slow') = {same.value:.2f}: two draws of the same motion, so small. FVD(fast, slow) = "
         f"{other.value:.2f}: different motion, so larger (lower is better). With {same.n_samples} videos per set "
         f"(protocols use 256 or more) these two numbers compare only with each other. The video sets are in "
-        f"{hub.cache_dir('demo')}; the two records above were {where}."
+        f"{cache.cache_dir('demo')}; the two records above were {where}."
     )
 
 
@@ -69,7 +69,7 @@ def run(n: int = 32, store=True) -> list:
     """Make the sets under ``<cache>/demo`` and evaluate FVD(slow_a, slow_b) and FVD(slow_a, fast)."""
     from vgbench import api
 
-    paths = make_sets(hub.cache_dir("demo"), n)
+    paths = make_sets(cache.cache_dir("demo"), n)
     return [
         api.evaluate("fvd", paths["slow_b"], paths["slow_a"], store=store, run="demo: slow vs slow"),
         api.evaluate("fvd", paths["fast"], paths["slow_a"], store=store, run="demo: fast vs slow"),

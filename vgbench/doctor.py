@@ -89,7 +89,7 @@ def _plan(s: SampleSet, role: str, name: str, p, allow_fewer: bool) -> tuple[int
 
             chunks, _, _ = plan_samples(s.count, p, name, allow_fewer)
         else:
-            from vgbench.metrics.common import plan_chunks
+            from vgbench.metrics.planning import plan_chunks
 
             per = p.num_samples if role == "samples" else p.num_reference
             chunks, _, _ = plan_chunks(s.count, per, p.trials, role, name, allow_fewer)

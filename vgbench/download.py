@@ -22,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from vgbench import hub
+from vgbench import cache
 from vgbench.errors import ChecksumError, DownloadError, OfflineError
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ def record_pin(folder: Path, name: str, url: str, size: int, sha256: str) -> Non
             "sha256": sha256,
             "recorded": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
-        hub.atomic_write_bytes(path, (json.dumps(pins, indent=2, sort_keys=True) + "\n").encode())
+        cache.atomic_write_bytes(path, (json.dumps(pins, indent=2, sort_keys=True) + "\n").encode())
 
 
 def expected_pin(dest: Path, sha256: str | None, size: int | None) -> Pin:
@@ -103,7 +103,7 @@ def verify_or_pin(path: Path, dest: Path, url: str, pin: Pin) -> str:
     size = path.stat().st_size
     if pin.bytes is not None and size != pin.bytes:
         raise ChecksumError(dest, f"{pin.bytes} bytes ({pin.source})", f"{size} bytes", _REMEDY)
-    digest = hub.sha256_file(path)
+    digest = cache.sha256_file(path)
     if pin.sha256 is not None and digest != pin.sha256:
         raise ChecksumError(dest, f"sha256 {pin.sha256} ({pin.source})", f"sha256 {digest}", _REMEDY)
     if pin.sha256 is None:
@@ -186,7 +186,7 @@ def _transfer(url: str, part: Path, timeout: float, progress) -> None:
             progress.update(have)
         with open(part, mode) as f:
             while True:
-                block = resp.read(hub.CHUNK)
+                block = resp.read(cache.CHUNK)
                 if not block:
                     break
                 f.write(block)
@@ -238,7 +238,7 @@ def download(
     if dest.exists():
         verify_or_pin(dest, dest, url, pin)
         return dest
-    if hub.offline():
+    if cache.offline():
         raise OfflineError(f"{dest} is missing and VGBENCH_OFFLINE forbids downloading {url}")
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.exists() else 0

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vgbench import cards, hub
+from vgbench import cache, cards
 from vgbench.errors import InputError, MissingDependencyError
 from vgbench.train import Interrupted
 
@@ -85,7 +85,7 @@ class State:
 
     def finish(self, stage: str, seconds: float, **outputs) -> dict:
         self.data["stages"][stage] = {"seconds": round(seconds, 2), **outputs}
-        hub.atomic_write_bytes(self.path, (json.dumps(self.data, indent=1, sort_keys=True) + "\n").encode())
+        cache.atomic_write_bytes(self.path, (json.dumps(self.data, indent=1, sort_keys=True) + "\n").encode())
         return self.data["stages"][stage]
 
 
@@ -142,7 +142,7 @@ def run(
     if minutes is not None and minutes <= 0:
         raise InputError(f"--minutes {minutes}: give a positive time budget")
     settings = {"seed": seed, "plan": dataclasses.asdict(plan), "device": device, "minutes": minutes}
-    from vgbench.metrics.common import resolve_device
+    from vgbench.device import resolve_device
 
     resolve_device(device)  # cheap checks first: no stage runs for a device that is not there
     if folder.exists() and not folder.is_dir():
@@ -216,7 +216,7 @@ def _train(stage: str):
         from vgbench.models import checkpoint as ckpt_mod
 
         weights = ckpt_mod.load(final).weights_sha256
-        return {"checkpoint": str(final), "sha256": hub.sha256_file(final), "weights_sha256": weights,
+        return {"checkpoint": str(final), "sha256": cache.sha256_file(final), "weights_sha256": weights,
                 "steps": res.step}  # fmt: skip
 
     return fn
@@ -299,7 +299,7 @@ def _long(folder: Path, plan: Plan, seed: int, device: str, state: State, progre
     p = cards.dataset("quickstart").preprocess
     gen = qs.generator("test", plan.long_reference, plan.long_frames, p["size"], p["seed"])
     real = folder / "long" / f"real{plan.long_frames}.npy"
-    with hub.atomic_path(real) as tmp, open(tmp, "wb") as f:
+    with cache.atomic_path(real) as tmp, open(tmp, "wb") as f:
         np.save(f, np.repeat(np.stack([gen[i] for i in range(plan.long_reference)]), 3, axis=-1))
     from vgbench import results as results_mod
 
@@ -318,7 +318,7 @@ def _long(folder: Path, plan: Plan, seed: int, device: str, state: State, progre
 def _report(folder: Path, plan: Plan, seed: int, state: State, minutes, **_) -> dict:
     from vgbench import datasets, report, results
     from vgbench import sample as sample_mod
-    from vgbench.metrics.checkpoints import to_uint8
+    from vgbench.metrics.derived import to_uint8
     from vgbench.models import checkpoint as ckpt_mod
 
     # real clips and their reconstructions, as GIF grids beside the samples' grid

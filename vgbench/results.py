@@ -13,14 +13,14 @@ import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from vgbench import hub
+from vgbench import cache
 
 
 def default_store(root=None) -> Path:
     """The default results store: ``<cache>/results/results.jsonl`` (``VGBENCH_RESULTS`` overrides)."""
     if os.environ.get("VGBENCH_RESULTS"):
         return Path(os.environ["VGBENCH_RESULTS"]).expanduser()
-    return hub.cache_dir("results", root) / "results.jsonl"
+    return cache.cache_dir("results", root) / "results.jsonl"
 
 
 @dataclass
@@ -81,7 +81,7 @@ class Result:
 
 def append(result: Result, store: str | os.PathLike) -> None:
     """Append a result to a JSONL store (created if missing)."""
-    hub.append_line(store, result.to_json())
+    cache.append_line(store, result.to_json())
 
 
 RECORD_KEYS = ("metric", "protocol", "value")  # what every record has, and tables and checks read

@@ -1,8 +1,9 @@
 """``vgbench sample``: videos from a trained prior, reproducible per sample, written for ``vgbench eval`` and people.
 
 Sample ``i`` of a run with ``--seed S`` draws all its randomness from a generator seeded with
-:func:`sample_seed` (S, i) alone (the prior picks tokens by inverse CDF from per-sample uniforms), so the videos do
-not depend on the batch size or on the number of torchrun processes. Outputs in ``--out``:
+:func:`vgbench.samplesdir.sample_seed` (S, i) alone (the prior picks tokens by inverse CDF from per-sample
+uniforms), so the videos do not depend on the batch size or on the number of torchrun processes. Outputs in
+``--out``:
 
 - ``samples.npz``: uint8 (N, T, H, W, 3) under ``videos`` (grayscale models are repeated to 3 channels), the input
   ``vgbench eval --samples`` takes;
@@ -14,7 +15,6 @@ not depend on the batch size or on the number of torchrun processes. Outputs in 
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import math
 import os
@@ -25,18 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vgbench import dist, hub
+from vgbench import cache, dist
 from vgbench.errors import InputError
+from vgbench.samplesdir import SIDECAR_FORMAT, sample_seed, write_sidecar
 
 log = logging.getLogger(__name__)
-
-SIDECAR_FORMAT = "vgbench-samples/1"
-
-
-def sample_seed(seed: int, index: int) -> int:
-    """The seed of sample ``index`` of a run seeded with ``seed`` (independent streams via SeedSequence)."""
-    return int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0] >> np.uint64(1))
-
 
 # ----------------------------------------------------------------------------------------------------------
 # Pictures
@@ -81,7 +74,7 @@ def _encode(path, frames, codec: str, pix_fmt: str, fps: int) -> Path:
     path = Path(path)
     frames = iter(frames)
     first = next(frames)
-    with hub.atomic_path(path) as tmp, av.open(str(tmp), "w", format=path.suffix.lstrip(".")) as container:
+    with cache.atomic_path(path) as tmp, av.open(str(tmp), "w", format=path.suffix.lstrip(".")) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height = first.shape[1], first.shape[0]
         stream.pix_fmt = pix_fmt
@@ -185,7 +178,7 @@ def sample(
     (:meth:`VideoGPT.sample_windows`), ``stride`` latent frames per window (default half a window), frame-conditional
     priors' later windows conditioned as ``cond_policy`` says; streamed to disk window by window, so memory does not
     grow with ``frames``. None: the training length, sampled as one window (the classic path)."""
-    from vgbench.metrics.common import resolve_device
+    from vgbench.device import resolve_device
     from vgbench.models import checkpoint as ckpt_mod
 
     if n < 1:
@@ -250,7 +243,7 @@ def sample(
     if videos.shape[-1] == 1:
         videos = np.repeat(videos, 3, axis=-1)
     samples_path = out / "samples.npz"
-    with hub.atomic_path(samples_path) as tmp, open(tmp, "wb") as f:
+    with cache.atomic_path(samples_path) as tmp, open(tmp, "wb") as f:
         np.savez(f, videos=videos)  # uncompressed: vgbench eval memory-maps it
     from vgbench import contenthash
 
@@ -263,7 +256,7 @@ def sample(
         "count": int(len(videos)),
         "shape": list(videos.shape),
         "seed": seed,
-        "sample_seeds": "vgbench.sample.sample_seed(seed, i) for sample i",
+        "sample_seeds": "vgbench.samplesdir.sample_seed(seed, i) for sample i",
         "temperature": temperature,
         "top_k": top_k,
         "top_p": top_p,
@@ -292,7 +285,7 @@ def _sample_long(ck, net, plan, n, out: Path, make_cond, cond_desc, seed, temper
     t0 = time.time()
     bar = tqdm(total=(hi - lo) * len(plan.windows), desc="sampling", unit="window", disable=rank != 0 or not progress)
     try:
-        with hub.atomic_path(part) as tmp, open(tmp, "wb") as f:
+        with cache.atomic_path(part) as tmp, open(tmp, "wb") as f:
             np.lib.format.write_array_header_2_0(f, {"descr": "|u1", "fortran_order": False, "shape": shape})
             offset = f.tell()
             frame_bytes = math.prod(shape[2:])
@@ -345,7 +338,7 @@ def _sample_long(ck, net, plan, n, out: Path, make_cond, cond_desc, seed, temper
         "count": n,
         "shape": list(total),
         "seed": seed,
-        "sample_seeds": "vgbench.sample.sample_seed(seed, i) for sample i",
+        "sample_seeds": "vgbench.samplesdir.sample_seed(seed, i) for sample i",
         "seeds": [sample_seed(seed, j) for j in range(n)],
         "temperature": temperature,
         "top_k": top_k,
@@ -405,7 +398,7 @@ def _stream_npz(path: Path, parts: list[Path], shape: tuple[int, ...]) -> None:
     import zipfile
 
     with (
-        hub.atomic_path(path) as tmp,
+        cache.atomic_path(path) as tmp,
         zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf,
         zf.open("videos.npy", "w", force_zip64=True) as dst,
     ):
@@ -426,7 +419,7 @@ def _gather(local: np.ndarray, out: Path, rank: int, world: int) -> np.ndarray:
 
     parts = out / ".parts"
     parts.mkdir(parents=True, exist_ok=True)
-    with hub.atomic_path(parts / f"rank-{rank:05d}.npy") as tmp, open(tmp, "wb") as f:
+    with cache.atomic_path(parts / f"rank-{rank:05d}.npy") as tmp, open(tmp, "wb") as f:
         np.save(f, local)
     tdist.barrier()
     if rank != 0:
@@ -438,30 +431,3 @@ def _gather(local: np.ndarray, out: Path, rank: int, world: int) -> np.ndarray:
     parts.rmdir()
     tdist.barrier()
     return np.concatenate([a for a in arrays if a.size])
-
-
-def write_sidecar(out: Path, sidecar: dict, world: int, elapsed: float, tokens: int) -> tuple[Path, dict]:
-    """Write ``out/samples.json`` atomically: ``sidecar`` plus the run's speed and versions; returns its path and
-    the record written."""
-    from vgbench.models import checkpoint as ckpt_mod
-
-    sidecar = {**sidecar, "world_size": world, "elapsed_s": round(elapsed, 3),
-               "tokens_per_s": round(tokens * world / max(elapsed, 1e-9), 2), "versions": ckpt_mod.versions()}
-    path = out / "samples.json"
-    hub.atomic_write_bytes(path, (json.dumps(sidecar, indent=1, sort_keys=True) + "\n").encode())
-    return path, sidecar
-
-
-def read_sidecar(samples: str | os.PathLike) -> dict | None:
-    """The ``samples.json`` written beside a ``samples.npz`` (or inside a samples folder), if there is one."""
-    p = Path(samples)
-    candidates = [p / "samples.json"] if p.is_dir() else [p.with_suffix(".json")]
-    for c in candidates:
-        if c.is_file():
-            try:
-                data = json.loads(c.read_text())
-            except json.JSONDecodeError:
-                return None
-            if isinstance(data, dict) and data.get("format") == SIDECAR_FORMAT:
-                return data
-    return None

@@ -39,7 +39,8 @@ import numpy as np
 import torch
 import yaml
 
-from vgbench import cards, dist, hub
+from vgbench import cache, cards, dist
+from vgbench import device as device_mod
 from vgbench.errors import InputError, VgbenchError
 from vgbench.models import checkpoint as ckpt_mod
 
@@ -252,7 +253,7 @@ def store_data(spec: cards.TrainingSpec, channels: int, seed: int, root=None, va
         {
             "dataset": spec.dataset,
             "store": str(store.folder),
-            "manifest_sha256": hub.sha256_file(manifest),
+            "manifest_sha256": cache.sha256_file(manifest),
             "split": spec.split,
             "val_split": spec.val_split,
             "train_clips": len(train),
@@ -427,7 +428,7 @@ class RunFolder:
 
     def write_config(self, config: dict) -> None:
         if self.writer:
-            hub.atomic_write_bytes(self.config_file, (json.dumps(config, indent=1, sort_keys=True) + "\n").encode())
+            cache.atomic_write_bytes(self.config_file, (json.dumps(config, indent=1, sort_keys=True) + "\n").encode())
 
     def read_config(self) -> dict | None:
         return json.loads(self.config_file.read_text()) if self.config_file.exists() else None
@@ -438,7 +439,7 @@ class RunFolder:
 
     def log(self, record: dict) -> None:
         if self.writer:
-            hub.append_line(self.path / "metrics.jsonl", json.dumps(record, sort_keys=True))
+            cache.append_line(self.path / "metrics.jsonl", json.dumps(record, sort_keys=True))
             tb = self._tensorboard()
             if tb is not None:
                 for k, v in record.items():
@@ -463,7 +464,7 @@ class RunFolder:
         if not self.writer or not path.exists():
             return
         keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-        hub.atomic_write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode())
+        cache.atomic_write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode())
 
     def records(self) -> list[dict]:
         path = self.path / "metrics.jsonl"
@@ -479,7 +480,7 @@ class RunFolder:
         w = csv.DictWriter(buf, fieldnames=cols)
         w.writeheader()
         w.writerows(rows)
-        hub.atomic_write_bytes(self.path / "metrics.csv", buf.getvalue().encode())
+        cache.atomic_write_bytes(self.path / "metrics.csv", buf.getvalue().encode())
 
 
 def newest_valid_checkpoint(run: RunFolder) -> ckpt_mod.Checkpoint | None:
@@ -508,21 +509,6 @@ class StageResult:
     best: Path | None
     metrics: dict = field(default_factory=dict)
     interrupted: bool = False
-
-
-def _autocast(device: torch.device, precision: str):
-    if precision in ("bf16", "fp16") and device.type in ("cuda", "cpu"):
-        dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-        return torch.autocast(device.type, dtype=dtype)
-    return contextlib.nullcontext()
-
-
-def _resolve_precision(precision: str, device: torch.device) -> str:
-    if precision == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
-    if precision not in ("fp32", "bf16", "fp16"):
-        raise InputError(f"unknown precision {precision!r}; allowed: auto, fp32, bf16, fp16")
-    return precision
 
 
 def _loader(dataset, batches: Iterator[list[int]], workers: int, seed: int):
@@ -557,14 +543,14 @@ class StageTrainer:
         vqvae_ckpt: ckpt_mod.Checkpoint | None = None,
         run_name: str = "",
     ):
-        from vgbench.metrics.common import resolve_device
+        from vgbench.device import resolve_device
 
         self.stage, self.card, self.data, self.opts = stage, card, data, opts
         self.rank, self.world = dist.maybe_init()
         self.device = resolve_device(opts.device)
         if self.world > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        self.precision = _resolve_precision(opts.precision, self.device)
+        self.precision = device_mod.resolve_precision(opts.precision, self.device)
         if self.device.type == "cuda":  # TF32 speeds training; the parity metrics switch it off for themselves
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
@@ -627,7 +613,7 @@ class StageTrainer:
 
     def _forward(self, batch: dict) -> tuple[torch.Tensor, dict]:
         x = batch["video"].to(self.device, non_blocking=True)  # (B, C, T, H, W)
-        with _autocast(self.device, self.precision):
+        with device_mod.autocast(self.device, self.precision):
             if self.stage == "vqvae":
                 out = self.model(x)
                 stats = {
@@ -678,7 +664,7 @@ class StageTrainer:
         )
         for old in self.run.step_checkpoints()[self.opts.keep :]:
             old.unlink(missing_ok=True)
-        hub.atomic_write_bytes(self.run.ckpts / "last.txt", f"{path.name}\n".encode())
+        cache.atomic_write_bytes(self.run.ckpts / "last.txt", f"{path.name}\n".encode())
         return path
 
     def restore(self, ck: ckpt_mod.Checkpoint) -> None:
@@ -776,7 +762,7 @@ class StageTrainer:
             items = [val[j] for j in range(i, min(i + bs, hi))]
             batch = torch.utils.data.default_collate(items)
             x = batch["video"].to(self.device)
-            with _autocast(self.device, self.precision):
+            with device_mod.autocast(self.device, self.precision):
                 if self.stage == "vqvae":
                     out = net(x)
                     sums[0] += float(((out.recon.float() - x) ** 2).sum())

@@ -378,7 +378,7 @@ def _clips(s: SampleSet, stop: int, values: bool):
         if stop:
             yield tuple(s._array.shape[1:]), stop, None
         return
-    from vgbench.video import decode_image, probe_video
+    from vgbench.decode import decode_image, probe_video
 
     if s._dataset is not None:
         shape = tuple(s._dataset[0]["video"].shape) if stop else None

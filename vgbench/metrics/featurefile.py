@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vgbench import hub
+from vgbench import cache
 from vgbench.errors import InputError
 from vgbench.metrics.uncertainty import Contributions
 from vgbench.readers import reading
@@ -43,7 +43,7 @@ def write(path: str | Path, contrib: Contributions, record: dict) -> None:
         parts = [np.asarray(t[name], dtype=np.float64) for t in contrib.trials]
         arrays[name] = np.concatenate(parts)
         arrays[f"{name}_trial_sizes"] = np.array([len(x) for x in parts], np.int64)
-    with hub.atomic_path(path) as tmp, open(tmp, "wb") as f:
+    with cache.atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
 
 

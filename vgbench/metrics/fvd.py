@@ -30,11 +30,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vgbench import cards, dist, hub, models, validation
+from vgbench import cache, cards, dist, models, validation
+from vgbench.device import exact_math, resolve_device
 from vgbench.errors import InputError, ProtocolError, VgbenchError
-from vgbench.metrics.common import exact_math, plan_chunks, prefetch, progress, resolve_device
-from vgbench.metrics.contract import MetricRequest, build_request, compared_sets, make_result
+from vgbench.metrics.contract import MetricRequest, build_request, make_result
+from vgbench.metrics.derived import compared_sets
 from vgbench.metrics.frechet import FeatureStats, frechet_distance, frechet_distance_from_stats
+from vgbench.metrics.planning import plan_chunks, prefetch, progress
 from vgbench.metrics.protocols import FVDProtocol
 from vgbench.metrics.resize import resize_frames
 from vgbench.models.i3d import FEATURE_DIM
@@ -285,7 +287,7 @@ def write_stats(path: str | Path, stats: list[FeatureStats], meta: dict) -> None
     }
     if all(s.features is not None for s in stats):  # per-video features (N, 400) of every chunk, concatenated
         arrays["features"] = np.concatenate([s.features for s in stats])
-    with hub.atomic_path(path) as tmp, open(tmp, "wb") as f:
+    with cache.atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
 
 
@@ -408,7 +410,7 @@ def _cached_reference(ref: Reference, fkey: dict, use_cache: bool) -> None:
     videos = ref.videos
     digest = videos.content_sha256()
     key = _short_hash({"fkey": fkey, "content_sha256": digest, "range": videos.value_range, "chunks": ref.chunks})
-    ref.cache_file = hub.cache_dir("stats") / f"{key}.npz" if use_cache else None
+    ref.cache_file = cache.cache_dir("stats") / f"{key}.npz" if use_cache else None
     if ref.cache_file is None or not ref.cache_file.exists():
         return
     try:

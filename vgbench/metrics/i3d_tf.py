@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vgbench import hub
+from vgbench import cache
 from vgbench.deps import require
 from vgbench.errors import DownloadError, VgbenchError
 from vgbench.metrics.protocols import FVDProtocol
@@ -113,7 +113,7 @@ class TFHubExtractor:
                 "Use --backend torch for this protocol."
             )
         tfhub = require("tensorflow_hub", "tf", "the tfhub backend")  # installed but broken: the real cause
-        if hub.offline():
+        if cache.offline():
             raise DownloadError(
                 f"--backend tfhub loads {TFHUB_HANDLE}, but VGBENCH_OFFLINE is set. "
                 "Use --backend torch (same weights) or unset VGBENCH_OFFLINE."

@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vgbench import cards, dist, hub, models, validation
+from vgbench import cache, cards, dist, models, validation
+from vgbench.device import exact_math, resolve_device
 from vgbench.errors import InputError
-from vgbench.metrics.common import exact_math, plan_chunks, prefetch, progress, resolve_device
 from vgbench.metrics.contract import MetricRequest, make_result
+from vgbench.metrics.planning import plan_chunks, prefetch, progress
 from vgbench.results import Result
 from vgbench.video import SampleSet, generated_by
 
@@ -130,7 +131,7 @@ def extract_probs(
 
 def write_probs(path: str | Path, probs: list[np.ndarray], meta: dict) -> None:
     """Per-sample probabilities of every trial (.npz, no pickle), written atomically."""
-    with hub.atomic_path(path) as tmp, open(tmp, "wb") as f:
+    with cache.atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(
             f,
             format=np.array(PROBS_FORMAT),

@@ -65,7 +65,7 @@ def window_curve(samples, reference, out, window: int = 16, step: int | None = N
     """
     from pathlib import Path
 
-    from vgbench import api, hub
+    from vgbench import api, cache
     from vgbench.errors import InputError
     from vgbench.video import SampleSet
 
@@ -84,7 +84,7 @@ def window_curve(samples, reference, out, window: int = 16, step: int | None = N
     rows = []
     for k, (a, b) in enumerate(bounds or []):
         path = out / f"window-{k:02d}.npy"
-        with hub.atomic_path(path) as tmp, open(tmp, "wb") as f:
+        with cache.atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.save(f, np.concatenate(parts.pop(k)))  # (N, window, H, W, C)
         r = api.evaluate("fvd", samples=path, reference=reference, protocol=protocol, **options)
         rows.append({"window": k, "frames": [a, b - 1], "value": r.value, "n_samples": r.n_samples,
@@ -99,7 +99,7 @@ def plot_curve(rows: list[dict], dest, title: str = "FVD of window k (frames 16k
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from vgbench import hub
+    from vgbench import cache
 
     fig, ax = plt.subplots(figsize=(5.0, 3.0))
     ks = [r["window"] for r in rows]
@@ -110,7 +110,7 @@ def plot_curve(rows: list[dict], dest, title: str = "FVD of window k (frames 16k
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    with hub.atomic_path(dest) as tmp:
+    with cache.atomic_path(dest) as tmp:
         fig.savefig(tmp, format="png", dpi=90)
     plt.close(fig)
     return dest

@@ -88,8 +88,8 @@ def evaluate_nmse(request, device: str = "auto", batch_size: int | None = None, 
     import numpy as np
 
     from vgbench import dist
-    from vgbench.metrics import checkpoints
-    from vgbench.metrics.checkpoints import ClipSource, load_checkpoint, to_model_input, vqvae_of
+    from vgbench.metrics import derived
+    from vgbench.metrics.derived import ClipSource, load_checkpoint, to_model_input, vqvae_of
 
     t0 = time.time()
     dist.maybe_init()
@@ -124,7 +124,7 @@ def evaluate_nmse(request, device: str = "auto", batch_size: int | None = None, 
     from vgbench.metrics.uncertainty import Contributions
 
     contrib = Contributions("ratio", [{"num": per_video[0], "den": per_video[1]}], {"scale": 1.0 / variance})
-    result = checkpoints.result(
+    result = derived.result(
         request,
         value,
         t0,

@@ -27,7 +27,7 @@ made by NVlabs/TokenBench ``token_bench/metrics_cli.py``, which defines both dif
 scikit-image's default 7 x 7 uniform window with sample covariances): they are not this protocol's numbers.
 
 The engines (:func:`evaluate_psnr`, :func:`evaluate_ssim`) score a checkpoint's reconstructions of the
-``--reference`` clips, made once through :func:`vgbench.metrics.checkpoints.reconstructions` (the cached uint8
+``--reference`` clips, made once through :func:`vgbench.metrics.derived.reconstructions` (the cached uint8
 set R-FVD and FVD* read), against the real clips; per-video means are summed in float64 and all-reduced over
 torchrun processes, so the value does not depend on the batch size or the number of processes.
 """
@@ -175,15 +175,15 @@ def _evaluate(request, metric: str, device: str, batch_size: int | None, run: st
     import time
 
     from vgbench import datasets, dist
+    from vgbench.device import resolve_device
     from vgbench.errors import InputError
-    from vgbench.metrics import checkpoints
-    from vgbench.metrics.common import resolve_device
+    from vgbench.metrics import derived
 
     t0 = time.time()
     dist.maybe_init()
     p = request.protocol
     # Cheap before expensive: the reference, its split and frame size, and the device, before any model runs.
-    src = checkpoints.ClipSource(request.reference, p.frames)  # the clips reconstructions() reconstructs
+    src = derived.ClipSource(request.reference, p.frames)  # the clips reconstructions() reconstructs
     notes, off = [], False
     parsed = datasets.parse_ref(str(request.reference)) if src.view is not None else None
     if parsed is not None and parsed[2] != p.split:
@@ -201,7 +201,7 @@ def _evaluate(request, metric: str, device: str, batch_size: int | None, run: st
     dev = resolve_device(device)
     bs = batch_size or p.batch_size
 
-    path, prov = checkpoints.reconstructions(request.checkpoint, request.reference, p.frames, device, bs)
+    path, prov = derived.reconstructions(request.checkpoint, request.reference, p.frames, device, bs)
     recon = np.load(path, mmap_mode="r")  # uint8 (N, T, H, W, 3)
     if len(recon) != src.count:
         raise InputError(f"{path}: {len(recon)} reconstructions for {src.count} reference clips; delete it and rerun")
@@ -230,7 +230,7 @@ def _evaluate(request, metric: str, device: str, batch_size: int | None, run: st
     from vgbench.metrics.uncertainty import Contributions
 
     contrib = Contributions("ratio", [{"num": per_video, "den": np.ones(n)}], {}, request.card.higher_is_better)
-    result = checkpoints.result(
+    result = derived.result(
         request,
         total / videos,
         t0,

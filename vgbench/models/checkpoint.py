@@ -25,7 +25,6 @@ import hashlib
 import logging
 import os
 import pickle
-import platform
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ from typing import Any
 
 import torch
 
-from vgbench import cards, hub
+from vgbench import cache, cards, samplesdir
 from vgbench.errors import InputError, VgbenchError
 
 log = logging.getLogger(__name__)
@@ -97,13 +96,6 @@ def config_dict(config: Any) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
 
 
-def versions() -> dict:
-    """Library versions recorded with every checkpoint and run."""
-    from vgbench import __version__
-
-    return {"vgbench": __version__, "torch": str(torch.__version__), "python": platform.python_version()}
-
-
 def plain(obj: Any) -> Any:
     """Numpy scalars and arrays inside nested containers -> Python numbers and tensors (weights_only-loadable)."""
     import numpy as np
@@ -147,14 +139,14 @@ def save(
         "meta": plain(
             {
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "versions": versions(),
+                "versions": samplesdir.versions(),
                 **(meta or {}),
             }
         ),
     }
     path = Path(path)
     try:
-        with hub.atomic_path(path) as tmp, open(tmp, "wb") as f:
+        with cache.atomic_path(path) as tmp, open(tmp, "wb") as f:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
@@ -162,7 +154,7 @@ def save(
         why = "the disk is full" if exc.errno == errno.ENOSPC else str(exc)
         kept = f"the previous {path.name} is intact" if path.exists() else "nothing was written"
         raise VgbenchError(f"could not write checkpoint {path}: {why}; {kept}. Free space and resume.") from exc
-    return hub.sha256_file(path)
+    return cache.sha256_file(path)
 
 
 def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Checkpoint:
@@ -197,7 +189,7 @@ def load(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> C
         )
     return Checkpoint(
         path=path,
-        sha256=hub.sha256_file(path),
+        sha256=cache.sha256_file(path),
         card=data["card"],
         arch=data["arch"],
         config=data["config"],
@@ -244,6 +236,6 @@ def export(src: str | os.PathLike, dest: str | os.PathLike) -> str:
     """Copy a checkpoint without its training state (smaller, for sharing); returns the new sha256."""
     data = torch.load(Path(src), map_location="cpu", weights_only=True)
     data["train_state"] = None
-    with hub.atomic_path(dest) as tmp, open(tmp, "wb") as f:
+    with cache.atomic_path(dest) as tmp, open(tmp, "wb") as f:
         torch.save(data, f)
-    return hub.sha256_file(dest)
+    return cache.sha256_file(dest)

@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from vgbench import cards, hub
+from vgbench import cache, cards
 from vgbench.errors import InputError, OfflineError, VgbenchError
 from vgbench.models import checkpoint, torch_container, videogpt_repo
 from vgbench.models.conditioning import RESNET_BLOCKS
@@ -138,7 +138,7 @@ def read_lightning(path: str | os.PathLike) -> LightningCheckpoint:
         "hparams_name": _plain(obj.get("hparams_name")),
         "entries": sorted(map(str, obj)),
     }
-    return LightningCheckpoint(path, hub.sha256_file(path), dict(sd), dict(args), info)
+    return LightningCheckpoint(path, cache.sha256_file(path), dict(sd), dict(args), info)
 
 
 def _arg(ck: LightningCheckpoint, name: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
@@ -471,7 +471,7 @@ def build_from_lightning(ck: LightningCheckpoint, card: cards.ModelCard):
 
 def default_destination(card: cards.ModelCard, root=None) -> Path:
     """Where an imported checkpoint of ``card`` lives: the card's file in the weights cache."""
-    return hub.cache_dir("weights", root) / card.weights.file
+    return cache.cache_dir("weights", root) / card.weights.file
 
 
 def import_checkpoint(
@@ -578,7 +578,7 @@ class LightningCheckpointWeights(WeightSource):
         return f"{' '.join(self.spec.manual.split())} Then run `{how}` (stored at {self.dest})."
 
     def provenance(self) -> dict[str, str]:  # noqa: D102
-        return {"checkpoint_sha256": hub.sha256_file(self.dest)} if self.dest.exists() else {}
+        return {"checkpoint_sha256": cache.sha256_file(self.dest)} if self.dest.exists() else {}
 
 
 def verify(card: cards.ModelCard, root=None) -> str:

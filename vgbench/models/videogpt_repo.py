@@ -255,13 +255,13 @@ def vqvae_config(card, **overrides) -> VQVAEConfig:
 
 def _load_imported(card, root, overrides: dict) -> nn.Module:
     """The network of ``card`` from its imported checkpoint in the weights cache (``vgbench weights import``)."""
-    from vgbench import hub
+    from vgbench import cache
     from vgbench.models import checkpoint
 
     if overrides:
         raise InputError(f"{card.name}: config overrides {sorted(overrides)} need weights=False (the imported "
                          "checkpoint fixes its own config)")  # fmt: skip
-    path = hub.cache_dir("weights", root) / card.weights.file
+    path = cache.cache_dir("weights", root) / card.weights.file
     if not path.exists():
         from vgbench.weights import manual_instructions
 

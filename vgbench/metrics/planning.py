@@ -1,76 +1,17 @@
-"""Pieces every metric engine shares: device choice, exact-math switch, trial planning, progress."""
+"""Pieces every metric engine shares: trial planning, prefetching, progress (the device choice is
+:mod:`vgbench.device`)."""
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import threading
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
-import torch
-
-from vgbench.errors import InputError, ProtocolError
+from vgbench.errors import ProtocolError
 
 T = TypeVar("T")
 STOP_GRACE_S = 0.5  # how long a consumer that leaves early waits for the prefetch thread
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; a named device is checked to exist (cheap, so callers resolve it
-    before loading any network).
-
-    Raises:
-        InputError: an unknown device name, or CUDA / MPS asked for where it is not available.
-    """
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise InputError(f"--device {device!r} is not a device ({exc}); use auto, cpu, cuda or cuda:N") from exc
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            why = "this torch was built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
-            raise InputError(
-                f"--device {device}: CUDA is not available ({why}; torch {torch.__version__}); use --device cpu, or "
-                "--device auto to take a GPU when there is one"
-            )
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise InputError(
-                f"--device {device}: there are {torch.cuda.device_count()} CUDA devices (cuda:0 .. "
-                f"cuda:{torch.cuda.device_count() - 1})"
-            )
-    elif dev.type == "mps" and not torch.backends.mps.is_available():
-        raise InputError(f"--device {device}: MPS is not available here; use --device cpu or auto")
-    return dev
-
-
-@contextlib.contextmanager
-def exact_math(enabled: bool):
-    """Disable TF32 and reduced-precision reductions (cuDNN allows TF32 by default) for parity protocols."""
-    if not enabled or not torch.cuda.is_available():
-        yield
-        return
-    saved = (
-        torch.backends.cuda.matmul.allow_tf32,
-        torch.backends.cudnn.allow_tf32,
-        torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction,
-        torch.get_float32_matmul_precision(),
-    )
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction = False
-    torch.set_float32_matmul_precision("highest")
-    try:
-        yield
-    finally:
-        (
-            torch.backends.cuda.matmul.allow_tf32,
-            torch.backends.cudnn.allow_tf32,
-            torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction,
-        ) = saved[:3]
-        torch.set_float32_matmul_precision(saved[3])
 
 
 def progress(total: int, desc: str, disable: bool):

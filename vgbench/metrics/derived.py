@@ -21,12 +21,14 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from vgbench import dist, hub
+from vgbench import cache, dist
 from vgbench.errors import InputError
+from vgbench.metrics.contract import make_result
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +41,7 @@ DERIVED_FORMAT = "vgbench-derived/1"
 
 def load_checkpoint(path, device: str = "auto"):
     """(network in eval mode, Checkpoint, torch device) of a vgbench checkpoint."""
-    from vgbench.metrics.common import resolve_device
+    from vgbench.device import resolve_device
     from vgbench.models import checkpoint as ckpt_mod
 
     dev = resolve_device(device)
@@ -51,8 +53,6 @@ def result(request, value: float, t0: float, *, n: int, src: ClipSource, device,
     """The record of a metric scored on ``n`` reference clips through a checkpoint (NMSE, bits/dim, PSNR, SSIM):
     the reference's identity, torch backend, device and batch; ``fields`` adds samples, extractor, notes, run,
     checkpoint and the like."""
-    from vgbench.metrics.contract import make_result
-
     return make_result(request, [float(value)], t0, n_samples=n, n_reference=n,
                        reference={"role": request.inputs.reference, **src.identity()}, backend="torch",
                        device=str(device), batch_size=batch_size, seed=seed, **fields)  # fmt: skip
@@ -143,7 +143,7 @@ class ClipSource:
             manifest = self.view.store.folder / "manifest.json"
             return {
                 "dataset": self.reference,
-                "manifest_sha256": hub.sha256_file(manifest),
+                "manifest_sha256": cache.sha256_file(manifest),
                 "frames": self.frames,
                 "windows": self.windows,
                 "seed": self.seed,
@@ -166,9 +166,9 @@ def build_derived(
 ) -> Path:
     """``<cache>/derived/<key>.npy`` of uint8 (count, T, H, W, 3) made by ``make(lo, hi)`` batch by batch; reused
     when present. Under torchrun every process makes a contiguous share, rank 0 joins them."""
-    from vgbench.metrics.common import progress
+    from vgbench.metrics.planning import progress
 
-    folder = hub.cache_dir("derived")
+    folder = cache.cache_dir("derived")
     key = _key(provenance)
     path, meta = folder / f"{key}.npy", folder / f"{key}.json"
     if path.exists() and meta.exists():
@@ -185,17 +185,17 @@ def build_derived(
     local = np.concatenate(parts) if parts else None
     if world > 1:  # every rank's share through a file beside the result; rank 0 joins them in order
         if local is not None:
-            with hub.atomic_path(folder / f".{key}.rank{rank:05d}.npy") as tmp, open(tmp, "wb") as f:
+            with cache.atomic_path(folder / f".{key}.rank{rank:05d}.npy") as tmp, open(tmp, "wb") as f:
                 np.save(f, local)
         dist.barrier()
         if rank == 0:
             shares = [folder / f".{key}.rank{r:05d}.npy" for r in range(world)]
             local = np.concatenate([np.load(f) for f in shares if f.exists()])
     if rank == 0:
-        with hub.atomic_path(path) as tmp, open(tmp, "wb") as f:
+        with cache.atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.save(f, local)
         record = json.dumps({"format": DERIVED_FORMAT, **provenance}, indent=1, sort_keys=True, default=str)
-        hub.atomic_write_bytes(meta, (record + "\n").encode())
+        cache.atomic_write_bytes(meta, (record + "\n").encode())
         for r in range(world):
             (folder / f".{key}.rank{r:05d}.npy").unlink(missing_ok=True)
     dist.barrier()
@@ -231,7 +231,7 @@ def sampled_with_reference(
     checkpoint, reference, protocol, device: str = "auto", batch_size: int = 16
 ) -> tuple[Path, Path, dict, list[str]]:
     """(samples, real windows, provenance, notes) for FVD from a prior checkpoint (the paper's BAIR protocol)."""
-    from vgbench.sample import sample_seed
+    from vgbench.samplesdir import sample_seed
 
     model, ck, dev = load_checkpoint(checkpoint, device)
     if ck.vqvae is None:
@@ -294,8 +294,34 @@ def sampled_with_reference(
         "kind": "samples",
         **base,
         "conditioning_frames": cond_frames,
-        "seeds": f"vgbench.sample.sample_seed({p.seed}, i)",
+        "seeds": f"vgbench.samplesdir.sample_seed({p.seed}, i)",
         "temperature": 1.0,
     }
     fake_path = build_derived(fake_prov, count, fake, batch_size, "samples")
     return fake_path, real_path, {"samples": fake_prov, "real": real_prov}, notes
+
+
+def compared_sets(request, device: str = "auto", batch_size: int = 16) -> tuple[Any, Any, dict]:
+    """The two video sets an FVD-family request compares, as paths or dataset references: the given ones, or the
+    sets its checkpoint makes (``derive``), and {"samples"/"reference": provenance, "checkpoint": ...} of the made
+    ones. Samples from a checkpoint come with their paired real windows, which replace the reference set."""
+    samples, reference, made = request.samples, request.reference, {}
+    kind = request.derived("samples") or request.derived("reference")
+    if kind is None:
+        return samples, reference, made
+    frames = getattr(request.protocol, "frames", None) or 16
+    if request.derived("samples") == "samples":
+        samples, reference, prov, notes = sampled_with_reference(
+            request.checkpoint, request.reference, request.protocol, device, batch_size
+        )
+        made = {"samples": prov["samples"], "reference": prov["real"], "notes": notes}
+    else:
+        path, prov = reconstructions(request.checkpoint, request.reference, frames, device, batch_size)
+        slot = "samples" if request.derived("samples") else "reference"
+        made = {slot: prov, "notes": []}
+        if slot == "samples":
+            samples = path
+        else:
+            reference = path
+    made["checkpoint"] = (made.get("samples") or made.get("reference"))["checkpoint"]
+    return samples, reference, made

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vgbench import hub
+from vgbench import cache
 from vgbench.errors import MissingDependencyError
 
 
@@ -165,8 +165,8 @@ def write(folder: Path, d: ReportData) -> tuple[Path, Path]:
     """Write ``report.html`` and ``report.md`` into ``folder`` (atomically)."""
     folder = Path(folder)
     html_path, md_path = folder / "report.html", folder / "report.md"
-    hub.atomic_write_bytes(html_path, render_html(d).encode())
-    hub.atomic_write_bytes(md_path, render_markdown(d).encode())
+    cache.atomic_write_bytes(html_path, render_html(d).encode())
+    cache.atomic_write_bytes(md_path, render_markdown(d).encode())
     return html_path, md_path
 
 
@@ -195,7 +195,7 @@ def plot_curves(metrics_logs: dict[str, Path], dest: Path, series: list[tuple[st
     for ax in list(axes.flat)[len(series) :]:
         ax.axis("off")
     fig.tight_layout()
-    with hub.atomic_path(dest) as tmp:
+    with cache.atomic_path(dest) as tmp:
         fig.savefig(tmp, format="png", dpi=90)
     plt.close(fig)
     return dest
@@ -227,7 +227,7 @@ def plot_sample_curves(records: list[dict], dest: Path) -> Path | None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with hub.atomic_path(dest) as tmp:
+    with cache.atomic_path(dest) as tmp:
         fig.savefig(tmp, format="png", dpi=90)
     plt.close(fig)
     return dest
