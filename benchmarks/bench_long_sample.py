@@ -157,10 +157,9 @@ def policy(args) -> dict:
 
     import numpy as np
 
-    from vgbench import cache, cards
+    from vgbench import cache, cards, drift
     from vgbench import sample as sample_mod
     from vgbench.datasets import quickstart as qs
-    from vgbench.metrics import long_video
 
     os.environ["VGBENCH_DATA"] = str(Path(args.data).resolve())
     out = {}
@@ -179,7 +178,7 @@ def policy(args) -> dict:
                 from vgbench import api
 
                 whole = api.evaluate("fvd", samples=run.samples, reference=real, use_cache=False).value
-                curve = long_video.window_curve(run.samples, "quickstart:test", Path(tmp) / f"w-{pol}", window=16)
+                curve = drift.window_curve(run.samples, "quickstart:test", Path(tmp) / f"w-{pol}", window=16)
             out[pol] = {"whole_fvd": whole, "window_fvd": [round(c["value"], 1) for c in curve]}
             print(pol, json.dumps(out[pol]), flush=True)
     return out

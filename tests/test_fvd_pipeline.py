@@ -8,7 +8,7 @@ import pytest
 from vgbench import api, results
 from vgbench.errors import ProtocolError
 from vgbench.metrics import fvd
-from vgbench.metrics.fvd import to_network_scale
+from vgbench.tensors import to_network_scale
 
 from .conftest import random_videos
 

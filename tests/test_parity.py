@@ -10,8 +10,9 @@ import torch
 
 from vgbench import cards
 from vgbench.metrics.frechet import FeatureStats, frechet_distance_from_stats
-from vgbench.metrics.fvd import build_extractor, to_network_scale
+from vgbench.metrics.fvd import build_extractor
 from vgbench.models.i3d import build_i3d
+from vgbench.tensors import to_network_scale
 
 GOLDEN_RANDOM_FVD = 10.13808536529541  # TF-Hub, universome/fvd-comparison README (metrics.md §12a)
 GOLDEN_RANDOM_FVD_EPS5 = 10.1664  # same inputs, BN eps 1e-5 (measured, metrics.md §12a)

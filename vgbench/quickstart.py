@@ -277,10 +277,9 @@ def _samples_vs_reconstructions(made: dict) -> dict:
 
 
 def _long(folder: Path, plan: Plan, seed: int, device: str, state: State, progress: bool, **_) -> dict:
-    from vgbench import api
+    from vgbench import api, drift
     from vgbench import sample as sample_mod
     from vgbench.datasets import quickstart as qs
-    from vgbench.metrics import long_video
 
     t0 = time.time()
     run = sample_mod.sample(
@@ -307,9 +306,9 @@ def _long(folder: Path, plan: Plan, seed: int, device: str, state: State, progre
         warnings.filterwarnings("ignore", message=r"N = \d+ samples <= feature dimension")
         r = api.evaluate("fvd", samples=run.samples, reference=real, dataset="quickstart", run="quickstart-long",
                          device=device)  # fmt: skip
-        curve = long_video.window_curve(run.samples, "quickstart:test", folder / "long" / "windows", window=16,
+        curve = drift.window_curve(run.samples, "quickstart:test", folder / "long" / "windows", window=16,
                                         device=device)  # fmt: skip
-    long_video.plot_curve(curve, folder / "figures" / "long_curve.png")
+    drift.plot_curve(curve, folder / "figures" / "long_curve.png")
     results_mod.append(r, folder / "results.jsonl")  # once the stage has succeeded: a rerun adds no duplicate
     return {"samples": str(run.samples), "sampling_seconds": round(sampled, 2), "fvd": r.value,
             "curve": [{k: c[k] for k in ("window", "frames", "value")} for c in curve]}  # fmt: skip
@@ -318,8 +317,8 @@ def _long(folder: Path, plan: Plan, seed: int, device: str, state: State, progre
 def _report(folder: Path, plan: Plan, seed: int, state: State, minutes, **_) -> dict:
     from vgbench import datasets, report, results
     from vgbench import sample as sample_mod
-    from vgbench.metrics.derived import to_uint8
     from vgbench.models import checkpoint as ckpt_mod
+    from vgbench.tensors import to_rgb_uint8
 
     # real clips and their reconstructions, as GIF grids beside the samples' grid
     view = datasets.open_split("quickstart:test", channels=1)
@@ -327,7 +326,7 @@ def _report(folder: Path, plan: Plan, seed: int, state: State, minutes, **_) -> 
     vq, _ = ckpt_mod.load_model(state.done("vqvae")["checkpoint"])
     with torch.no_grad():
         x = torch.from_numpy(real).permute(0, 4, 1, 2, 3).float() / 255.0 - 0.5  # (N, 1, T, H, W)
-        recon_u8 = to_uint8(vq.decode(vq.encode(x)))  # stored as the metrics see them (floor, metrics.md §7)
+        recon_u8 = to_rgb_uint8(vq.decode(vq.encode(x)))  # stored as the metrics see them (floor, metrics.md §7)
     gifs = folder / "figures"
     sample_mod.write_gif_grid(gifs / "real.gif", real)
     sample_mod.write_gif_grid(gifs / "reconstructions.gif", recon_u8)

@@ -28,47 +28,22 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vgbench.errors import InputError
+from vgbench.metrics.protocols import Need
+from vgbench.tensors import RANGE_TOL, RANGES
 
 if TYPE_CHECKING:
     from vgbench.video import SampleSet
 
 log = logging.getLogger(__name__)
 
-RANGE_TOL = 1e-3  # float rounding slack at the ends of a declared range
-RANGES = {"0-255": (0.0, 255.0), "0-1": (0.0, 1.0), "-1-1": (-1.0, 1.0)}
 MAX_LISTED = 20  # problems listed per set; more are counted
 
 
-@dataclass(frozen=True)
-class Need:
-    """What a protocol needs of every video it reads."""
-
-    metric: str  # ``metric.protocol``, for messages
-    frames: int | None = None  # the clip length the protocol cuts from the start of each video (None: all frames)
-    min_frames: int = 1  # the network's minimum
-    min_reason: str = ""  # why the network needs min_frames
-    size: int | None = None  # the frame size (H = W) of a protocol that does not resize; None: any size
-    min_count: int = 2  # FVD: a covariance needs two videos per set
-
-
 def need_for(name: str, protocol, role: str = "samples") -> Need:
-    """The :class:`Need` of protocol ``protocol`` (an FVD or IS protocol dataclass) named ``name``; ``role``
-    "reference" differs only for a long-video FVD protocol whose real clips start at random."""
-    from vgbench.metrics.protocols import FVDProtocol, ISProtocol
-
-    if isinstance(protocol, FVDProtocol):
-        from vgbench.models.i3d import MIN_FRAMES
-
-        size = protocol.size if protocol.resize == "none" else None
-        reason = " (I3D downsamples time x8 and then pools 2 steps)"
-        if role == "reference" and protocol.reference_start == "random":  # every frame read; the clip starts anywhere
-            return Need(name, None, max(MIN_FRAMES, protocol.span), " (the protocol's clip span, frames x subsample)",
-                        size)  # fmt: skip
-        return Need(name, protocol.span, MIN_FRAMES, reason, size)
-    if isinstance(protocol, ISProtocol):
-        # one sample has a defined score (1: p(y) = p(y|x)); too few for the splits is the engine's own check
-        return Need(name, protocol.frames, protocol.frames, " (the classifier's clip length)", min_count=1)
-    return Need(name, getattr(protocol, "frames", None))
+    """The :class:`Need` of protocol ``protocol`` named ``name`` (each protocol class states its own,
+    :meth:`vgbench.metrics.protocols.Protocol.need`); ``role`` "reference" differs only for a long-video FVD
+    protocol whose real clips start at random."""
+    return protocol.need(name, role)
 
 
 @dataclass

@@ -42,52 +42,11 @@ from vgbench.decode import (  # noqa: F401  (re-exported: the sample-set reader'
 from vgbench.deps import require
 from vgbench.errors import InputError
 from vgbench.readers import load_npy, reading
-from vgbench.validation import RANGE_TOL
+from vgbench.tensors import RANGE_TOL, detect_range, parse_range, to_0_255  # noqa: F401 (the reader's names)
 
 log = logging.getLogger(__name__)
 
 ARRAY_KEYS = ("videos", "samples", "arr_0", "x", "data")  # npz/HDF5 keys tried when there are several
-
-
-def parse_range(value: str | None) -> str | None:
-    """Normalise a ``--range`` value; None means auto-detect."""
-    if value in (None, "", "auto"):
-        return None
-    aliases = {
-        "0-255": "0-255",
-        "0,255": "0-255",
-        "uint8": "0-255",
-        "0-1": "0-1",
-        "0,1": "0-1",
-        "-1-1": "-1-1",
-        "-1,1": "-1-1",
-        "[-1,1]": "-1-1",
-        "[0,1]": "0-1",
-        "[0,255]": "0-255",
-    }
-    if value not in aliases:
-        raise InputError(f"unknown value range {value!r}; allowed: auto, 0-255, 0-1, -1-1")
-    return aliases[value]
-
-
-def to_0_255(batch: np.ndarray, value_range: str) -> np.ndarray:
-    """Map a batch to float32 on the 0-255 scale (uint8 passes through as float32)."""
-    x = batch.astype(np.float32, copy=False)
-    if value_range == "0-1":
-        return x * np.float32(255.0)
-    if value_range == "-1-1":
-        return (x + np.float32(1.0)) * np.float32(127.5)
-    return x
-
-
-def detect_range(batch: np.ndarray) -> str:
-    """Guess a float batch's range from its extremes (reported to the user; ``--range`` overrides)."""
-    lo, hi = float(np.min(batch)), float(np.max(batch))
-    if lo < -RANGE_TOL:
-        return "-1-1"
-    if hi <= 1.0 + RANGE_TOL:
-        return "0-1"
-    return "0-255"
 
 
 # ----------------------------------------------------------------------------------------------------------

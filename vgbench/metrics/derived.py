@@ -29,6 +29,7 @@ import torch
 from vgbench import cache, dist
 from vgbench.errors import InputError
 from vgbench.metrics.contract import make_result
+from vgbench.tensors import to_model_input, to_rgb_uint8
 
 log = logging.getLogger(__name__)
 
@@ -61,29 +62,6 @@ def result(request, value: float, t0: float, *, n: int, src: ClipSource, device,
 def vqvae_of(model):
     """The VQ-VAE of a checkpoint's network (a VQ-VAE itself, or the one under a prior)."""
     return getattr(model, "vqvae", model)
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """Decoder output (B, C, T, H, W) on [-0.5, 0.5] -> uint8 (B, T, H, W, 3), as samples are stored (§7): clamp,
-    +0.5, floor(255 x); grey repeated to RGB for I3D."""
-    from vgbench.models.gpt import to_uint8 as quantize
-
-    u = quantize(x).cpu().numpy()  # (B, T, H, W, C)
-    return np.repeat(u, 3, axis=-1) if u.shape[-1] == 1 else u
-
-
-def to_model_input(batch: np.ndarray, in_channels: int, device) -> torch.Tensor:
-    """Clips (B, T, H, W, C) on the 0-255 scale -> float (B, in_channels, T, H, W) on [-0.5, 0.5] (VideoGPT's
-    u / 255 - 0.5); 3-channel clips of a grey model must have equal channels."""
-    x = torch.from_numpy(np.ascontiguousarray(batch)).float()
-    if x.shape[-1] != in_channels:
-        if in_channels == 1 and x.shape[-1] == 3:
-            if not torch.equal(x[..., :1].expand_as(x), x):
-                raise InputError("this model reads grey clips, but the reference clips have colour (channels differ)")
-            x = x[..., :1]
-        else:
-            raise InputError(f"the model reads {in_channels}-channel clips, the reference has {x.shape[-1]} channels")
-    return (x / 255.0 - 0.5).permute(0, 4, 1, 2, 3).contiguous().to(device)  # (B, C, T, H, W)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -222,7 +200,7 @@ def reconstructions(
         with torch.no_grad():
             x = to_model_input(batch, vq.config.in_channels, dev)
             # clip by clip: the same bytes whatever the batching and the number of processes
-            return np.concatenate([to_uint8(vq.decode(vq.encode(c[None]))) for c in x])
+            return np.concatenate([to_rgb_uint8(vq.decode(vq.encode(c[None]))) for c in x])
 
     return build_derived(prov, src.count, make, batch_size, "reconstructions"), prov
 

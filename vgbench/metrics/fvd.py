@@ -42,6 +42,7 @@ from vgbench.metrics.resize import resize_frames
 from vgbench.models.i3d import FEATURE_DIM
 from vgbench.readers import reading
 from vgbench.results import Result
+from vgbench.tensors import to_network_scale
 from vgbench.video import SampleSet, generated_by
 
 log = logging.getLogger(__name__)
@@ -52,44 +53,6 @@ BACKENDS = ("torch", "tf", "tfhub")
 
 # ----------------------------------------------------------------------------------------------------------
 # Preprocessing
-
-
-def to_network_scale(batch: np.ndarray, value_range: str, quantize: str) -> np.ndarray:
-    """Raw batch -> float32 (B, T, H, W, C) on the 0-255 scale, with the protocol's uint8 conversion.
-
-    - ``none``: no quantisation (the official pipeline takes 0-255 values of any dtype as they are);
-    - ``truncate``: VideoGPT's ``(x * 255).astype(uint8)`` on [0, 1] data. uint8 input first makes VideoGPT's
-      loader round trip u -> u/255 - 0.5 -> +0.5, which turns 63 of the 256 levels into u - 1;
-    - ``round``: StyleGAN-V's ``clamp(x * 127.5 + 128, 0, 255).to(uint8)`` on [-1, 1] data.
-    """
-    f32 = np.float32
-    if quantize == "none":
-        if value_range == "0-1":
-            return batch.astype(f32) * f32(255.0)
-        if value_range == "-1-1":
-            return (batch.astype(f32) + f32(1.0)) * f32(127.5)
-        return batch.astype(f32)
-    if quantize == "truncate":
-        if batch.dtype == np.uint8:
-            unit = (batch.astype(f32) / f32(255.0) - f32(0.5)) + f32(0.5)
-        elif value_range == "0-1":
-            unit = batch.astype(f32)
-        elif value_range == "-1-1":
-            unit = batch.astype(f32) * f32(0.5) + f32(0.5)
-        else:
-            unit = batch.astype(f32) / f32(255.0)
-        return np.floor(np.clip(unit * f32(255.0), 0, 255)).astype(f32)
-    if quantize == "round":
-        if batch.dtype == np.uint8:
-            return batch.astype(f32)
-        if value_range == "-1-1":
-            v = batch.astype(f32) * f32(127.5) + f32(128.0)
-        elif value_range == "0-1":
-            v = batch.astype(f32) * f32(255.0) + f32(0.5)
-        else:
-            v = batch.astype(f32) + f32(0.5)
-        return np.floor(np.clip(v, 0, 255)).astype(f32)
-    raise InputError(f"unknown quantize mode {quantize!r}; allowed: none, truncate, round")
 
 
 ROUND_TRIP_NOTE = (

@@ -1,4 +1,4 @@
-"""Which frames a long-video FVD protocol reads (issue 20), and the per-window drift curve of long samples.
+"""Which frames a long-video FVD protocol reads (issue 20); the per-window drift curve is :mod:`vgbench.drift`.
 
 StyleGAN-V's long-video FVDs (universome/stylegan-v ``src/metrics/metric_main.py``; its dataset's
 ``load_n_consecutive``, ``subsample_factor``, ``discard_short_videos``; metrics.md) read from each video a clip of
@@ -51,66 +51,3 @@ def window_bounds(length: int, window: int, step: int | None = None) -> list[tup
     step = window: back to back) and every window lies inside the video."""
     step = step or window
     return [(a, a + window) for a in range(0, length - window + 1, step)]
-
-
-def window_curve(samples, reference, out, window: int = 16, step: int | None = None, protocol: str = "official",
-                 **options) -> list[dict]:  # fmt: skip
-    """FVD of window k of long samples against real ``window``-frame clips, k = 0, 1, ...: drift over time as a curve.
-
-    Window k holds frames [k·step, k·step + window) of every sample (``step`` default ``window``: back to back); it
-    is written to ``out/window-KK.npy`` and scored by the FVD engine (``vgbench eval``'s path) under ``protocol``
-    against ``reference`` (a prepared split such as ``quickstart:test``, or a file of real clips), whose statistics
-    come from the cache after the first window. ``options`` go to :func:`vgbench.api.evaluate` (device, store, ...).
-    Returns one dict per window: k, first and last frame, FVD, the counts and the protocol.
-    """
-    from pathlib import Path
-
-    from vgbench import api, cache
-    from vgbench.errors import InputError
-    from vgbench.video import SampleSet
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    parts: dict[int, list[np.ndarray]] = {}
-    bounds = None
-    for batch in SampleSet.open(samples).iter_batches(16):  # (B, T, H, W, C); one pass over the samples
-        if bounds is None:
-            if batch.shape[1] < window:
-                raise InputError(f"{samples}: samples of {batch.shape[1]} frames are shorter than one window of "
-                                 f"{window}; give longer samples or a shorter window")  # fmt: skip
-            bounds = window_bounds(batch.shape[1], window, step)
-        for k, (a, b) in enumerate(bounds):
-            parts.setdefault(k, []).append(np.ascontiguousarray(batch[:, a:b]))
-    rows = []
-    for k, (a, b) in enumerate(bounds or []):
-        path = out / f"window-{k:02d}.npy"
-        with cache.atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.save(f, np.concatenate(parts.pop(k)))  # (N, window, H, W, C)
-        r = api.evaluate("fvd", samples=path, reference=reference, protocol=protocol, **options)
-        rows.append({"window": k, "frames": [a, b - 1], "value": r.value, "n_samples": r.n_samples,
-                     "n_reference": r.n_reference, "protocol": f"fvd.{r.protocol}"})  # fmt: skip
-    return rows
-
-
-def plot_curve(rows: list[dict], dest, title: str = "FVD of window k (frames 16k..16k+15) vs real 16-frame clips"):
-    """The drift curve as a PNG (matplotlib)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from vgbench import cache
-
-    fig, ax = plt.subplots(figsize=(5.0, 3.0))
-    ks = [r["window"] for r in rows]
-    ax.plot(ks, [r["value"] for r in rows], marker="o")
-    ax.set_xticks(ks)
-    ax.set_xlabel("window k")
-    ax.set_ylabel("FVD")
-    ax.set_title(title, fontsize=9)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with cache.atomic_path(dest) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
-    return dest

@@ -17,9 +17,22 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+I3D_MIN_FRAMES = 9  # I3D downsamples time x8 (ceil), then pools 2 steps VALID (metrics.md §1.4)
 TEXT_FIELDS = ("description", "sources", "notes")  # explain a protocol; never hashed, never overridden
 
 Problem = tuple[str, str, "str | None", Any]  # (field, problem, expected, got)
+
+
+@dataclass(frozen=True)
+class Need:
+    """What a protocol needs of every video it reads (checked by :mod:`vgbench.validation`)."""
+
+    metric: str  # ``metric.protocol``, for messages
+    frames: int | None = None  # the clip length the protocol cuts from the start of each video (None: all frames)
+    min_frames: int = 1  # the network's minimum
+    min_reason: str = ""  # why the network needs min_frames
+    size: int | None = None  # the frame size (H = W) of a protocol that does not resize; None: any size
+    min_count: int = 2  # FVD: a covariance needs two videos per set
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +60,10 @@ class Protocol:
         if self.trials > 1 and self.std == "none":
             out.append(("std", "several trials need a std convention", "'population'", self.std))
         return out
+
+    def need(self, name: str, role: str = "samples") -> Need:
+        """What every video this protocol reads must satisfy; ``name`` is ``metric.protocol`` for messages."""
+        return Need(name, getattr(self, "frames", None))
 
     def hash_payload(self) -> dict[str, Any]:
         """The parameters that define the protocol's numbers (what :func:`cards.protocol_hash` hashes)."""
@@ -101,9 +118,18 @@ class FVDProtocol(Protocol):
         """Frames of a video one clip covers (frames x subsample); None when the protocol keeps every frame."""
         return None if self.frames is None else self.frames * (self.subsample or 1)
 
+    def need(self, name: str, role: str = "samples") -> Need:
+        """Clips of ``span`` frames of at least I3D's minimum; ``role`` "reference" of a long-video protocol whose
+        real clips start at random reads every frame of a video at least a span long."""
+        size = self.size if self.resize == "none" else None
+        if role == "reference" and self.reference_start == "random":  # every frame read; the clip starts anywhere
+            return Need(name, None, max(I3D_MIN_FRAMES, self.span), " (the protocol's clip span, frames x subsample)",
+                        size)  # fmt: skip
+        return Need(name, self.span, I3D_MIN_FRAMES, " (I3D downsamples time x8 and then pools 2 steps)", size)
+
     def problems(self) -> list[Problem]:
         out = super().problems()
-        if self.frames is not None and self.frames < 9:
+        if self.frames is not None and self.frames < I3D_MIN_FRAMES:
             out.append(("frames", "I3D needs at least 9 frames", ">= 9", self.frames))
         if self.subsample is not None and self.subsample < 1:
             out.append(("subsample", "must be at least 1", ">= 1", self.subsample))
@@ -139,6 +165,11 @@ class ISProtocol(Protocol):
         "result_dtype": "float32",
     }
     HASH_OPTIONAL: ClassVar[tuple[str, ...]] = ("shuffle_seed",)
+
+    def need(self, name: str, role: str = "samples") -> Need:
+        """Clips of the classifier's length; one sample has a defined score (1: p(y) = p(y|x)), too few for the
+        splits is the engine's own check."""
+        return Need(name, self.frames, self.frames, " (the classifier's clip length)", min_count=1)
 
     def problems(self) -> list[Problem]:
         out = super().problems()

@@ -37,9 +37,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from vgbench.tensors import on_levels
+
 PSNR_MSE_FLOOR = 1e-10
 SSIM_PARAMS = {"kernel_size": 11, "sigma": 1.5, "k1": 0.01, "k2": 0.03, "data_range": 1.0}
-LEVEL_TOL = 1e-3  # a reference value farther than this from a uint8 level is not on the levels (float input)
 
 
 def _frames(x: torch.Tensor) -> torch.Tensor:
@@ -150,14 +151,6 @@ def per_frame_scores(metric: str, recon: torch.Tensor, target: torch.Tensor, p) 
     if metric == "psnr":
         return psnr_per_frame(recon, target, p.data_range, p.mse_floor)
     return ssim_per_frame(recon, target, p.kernel_size, p.sigma, p.k1, p.k2, p.data_range)
-
-
-def on_levels(batch: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Real clips (B, T, H, W, C) on the 0-255 scale -> the nearest uint8 levels as float64, and whether any value
-    lay off the levels (a float reference; uint8 data never does)."""
-    x = np.clip(batch.astype(np.float64), 0, 255)
-    levels = np.rint(x)
-    return levels, bool(np.abs(x - levels).max(initial=0.0) > LEVEL_TOL)
 
 
 def evaluate_psnr(request, device: str = "auto", batch_size: int | None = None, run: str = ""):

@@ -54,6 +54,7 @@ from vgbench.models.attention import (
     sparse_decode_keys,
 )
 from vgbench.models.conditioning import RESNET_BLOCKS, ConditionalLayerNorm, FrameEncoder
+from vgbench.tensors import to_uint8
 
 # Fields a prior card never sets: from_card takes them from the VQ-VAE card named in the card's ``vqvae``.
 VQVAE_FIELDS = ("shape", "vocab_size", "embedding_dim", "codebooks", "frame_channels", "frames", "resolution")
@@ -544,15 +545,6 @@ def vqvae_fields(vqvae: nn.Module) -> dict[str, Any]:
         "frames": int(cfg.frames),
         "resolution": int(res),
     }
-
-
-def to_uint8(video: torch.Tensor) -> torch.Tensor:
-    """Decoder output (B, C, T, H, W) on the [-0.5, 0.5] scale -> uint8 (B, T, H, W, C): clamp(-0.5, 0.5) + 0.5
-    (videogpt.md §6), then floor(255 x), VideoGPT's ``(x * 255).astype(uint8)`` (metrics.md §7). Samples and
-    reconstructions share this conversion, so FVD* compares like with like and the paper's FVD path is reproduced;
-    a sample stored this way equals what VideoGPT hands its I3D."""
-    x = (video.float().clamp(-0.5, 0.5) + 0.5) * 255.0
-    return x.floor_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 4, 1).contiguous()
 
 
 class VideoGPT(nn.Module):

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vgbench.errors import InputError, WeightsError
+from vgbench.metrics.protocols import I3D_MIN_FRAMES
 
 # Inception blocks: (name, c0, c1a, c1b, c2a, c2b, c3) as in DM i3d.py (metrics.md §1.3).
 MIXED = (
@@ -38,7 +39,7 @@ MIXED = (
 )
 TF_PREFIX = "RGB/inception_i3d/"  # scope of every TF-Hub variable; the converted file keeps these names
 FEATURE_DIM = 400  # Kinetics-400 logits: the FVD feature
-MIN_FRAMES = 9  # T is downsampled x8 with ceil, then a 2-frame VALID pool (metrics.md §1.4)
+MIN_FRAMES = I3D_MIN_FRAMES  # T is downsampled x8 with ceil, then a 2-frame VALID pool (metrics.md §1.4)
 
 
 @dataclass
