@@ -22,22 +22,10 @@ from vgbench.metrics import derived as ck_metrics
 from vgbench.metrics import uncertainty
 from vgbench.models import checkpoint as ckpt_mod
 
+from .conftest import TINY_PRIOR, TINY_VQ
+
 REPO = Path(__file__).resolve().parents[1]
-TINY = [
-    "vqvae.config.hidden=12",
-    "vqvae.config.res_hidden=8",
-    "vqvae.config.n_codes=16",
-    "vqvae.config.embedding_dim=8",
-    "vqvae.config.downsample=[4, 8, 8]",  # 4 x 8 x 8 = 256 latent tokens: quick to sample
-    "vqvae.config.channels_last=false",
-    "prior.config.hidden=24",
-    "prior.config.heads=2",
-    "prior.config.layers=1",
-    "prior.config.ff_hidden=32",
-    "prior.config.dropout=0.0",
-    "prior.config.resnet_base=8",
-    "prior.config.resnet_dim=12",
-]
+TINY = [*TINY_VQ, "vqvae.config.downsample=[4, 8, 8]", *TINY_PRIOR]  # 4 x 8 x 8 = 256 latent tokens: quick to sample
 
 
 @pytest.fixture(scope="module")
@@ -228,23 +216,31 @@ def test_sample_bad_inputs(trained, tmp_path):
     assert not (tmp_path / "x").exists()  # nothing written before the checks passed
 
 
-@pytest.mark.slow
-def test_samples_under_two_processes_equal_one(trained, tmp_path):
-    final = trained["prior"].folder / "checkpoints" / "final.pt"
+def sample_one_and_two_processes(final: Path, out: Path, port: str, *extra: str) -> tuple:
+    """`vgbench sample` of 3 videos from FINAL in one process (OUT/one) and under torchrun with two (OUT/two, on
+    master PORT); both must succeed. Returns (videos one, videos two, sidecar one, sidecar two)."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     # -n, not --n: torchrun's own parser reads --n as an abbreviation of its options
     args = ["-m", "vgbench", "sample", str(final), "-n", "3", "--cond", "quickstart:test", "--seed", "2",
-            "--device", "cpu"]  # fmt: skip
-    one = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], env=env, capture_output=True,
+            "--device", "cpu", *extra]  # fmt: skip
+    one = subprocess.run([sys.executable, *args, "--out", str(out / "one")], env=env, capture_output=True,
                          text=True, timeout=600)  # fmt: skip
     assert one.returncode == 0, one.stderr[-2000:]
     two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
-                          "29531", *args, "--out", str(tmp_path / "two")], env=env, capture_output=True, text=True,
+                          port, *args, "--out", str(out / "two")], env=env, capture_output=True, text=True,
                          timeout=600)  # fmt: skip
     assert two.returncode == 0, two.stderr[-3000:]
-    a, b = (np.load(tmp_path / d / "samples.npz")["videos"] for d in ("one", "two"))
+    a, b = (np.load(out / d / "samples.npz")["videos"] for d in ("one", "two"))
+    sa, sb = (json.loads((out / d / "samples.json").read_text()) for d in ("one", "two"))
+    return a, b, sa, sb
+
+
+@pytest.mark.slow
+def test_samples_under_two_processes_equal_one(trained, tmp_path):
+    final = trained["prior"].folder / "checkpoints" / "final.pt"
+    a, b, _, sb = sample_one_and_two_processes(final, tmp_path, "29531")
     assert a.shape == (3, 16, 64, 64, 3) and np.array_equal(a, b)
-    assert json.loads((tmp_path / "two" / "samples.json").read_text())["world_size"] == 2
+    assert sb["world_size"] == 2
 
 
 # ----------------------------------------------------------------------------------------------------------

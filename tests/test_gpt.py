@@ -36,13 +36,7 @@ TINY = dict(shape=(4, 8, 8), vocab_size=16, embedding_dim=8, frame_channels=3, f
             resnet_dim=24)  # fmt: skip
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: one thread avoids OpenMP hand-offs that dominate on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.one_thread
 
 
 def _config(**kw) -> GPTConfig:

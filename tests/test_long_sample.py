@@ -20,16 +20,10 @@ from vgbench import sample as sample_mod
 from vgbench.errors import InputError
 from vgbench.models import sliding
 
-from .test_checkpoint_metrics import REPO, trained  # noqa: F401 (module fixture: a tiny trained prior)
+from .test_checkpoint_metrics import REPO, sample_one_and_two_processes, trained  # noqa: F401 (trained: module fixture)
 from .test_gpt import CONDITIONS, _cond, _video_gpt
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.one_thread
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -217,19 +211,8 @@ def test_sample_cli_bad_frames_and_stride(trained, tmp_path, extra, message):  #
 @pytest.mark.slow
 def test_long_samples_under_two_processes_equal_one(trained, tmp_path):  # noqa: F811
     final = trained["prior"].folder / "checkpoints" / "final.pt"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    args = ["-m", "vgbench", "sample", str(final), "-n", "3", "--cond", "quickstart:test", "--seed", "2",
-            "--device", "cpu", "--frames", "24", "--stride", "1"]  # fmt: skip
-    one = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "one")], env=env, capture_output=True,
-                         text=True, timeout=600)  # fmt: skip
-    assert one.returncode == 0, one.stderr[-2000:]
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
-                          "29537", *args, "--out", str(tmp_path / "two")], env=env, capture_output=True, text=True,
-                         timeout=600)  # fmt: skip
-    assert two.returncode == 0, two.stderr[-3000:]
-    a, b = (np.load(tmp_path / d / "samples.npz")["videos"] for d in ("one", "two"))
+    a, b, sa, sb = sample_one_and_two_processes(final, tmp_path, "29537", "--frames", "24", "--stride", "1")
     assert a.shape == (3, 24, 64, 64, 3) and np.array_equal(a, b)
-    sa, sb = (json.loads((tmp_path / d / "samples.json").read_text()) for d in ("one", "two"))
     assert sb["world_size"] == 2 and sa["seeds"] == sb["seeds"] and sa["samples_sha256"] == sb["samples_sha256"]
 
 

@@ -17,7 +17,8 @@ from vgbench.errors import InputError
 from vgbench.metrics import nmse
 from vgbench.models import checkpoint as ckpt_mod
 
-from .test_train import OPTS, TINY_VQ
+from .conftest import TINY_VQ
+from .test_train import OPTS
 
 MEASURED = [*TINY_VQ, "vqvae.config.recon_variance=measured"]
 

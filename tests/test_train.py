@@ -22,14 +22,9 @@ from vgbench import train as train_mod
 from vgbench.errors import InputError, VgbenchError
 from vgbench.models import checkpoint as ckpt_mod
 
+from .conftest import TINY_VQ
+
 REPO = Path(__file__).resolve().parents[1]
-TINY_VQ = [
-    "vqvae.config.hidden=12",
-    "vqvae.config.res_hidden=8",
-    "vqvae.config.n_codes=16",
-    "vqvae.config.embedding_dim=8",
-    "vqvae.config.channels_last=false",
-]
 OPTS = {"batch_size": 4, "val_every": 3, "ckpt_every": 3, "progress": False, "device": "cpu"}
 
 

@@ -29,14 +29,7 @@ CONTRACT_CARDS = {
 TINY = dict(hidden=24, res_hidden=16, embedding_dim=8, n_codes=32)  # reduced width; 24 = 3 axes x 8, 2 heads x 12
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread is as fast and far steadier on a shared 2-core machine (measured 0.03 s vs 0.16 s
-    per overfit step under load)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: see conftest.one_thread
 
 
 def tiny_config(**kw) -> VQVAEConfig:
