@@ -67,9 +67,9 @@ def floor_of(module: str, floors: dict[str, int]) -> int | None:
     """The floor of the longest table name that is ``module`` or a package above it (``vgbench`` only itself)."""
     best = None
     for prefix, level in floors.items():
-        if module == prefix or (prefix != "vgbench" and module.startswith(prefix + ".")):
-            if best is None or len(prefix) > len(best[0]):
-                best = (prefix, level)
+        covers = module == prefix or (prefix != "vgbench" and module.startswith(prefix + "."))
+        if covers and (best is None or len(prefix) > len(best[0])):
+            best = (prefix, level)
     return None if best is None else best[1]
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from vgbench.metrics.bits_per_dim import NLLSum, bits_per_token, token_nll
-from vgbench.metrics.nmse import VIDEOGPT_VARIANCE, PixelMoments, SquaredErrorSum, nmse
+from vgbench.metrics.bits_per_dim import TokenNLL, bits_per_token, token_nll
+from vgbench.metrics.nmse import VIDEOGPT_VARIANCE, SquaredError, nmse
 
 
 def test_nmse_identical_is_zero():
@@ -26,21 +26,31 @@ def test_nmse_constant_offset():
 def test_streaming_equals_whole_and_ignores_batching():
     rng = np.random.default_rng(0)
     a, b = (torch.from_numpy(rng.uniform(-0.5, 0.5, (6, 3, 4, 8, 8))) for _ in range(2))
-    acc = SquaredErrorSum()
+    acc = SquaredError(6, 0.06)
     for i in (0, 1, 4):  # uneven batches
         j = {0: 1, 1: 4, 4: 6}[i]
-        acc.update(a[i:j], b[i:j])
-    assert acc.compute(0.06) == pytest.approx(nmse(a, b, 0.06), rel=1e-12)
+        acc.update(a[i:j], b[i:j], i)
+    assert acc.compute() == pytest.approx(nmse(a, b, 0.06), rel=1e-12)
+    # each clip's row: its own squared-error sum and value count
+    per_clip = ((a - b) ** 2).flatten(1).sum(1).numpy()
+    np.testing.assert_allclose(acc.states["per_video"][0], per_clip, rtol=1e-12)
+    assert (acc.states["per_video"][1] == a[0].numel()).all()
 
 
-def test_pixel_moments_match_numpy():
-    x = np.random.default_rng(1).uniform(-0.5, 0.5, (5, 3, 4, 6, 6))
-    m = PixelMoments()
-    m.update(torch.from_numpy(x[:2]))
-    m.update(torch.from_numpy(x[2:]))
-    assert m.variance() == pytest.approx(x.var(), rel=1e-10)
-    # uniform on [-0.5, 0.5]: variance 1/12 in the limit
-    assert m.variance() == pytest.approx(1 / 12, rel=0.05)
+def test_merge_of_two_halves_equals_the_whole():
+    """merge() adds states: two accumulators over disjoint clips give the accumulator of all clips."""
+    rng = np.random.default_rng(2)
+    a, b = (torch.from_numpy(rng.uniform(-0.5, 0.5, (4, 1, 2, 4, 4))) for _ in range(2))
+    whole, first, second = SquaredError(4, 0.06), SquaredError(4, 0.06), SquaredError(4, 0.06)
+    whole.update(a, b, 0)
+    first.update(a[:3], b[:3], 0)
+    second.update(a[3:], b[3:], 3)
+    merged = first.merge(second)
+    assert merged.compute() == pytest.approx(whole.compute(), rel=1e-14)
+    np.testing.assert_array_equal(merged.states["per_video"], whole.states["per_video"])
+    assert merged.contributions().params == {"scale": 1 / 0.06}
+    with pytest.raises(TypeError, match="cannot merge"):
+        merged.merge(TokenNLL(4))
 
 
 def test_nmse_shape_mismatch_is_an_error():
@@ -52,9 +62,10 @@ def test_nmse_shape_mismatch_is_an_error():
 def test_uniform_prior_is_log2_k(k):
     logits = torch.zeros(3, 5, k)
     targets = torch.randint(0, k, (3, 5))
-    acc = NLLSum()
-    acc.update(logits, targets)
+    acc = TokenNLL(3)
+    acc.update(token_nll(logits, targets), 0)
     assert acc.compute() == pytest.approx(math.log2(k), rel=1e-12)
+    assert acc.states["per_video"][1].tolist() == [5, 5, 5]
 
 
 def test_certain_prediction_is_zero_bits_and_known_value():

@@ -83,23 +83,25 @@ class Registry(Generic[T]):
         return name in self._items
 
 
-# Code objects a card may name (its ``fn`` or ``arch`` field); targets are lazy.
+# Metric engines, one row each: a metric card's ``fn`` -> (engine ``fn(request, **options) -> Result``, the protocol
+# dataclass its card's protocols become). The protocol types are torch-free and read whenever a card loads; the
+# engines are imported on first use. Both registries below are filled from this one table.
+METRIC_ENGINES: dict[str, tuple[str, str]] = {
+    "frechet_video_distance": ("vgbench.metrics.fvd:evaluate_fvd", "vgbench.metrics.protocols:FVDProtocol"),
+    "inception_score": ("vgbench.metrics.inception:evaluate_is", "vgbench.metrics.protocols:ISProtocol"),
+    "nmse": ("vgbench.metrics.nmse:evaluate_nmse", "vgbench.metrics.protocols:NMSEProtocol"),
+    "bits_per_dim": (
+        "vgbench.metrics.bits_per_dim:evaluate_bits_per_dim",
+        "vgbench.metrics.protocols:BitsPerDimProtocol",
+    ),
+    "psnr": ("vgbench.metrics.psnr_ssim:evaluate_psnr", "vgbench.metrics.protocols:PSNRProtocol"),
+    "ssim": ("vgbench.metrics.psnr_ssim:evaluate_ssim", "vgbench.metrics.protocols:SSIMProtocol"),
+}
 METRIC_FNS: Registry = Registry("metric function")
-METRIC_FNS.register("frechet_video_distance", "vgbench.metrics.fvd:evaluate_fvd")
-METRIC_FNS.register("inception_score", "vgbench.metrics.inception:evaluate_is")
-METRIC_FNS.register("nmse", "vgbench.metrics.nmse:evaluate_nmse")
-METRIC_FNS.register("bits_per_dim", "vgbench.metrics.bits_per_dim:evaluate_bits_per_dim")
-METRIC_FNS.register("psnr", "vgbench.metrics.psnr_ssim:evaluate_psnr")
-METRIC_FNS.register("ssim", "vgbench.metrics.psnr_ssim:evaluate_ssim")
-
-# The protocol dataclass each metric engine reads, by the same keys (torch-free, read whenever a card loads).
 PROTOCOL_TYPES: Registry = Registry("metric protocol type")
-PROTOCOL_TYPES.register("frechet_video_distance", "vgbench.metrics.protocols:FVDProtocol")
-PROTOCOL_TYPES.register("inception_score", "vgbench.metrics.protocols:ISProtocol")
-PROTOCOL_TYPES.register("nmse", "vgbench.metrics.protocols:NMSEProtocol")
-PROTOCOL_TYPES.register("bits_per_dim", "vgbench.metrics.protocols:BitsPerDimProtocol")
-PROTOCOL_TYPES.register("psnr", "vgbench.metrics.protocols:PSNRProtocol")
-PROTOCOL_TYPES.register("ssim", "vgbench.metrics.protocols:SSIMProtocol")
+for _fn, (_engine, _protocol) in METRIC_ENGINES.items():
+    METRIC_FNS.register(_fn, _engine)
+    PROTOCOL_TYPES.register(_fn, _protocol)
 
 # Model architectures: card -> network builders ``(card, weights=True, root=None, **overrides) -> nn.Module``,
 # read by :func:`vgbench.models.create`.

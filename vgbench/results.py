@@ -135,3 +135,12 @@ def to_frame(records: list[dict]):
 def read(store: str | os.PathLike):
     """A results store as a pandas DataFrame (see :func:`to_frame`), for analysis in notebooks and for tables."""
     return to_frame(read_records(store))
+
+
+def versions() -> dict:
+    """Library versions recorded with every checkpoint, run and sample set."""
+    import torch
+
+    from vgbench import __version__
+
+    return {"vgbench": __version__, "torch": str(torch.__version__), "python": platform.python_version()}

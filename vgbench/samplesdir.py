@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 from pathlib import Path
 
 import numpy as np
 
-from vgbench import cache
+from vgbench import cache, results
 
 SAMPLES_FILE, SIDECAR_FILE = "samples.npz", "samples.json"
 SIDECAR_FORMAT = "vgbench-samples/1"
@@ -27,20 +26,11 @@ def sample_seed(seed: int, index: int) -> int:
     """The seed of sample ``index`` of a run seeded with ``seed`` (independent streams via SeedSequence)."""
     return int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
-def versions() -> dict:
-    """Library versions recorded with every checkpoint, run and sample set."""
-    import torch
-
-    from vgbench import __version__
-
-    return {"vgbench": __version__, "torch": str(torch.__version__), "python": platform.python_version()}
-
-
 def write_sidecar(out: Path, sidecar: dict, world: int, elapsed: float, tokens: int) -> tuple[Path, dict]:
     """Write ``out/samples.json`` atomically: ``sidecar`` plus the run's speed and versions; returns its path and
     the record written."""
     sidecar = {**sidecar, "world_size": world, "elapsed_s": round(elapsed, 3),
-               "tokens_per_s": round(tokens * world / max(elapsed, 1e-9), 2), "versions": versions()}
+               "tokens_per_s": round(tokens * world / max(elapsed, 1e-9), 2), "versions": results.versions()}
     path = out / "samples.json"
     cache.atomic_write_bytes(path, (json.dumps(sidecar, indent=1, sort_keys=True) + "\n").encode())
     return path, sidecar

@@ -43,6 +43,7 @@ from vgbench import cache, cards, dist
 from vgbench import device as device_mod
 from vgbench.errors import InputError, VgbenchError
 from vgbench.models import checkpoint as ckpt_mod
+from vgbench.results import versions
 
 log = logging.getLogger(__name__)
 
@@ -962,7 +963,7 @@ class StageTrainer:
             "device": str(self.device),
             "data": self.data.describe,
             "vqvae_checkpoint": self.vqvae_ckpt.describe() if self.vqvae_ckpt else None,
-            "versions": ckpt_mod.versions(),
+            "versions": versions(),
             **self._variance_record(),
         }
 

@@ -9,10 +9,12 @@ The paper calls it bits/dim, but its magnitudes are bits per *latent token* (8 x
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from vgbench.metrics.accumulate import RatioAccumulator
+from vgbench.metrics.runner import ClipMetric, evaluate_clips
 
 LABEL = "bits/dim (per latent token)"
 
@@ -34,94 +36,73 @@ def bits_per_token(nats: float, tokens: int) -> float:
     return nats / tokens / math.log(2)
 
 
-@dataclass
-class NLLSum:
-    """Streaming total NLL (nats, float64) and token count; ``compute`` gives bits per latent token."""
+class TokenNLL(RatioAccumulator):
+    """bits/dim (per latent token): nats of every latent token, over the number of tokens, in bits."""
 
-    nats: float = 0.0
-    tokens: int = 0
+    scale = 1.0 / math.log(2)
 
-    def update(self, logits: torch.Tensor, targets: torch.Tensor) -> None:
-        """Add a batch of logits (..., K) and their targets (...)."""
-        self.nats += float(token_nll(logits, targets).sum())
-        self.tokens += targets.numel()
+    def update(self, nll: torch.Tensor, at: int) -> None:
+        """Token NLLs (B, S) in nats of clips ``at ..``."""
+        self.add(at, nll.double().sum(1), nll.shape[1], float(nll.double().sum()), nll.numel())
 
     def compute(self) -> float:
-        """bits per latent token of everything added."""
-        return bits_per_token(self.nats, self.tokens)
+        nats, tokens = self.states["total"]
+        return bits_per_token(float(nats), int(tokens))
+
+
+class BitsPerDimMetric(ClipMetric):
+    """bits/dim of a prior checkpoint: teacher-forced token NLLs of each reference clip's codes."""
+
+    count_note = "only {count} clips scored (the protocol names {wanted})"
+
+    def check(self, request, plan, device) -> None:
+        from vgbench.errors import InputError
+        from vgbench.metrics.derived import load_checkpoint
+
+        self.model, self.ck, plan.device = load_checkpoint(request.checkpoint, device)
+        if self.ck.vqvae is None:
+            raise InputError(
+                f"{request.checkpoint}: a VQ-VAE checkpoint ({self.ck.card}); bits/dim needs a prior checkpoint "
+                "(prior/checkpoints/*.pt)"
+            )
+        p, prior = request.protocol, self.model.prior.config
+        self.need = getattr(prior, "cond_frames", 0)
+        if (p.conditioning_frames or 0) != self.need:
+            raise InputError(
+                f"protocol {request.name} conditions on {p.conditioning_frames or 0} frame(s), the prior "
+                f"{self.ck.card} on {self.need}; pass --set conditioning_frames={self.need or 'null'} (the result is "
+                "then marked off-protocol)"
+            )
+        self.labelled = bool(getattr(prior, "n_classes", 0))
+        if self.labelled:
+            plan.notes.append("class-conditional prior: conditioned on the reference clips' labels")
+
+    def accumulator(self, request, plan) -> TokenNLL:
+        return TokenNLL(plan.n)
+
+    def update(self, acc: TokenNLL, batch, at: int, plan) -> None:
+        from vgbench.tensors import to_model_input
+
+        x = to_model_input(batch, self.model.vqvae.config.in_channels, plan.device)
+        cond = {}
+        if self.need:
+            cond["frames"] = x[:, :, : self.need]
+        if self.labelled:
+            cond["label"] = torch.tensor(plan.src.labels(at, at + len(batch)), device=plan.device)
+        acc.update(self.model.token_nll(x, cond or None), at)  # (B, S) nats
+
+    def fields(self, request, plan, acc: TokenNLL) -> dict:
+        nats, tokens = acc.states["total"]
+        prior = self.model.prior.config
+        return {
+            "samples": {"role": "latent codes of the reference clips", "tokens": int(tokens), "nats": float(nats)},
+            "extractor": {"prior": self.ck.card, "vqvae": self.ck.vqvae["card"],
+                          "attention": getattr(prior, "attention", "")},  # fmt: skip
+            "checkpoint": self.ck.describe(),
+        }
 
 
 def evaluate_bits_per_dim(request, device: str = "auto", batch_size: int | None = None, run: str = ""):
     """bits/dim (per latent token) of a prior checkpoint on the ``--reference`` clips, teacher-forced with the
     attention mask it was trained with, conditioned as the protocol says; sharded over torchrun processes."""
-    import time
-
-    import numpy as np
-
-    from vgbench import dist
-    from vgbench.errors import InputError
-    from vgbench.metrics import derived
-    from vgbench.metrics.derived import ClipSource, load_checkpoint, to_model_input
-
-    t0 = time.time()
-    dist.maybe_init()
-    p = request.protocol
-    model, ck, dev = load_checkpoint(request.checkpoint, device)
-    if ck.vqvae is None:
-        raise InputError(
-            f"{request.checkpoint}: a VQ-VAE checkpoint ({ck.card}); bits/dim needs a prior checkpoint "
-            "(prior/checkpoints/*.pt)"
-        )
-    prior = model.prior.config
-    need = getattr(prior, "cond_frames", 0)
-    notes = []
-    if (p.conditioning_frames or 0) != need:
-        raise InputError(
-            f"protocol {request.name} conditions on {p.conditioning_frames or 0} frame(s), the prior {ck.card} on "
-            f"{need}; pass --set conditioning_frames={need or 'null'} (the result is then marked off-protocol)"
-        )
-    if getattr(prior, "n_classes", 0):
-        notes.append("class-conditional prior: conditioned on the reference clips' labels")
-    src = ClipSource(request.reference, p.frames, p.windows, p.seed)
-    n = src.count if p.num_samples is None else min(p.num_samples, src.count)
-    bs = batch_size or p.batch_size
-    rank, world = dist.rank_and_size()
-    lo, hi = dist.shard(0, n, rank, world)
-    nats, tokens = 0.0, 0
-    per_video = np.zeros((2, n), np.float64)  # NLL sum (nats) and token count of every clip, for the interval
-    with torch.no_grad():
-        for i, batch in zip(range(lo, hi, bs), src.batches(bs, lo, hi), strict=True):
-            x = to_model_input(batch, model.vqvae.config.in_channels, dev)
-            cond = {}
-            if need:
-                cond["frames"] = x[:, :, :need]
-            if getattr(prior, "n_classes", 0):
-                cond["label"] = torch.tensor(src.labels(i, i + len(batch)), device=dev)
-            nll = model.token_nll(x, cond or None)  # (B, S) nats
-            nats += float(nll.double().sum())
-            tokens += nll.numel()
-            per_video[0, i : i + len(nll)] = nll.double().sum(1).cpu().numpy()
-            per_video[1, i : i + len(nll)] = nll.shape[1]
-    nats, tokens = dist.all_reduce_sum([np.array([nats, float(tokens)])])[0]
-    (per_video,) = dist.all_reduce_sum([per_video])  # each clip's row is filled by one process: a gather
-    value = bits_per_token(float(nats), int(tokens))
-    from vgbench.metrics.uncertainty import Contributions
-
-    contrib = Contributions("ratio", [{"num": per_video[0], "den": per_video[1]}], {"scale": 1.0 / math.log(2)})
-    result = derived.result(
-        request,
-        value,
-        t0,
-        n=n,
-        src=src,
-        device=dev,
-        batch_size=bs,
-        seed=p.seed,
-        samples={"role": "latent codes of the reference clips", "tokens": int(tokens), "nats": float(nats)},
-        extractor={"prior": ck.card, "vqvae": ck.vqvae["card"], "attention": getattr(prior, "attention", "")},
-        notes=notes,
-        run=run,
-        checkpoint=ck.describe(),
-    )
-    result.contributions = contrib
-    return result
+    return evaluate_clips(request, BitsPerDimMetric(), device, batch_size, run)

@@ -28,7 +28,6 @@ import torch
 
 from vgbench import cache, dist
 from vgbench.errors import InputError
-from vgbench.metrics.contract import make_result
 from vgbench.tensors import to_model_input, to_rgb_uint8
 
 log = logging.getLogger(__name__)
@@ -48,15 +47,6 @@ def load_checkpoint(path, device: str = "auto"):
     dev = resolve_device(device)
     model, ck = ckpt_mod.load_model(path, dev)
     return model, ck, dev
-
-
-def result(request, value: float, t0: float, *, n: int, src: ClipSource, device, batch_size: int, seed, **fields):
-    """The record of a metric scored on ``n`` reference clips through a checkpoint (NMSE, bits/dim, PSNR, SSIM):
-    the reference's identity, torch backend, device and batch; ``fields`` adds samples, extractor, notes, run,
-    checkpoint and the like."""
-    return make_result(request, [float(value)], t0, n_samples=n, n_reference=n,
-                       reference={"role": request.inputs.reference, **src.identity()}, backend="torch",
-                       device=str(device), batch_size=batch_size, seed=seed, **fields)  # fmt: skip
 
 
 def vqvae_of(model):

@@ -563,6 +563,8 @@ class FrechetVideoDistance:
     Videos are uint8 (B, T, H, W, C), or floats in ``value_range``, as numpy arrays or tensors; they are checked,
     quantised, resized and scored exactly as ``vgbench eval`` does under ``protocol`` (same batches, same value).
     ``compute`` is one trial over everything added: the protocol's counts and trials are the caller's to respect.
+    Under torchrun each process adds its share of the videos; ``compute`` sums the statistics of every process
+    (one all-reduce) and every process gets the same value.
 
     Example::
 
@@ -616,8 +618,17 @@ class FrechetVideoDistance:
         add_features(self.real if real else self.fake, batches, clips.value_range, self.extractor, self.protocol)
 
     def compute(self) -> float:
-        """FVD between everything added as generated and as real, in the protocol's precision."""
-        for what, stats in (("generated", self.fake), ("real", self.real)):
+        """FVD between everything added as generated and as real (by every process), in the protocol's precision."""
+        fake, real = _synced(self.fake), _synced(self.real)
+        for what, stats in (("generated", fake), ("real", real)):
             if stats.n < 2:
                 raise InputError(f"FVD needs at least 2 {what} videos; {stats.n} were added with update()")
-        return fvd_value(self.fake, self.real, self.protocol)
+        return fvd_value(fake, real, self.protocol)
+
+
+def _synced(stats: FeatureStats) -> FeatureStats:
+    """The statistics of every torchrun process's videos together (the same object in one process)."""
+    if dist.rank_and_size()[1] == 1:
+        return stats
+    n, s, outer = dist.all_reduce_sum([np.array([float(stats.n)]), stats.sum, stats.sum_outer])
+    return FeatureStats(int(round(n[0])), s, outer)

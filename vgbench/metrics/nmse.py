@@ -13,10 +13,11 @@ decoder output). Sums are accumulated in float64, so the value does not depend o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
+
+from vgbench.metrics.accumulate import RatioAccumulator
+from vgbench.metrics.runner import ClipMetric, evaluate_clips
 
 VIDEOGPT_VARIANCE = 0.06  # VG / VGP videogpt/vqvae.py: recon_loss = mse / 0.06, x in [-0.5, 0.5]
 
@@ -32,48 +33,59 @@ def nmse(recon: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray, va
     return float(((r - t) ** 2).mean() / variance)
 
 
-@dataclass
-class SquaredErrorSum:
-    """Streaming sum of squared errors (float64) and the number of values; ``update`` per batch."""
+class SquaredError(RatioAccumulator):
+    """NMSE: squared errors of reconstructions (float64) over the number of values, divided by ``variance``."""
 
-    total: float = 0.0
-    count: int = 0
+    def __init__(self, n: int, variance: float = 1.0):
+        super().__init__(n)
+        self.scale = 1.0 / variance
+        self.variance = variance
 
-    def update(self, recon: torch.Tensor, target: torch.Tensor) -> None:
-        """Add a batch (any matching shapes)."""
-        if recon.shape != target.shape:
-            raise ValueError(f"reconstruction shape {tuple(recon.shape)} differs from target {tuple(target.shape)}")
-        self.total += float(((recon.double() - target.double()) ** 2).sum())
-        self.count += recon.numel()
+    def update(self, scored: torch.Tensor, target: torch.Tensor, at: int) -> None:
+        """Reconstructions as scored (clamped or not) and their targets, (B, C, T, H, W), clips ``at ..``."""
+        if scored.shape != target.shape:
+            raise ValueError(f"reconstruction shape {tuple(scored.shape)} differs from target {tuple(target.shape)}")
+        sq = (scored.double() - target.double()) ** 2
+        self.add(at, sq.flatten(1).sum(1), target[0].numel(), float(sq.sum()), scored.numel())
 
-    def compute(self, variance: float) -> float:
-        """The NMSE of everything added so far."""
-        if self.count == 0:
-            raise ValueError("no values were added")
-        return self.total / self.count / variance
+    def compute(self) -> float:
+        total, count = self.states["total"]
+        return total / count / self.variance
 
 
-@dataclass
-class PixelMoments:
-    """Streaming mean and variance of pixel values (float64 sums), for ``variance=measured``."""
+class NMSEMetric(ClipMetric):
+    """NMSE of the checkpoint's reconstructions: squared errors of each clip against its reconstruction."""
 
-    total: float = 0.0
-    total_sq: float = 0.0
-    count: int = 0
+    def open(self, request, plan, device) -> None:
+        from vgbench.metrics.derived import load_checkpoint, vqvae_of
 
-    def update(self, x: torch.Tensor) -> None:
-        """Add a batch of pixel values."""
-        x = x.double()
-        self.total += float(x.sum())
-        self.total_sq += float((x * x).sum())
-        self.count += x.numel()
+        self.model, self.ck, plan.device = load_checkpoint(request.checkpoint, device)
+        self.vq = vqvae_of(self.model)
 
-    def variance(self) -> float:
-        """Population variance of every value added."""
-        if self.count == 0:
-            raise ValueError("no values were added")
-        mean = self.total / self.count
-        return max(self.total_sq / self.count - mean * mean, 0.0)
+    def accumulator(self, request, plan) -> SquaredError:
+        p = request.protocol
+        if p.variance == "measured":
+            self.variance, self.how = measured_variance(_split_ref(request.reference, p.variance_split))
+        else:
+            self.variance, self.how = float(p.variance), "constant"
+        return SquaredError(plan.n, self.variance)
+
+    def update(self, acc: SquaredError, batch, at: int, plan) -> None:
+        from vgbench.tensors import to_model_input
+
+        x = to_model_input(batch, self.vq.config.in_channels, plan.device)
+        recon = self.vq.decode(self.vq.encode(x))
+        acc.update(recon.clamp(-0.5, 0.5) if self.clamp else recon, x, at)
+
+    def fields(self, request, plan, acc) -> dict:
+        return {
+            "samples": {
+                "role": request.role("samples") or "reconstructions",
+                "made_from_checkpoint": self.ck.describe(),
+            },
+            "extractor": {"variance": self.variance, "variance_source": self.how, "clamp": self.clamp},
+            "checkpoint": self.ck.describe(),
+        }
 
 
 def evaluate_nmse(request, device: str = "auto", batch_size: int | None = None, run: str = ""):
@@ -83,64 +95,9 @@ def evaluate_nmse(request, device: str = "auto", batch_size: int | None = None, 
     Reconstructions are scored as the decoder makes them (float, clamped only when the protocol says so) against
     the clips on the [-0.5, 0.5] scale; sums in float64, sharded over torchrun processes.
     """
-    import time
-
-    import numpy as np
-
-    from vgbench import dist
-    from vgbench.metrics import derived
-    from vgbench.metrics.derived import ClipSource, load_checkpoint, to_model_input, vqvae_of
-
-    t0 = time.time()
-    dist.maybe_init()
-    p = request.protocol
-    model, ck, dev = load_checkpoint(request.checkpoint, device)
-    vq = vqvae_of(model)
-    src = ClipSource(request.reference, p.frames, p.windows, p.seed)
-    n = src.count if p.num_samples is None else min(p.num_samples, src.count)
-    notes = [] if p.num_samples is None or src.count >= p.num_samples else [f"only {src.count} clips scored"]
-    bs = batch_size or p.batch_size
-    rank, world = dist.rank_and_size()
-    lo, hi = dist.shard(0, n, rank, world)
-    err = SquaredErrorSum()
-    per_video = np.zeros((2, n), np.float64)  # squared-error sum and value count of every clip, for the interval
-    pos = lo
-    with torch.no_grad():
-        for batch in src.batches(bs, lo, hi):
-            x = to_model_input(batch, vq.config.in_channels, dev)
-            recon = vq.decode(vq.encode(x))
-            scored = recon.clamp(-0.5, 0.5) if p.clamp else recon
-            err.update(scored, x)
-            per_video[0, pos : pos + len(x)] = ((scored.double() - x.double()) ** 2).flatten(1).sum(1).cpu().numpy()
-            per_video[1, pos : pos + len(x)] = x[0].numel()
-            pos += len(x)
-    total, count = dist.all_reduce_sum([np.array([err.total, float(err.count)])])[0]
-    (per_video,) = dist.all_reduce_sum([per_video])  # each clip's row is filled by one process: a gather
-    if p.variance == "measured":
-        variance, how = measured_variance(_split_ref(request.reference, p.variance_split))
-    else:
-        variance, how = float(p.variance), "constant"
-    value = total / count / variance
-    from vgbench.metrics.uncertainty import Contributions
-
-    contrib = Contributions("ratio", [{"num": per_video[0], "den": per_video[1]}], {"scale": 1.0 / variance})
-    result = derived.result(
-        request,
-        value,
-        t0,
-        n=n,
-        src=src,
-        device=dev,
-        batch_size=bs,
-        seed=p.seed,
-        samples={"role": request.role("samples") or "reconstructions", "made_from_checkpoint": ck.describe()},
-        extractor={"variance": variance, "variance_source": how, "clamp": p.clamp},
-        notes=notes,
-        run=run,
-        checkpoint=ck.describe(),
-    )
-    result.contributions = contrib
-    return result
+    metric = NMSEMetric()
+    metric.clamp = request.protocol.clamp
+    return evaluate_clips(request, metric, device, batch_size, run)
 
 
 def _split_ref(reference, split: str) -> str:

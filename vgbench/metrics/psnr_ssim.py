@@ -37,6 +37,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from vgbench.metrics.accumulate import RatioAccumulator
+from vgbench.metrics.runner import ClipMetric, evaluate_clips
 from vgbench.tensors import on_levels
 
 PSNR_MSE_FLOOR = 1e-10
@@ -153,99 +155,112 @@ def per_frame_scores(metric: str, recon: torch.Tensor, target: torch.Tensor, p) 
     return ssim_per_frame(recon, target, p.kernel_size, p.sigma, p.k1, p.k2, p.data_range)
 
 
-def evaluate_psnr(request, device: str = "auto", batch_size: int | None = None, run: str = ""):
-    """PSNR (dB) of the checkpoint's reconstructions of the ``--reference`` clips under a ``psnr`` protocol."""
-    return _evaluate(request, "psnr", device, batch_size, run)
+class FrameScoreMean(RatioAccumulator):
+    """PSNR, SSIM: the mean over videos of each video's mean per-frame score."""
+
+    def __init__(self, n: int):
+        super().__init__(n)
+        self.states["off_levels"] = np.zeros(1)  # batches whose reference values lay between uint8 levels
+
+    def update(self, scores: torch.Tensor, at: int) -> None:
+        """Per-frame scores (B, T) of clips ``at ..``."""
+        per_video = scores.mean(1)
+        self.add(at, per_video, 1.0, float(per_video.sum()), len(scores))
+
+    def compute(self) -> float:
+        total, videos = self.states["total"]
+        return total / videos
 
 
-def evaluate_ssim(request, device: str = "auto", batch_size: int | None = None, run: str = ""):
-    """SSIM of the checkpoint's reconstructions of the ``--reference`` clips under an ``ssim`` protocol."""
-    return _evaluate(request, "ssim", device, batch_size, run)
+class ReconstructionScore(ClipMetric):
+    """PSNR or SSIM of the checkpoint's cached uint8 reconstructions against the real clips, per frame."""
 
+    count_note = "only {count} clips scored (the protocol names {wanted})"
 
-def _evaluate(request, metric: str, device: str, batch_size: int | None, run: str):
-    """Shared engine: cheap checks, the cached reconstructions, per-frame scores summed per video, all-reduced."""
-    import time
+    def __init__(self, metric: str):
+        self.metric = metric
 
-    from vgbench import datasets, dist
-    from vgbench.device import resolve_device
-    from vgbench.errors import InputError
-    from vgbench.metrics import derived
+    def source(self, request):
+        from vgbench.metrics.derived import ClipSource
 
-    t0 = time.time()
-    dist.maybe_init()
-    p = request.protocol
-    # Cheap before expensive: the reference, its split and frame size, and the device, before any model runs.
-    src = derived.ClipSource(request.reference, p.frames)  # the clips reconstructions() reconstructs
-    notes, off = [], False
-    parsed = datasets.parse_ref(str(request.reference)) if src.view is not None else None
-    if parsed is not None and parsed[2] != p.split:
-        notes.append(f"off-protocol: scored on split {parsed[2]!r}; the protocol scores {p.split!r}")
-        off = True
-    (first,) = list(src.batches(1, 0, 1))  # (1, T, H, W, C)
-    if metric == "ssim" and min(first.shape[2:4]) < p.kernel_size:
-        raise InputError(
-            f"{request.reference}: frames of {first.shape[2]} x {first.shape[3]} pixels; SSIM's {p.kernel_size} x "
-            f"{p.kernel_size} window needs at least that size (use --metric psnr, or --set kernel_size=K, odd)"
+        return ClipSource(request.reference, request.protocol.frames)  # the clips reconstructions() reconstructs
+
+    def check(self, request, plan, device) -> None:
+        """Cheap before expensive: the reference, its split and frame size, and the device, before any model runs."""
+        from vgbench import datasets
+        from vgbench.device import resolve_device
+        from vgbench.errors import InputError
+
+        p, src = request.protocol, plan.src
+        self.protocol = p
+        parsed = datasets.parse_ref(str(request.reference)) if src.view is not None else None
+        if parsed is not None and parsed[2] != p.split:
+            plan.notes.append(f"off-protocol: scored on split {parsed[2]!r}; the protocol scores {p.split!r}")
+            plan.off_protocol = True
+        (first,) = list(src.batches(1, 0, 1))  # (1, T, H, W, C)
+        if self.metric == "ssim" and min(first.shape[2:4]) < p.kernel_size:
+            raise InputError(
+                f"{request.reference}: frames of {first.shape[2]} x {first.shape[3]} pixels; SSIM's {p.kernel_size} "
+                f"x {p.kernel_size} window needs at least that size (use --metric psnr, or --set kernel_size=K, odd)"
+            )
+        plan.device = resolve_device(device)
+
+    def open(self, request, plan, device) -> None:
+        from vgbench.errors import InputError
+        from vgbench.metrics import derived
+
+        self.path, self.prov = derived.reconstructions(
+            request.checkpoint, request.reference, request.protocol.frames, device, plan.batch_size
         )
-    n = src.count if p.num_samples is None else min(p.num_samples, src.count)
-    if p.num_samples is not None and src.count < p.num_samples:
-        notes.append(f"only {src.count} clips scored (the protocol names {p.num_samples})")
-    dev = resolve_device(device)
-    bs = batch_size or p.batch_size
+        self.recon = np.load(self.path, mmap_mode="r")  # uint8 (N, T, H, W, 3)
+        if len(self.recon) != plan.src.count:
+            raise InputError(
+                f"{self.path}: {len(self.recon)} reconstructions for {plan.src.count} reference clips; delete it and "
+                "rerun"
+            )
 
-    path, prov = derived.reconstructions(request.checkpoint, request.reference, p.frames, device, bs)
-    recon = np.load(path, mmap_mode="r")  # uint8 (N, T, H, W, 3)
-    if len(recon) != src.count:
-        raise InputError(f"{path}: {len(recon)} reconstructions for {src.count} reference clips; delete it and rerun")
-    rank, world = dist.rank_and_size()
-    lo, hi = dist.shard(0, n, rank, world)
-    total, videos, off_levels = 0.0, 0, False
-    per_video = np.zeros(n, np.float64)  # each clip's mean score over frames, for the interval
-    for i, batch in zip(range(lo, hi, bs), src.batches(bs, lo, hi), strict=True):
+    def accumulator(self, request, plan) -> FrameScoreMean:
+        return FrameScoreMean(plan.n)
+
+    def update(self, acc: FrameScoreMean, batch, at: int, plan) -> None:
+        from vgbench.errors import InputError
+
         real, odd = on_levels(batch)  # (B, T, H, W, C) float64 levels
-        off_levels |= odd
-        made = np.asarray(recon[i : i + len(real)], dtype=np.float64)  # (B, T, H, W, 3)
+        acc.states["off_levels"] += float(odd)
+        made = np.asarray(self.recon[at : at + len(real)], dtype=np.float64)  # (B, T, H, W, 3)
         if real.shape[-1] == 1 and made.shape[-1] == 3:
             real = np.repeat(real, 3, axis=-1)  # grey models' reconstructions are stored as grey RGB
         if made.shape != real.shape:
             raise InputError(f"reconstructions {made.shape[1:]} and reference clips {real.shape[1:]} differ in shape")
-        x = torch.from_numpy(real).permute(0, 4, 1, 2, 3).to(dev) / 255.0  # (B, C, T, H, W) in [0, 1]
-        y = torch.from_numpy(made).permute(0, 4, 1, 2, 3).to(dev) / 255.0  # (B, C, T, H, W) in [0, 1]
-        scores = per_frame_scores(metric, y, x, p)  # (B, T) float64
-        total += float(scores.mean(1).sum())
-        videos += len(scores)
-        per_video[i : i + len(scores)] = scores.mean(1).cpu().numpy()
-    total, videos, odd_count = dist.all_reduce_sum([np.array([total, float(videos), float(off_levels)])])[0]
-    (per_video,) = dist.all_reduce_sum([per_video])  # each clip's row is filled by one process: a gather
-    if odd_count:
-        notes.append("the reference holds values between uint8 levels (float input): rounded to the nearest level")
-    from vgbench.metrics.uncertainty import Contributions
+        x = torch.from_numpy(real).permute(0, 4, 1, 2, 3).to(plan.device) / 255.0  # (B, C, T, H, W) in [0, 1]
+        y = torch.from_numpy(made).permute(0, 4, 1, 2, 3).to(plan.device) / 255.0  # (B, C, T, H, W) in [0, 1]
+        acc.update(per_frame_scores(self.metric, y, x, self.protocol), at)  # (B, T) float64
 
-    contrib = Contributions("ratio", [{"num": per_video, "den": np.ones(n)}], {}, request.card.higher_is_better)
-    result = derived.result(
-        request,
-        total / videos,
-        t0,
-        n=n,
-        src=src,
-        device=dev,
-        batch_size=bs,
-        seed=p.seed,
-        samples={
-            "role": "reconstructions",
-            "path": str(path),
-            "content_sha256": _sha256(path),
-            "made_from_checkpoint": prov,
-        },
-        extractor={"implementation": _implementation(metric)},
-        off_protocol=off,
-        notes=notes,
-        run=run,
-        checkpoint=prov["checkpoint"],
-    )
-    result.contributions = contrib
-    return result
+    def fields(self, request, plan, acc) -> dict:
+        notes = []
+        if acc.states["off_levels"][0]:
+            notes.append("the reference holds values between uint8 levels (float input): rounded to the nearest level")
+        return {
+            "samples": {
+                "role": "reconstructions",
+                "path": str(self.path),
+                "content_sha256": _sha256(self.path),
+                "made_from_checkpoint": self.prov,
+            },
+            "extractor": {"implementation": _implementation(self.metric)},
+            "notes": notes,
+            "checkpoint": self.prov["checkpoint"],
+        }
+
+
+def evaluate_psnr(request, device: str = "auto", batch_size: int | None = None, run: str = ""):
+    """PSNR (dB) of the checkpoint's reconstructions of the ``--reference`` clips under a ``psnr`` protocol."""
+    return evaluate_clips(request, ReconstructionScore("psnr"), device, batch_size, run)
+
+
+def evaluate_ssim(request, device: str = "auto", batch_size: int | None = None, run: str = ""):
+    """SSIM of the checkpoint's reconstructions of the ``--reference`` clips under an ``ssim`` protocol."""
+    return evaluate_clips(request, ReconstructionScore("ssim"), device, batch_size, run)
 
 
 def _sha256(path) -> str:

@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from vgbench import cache, cards, samplesdir
+from vgbench import cache, cards, results
 from vgbench.errors import InputError, VgbenchError
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ def save(
         "meta": plain(
             {
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "versions": samplesdir.versions(),
+                "versions": results.versions(),
                 **(meta or {}),
             }
         ),
