@@ -91,6 +91,7 @@ METRIC_FNS.register("nmse", "vgbench.metrics.nmse:evaluate_nmse")
 METRIC_FNS.register("bits_per_dim", "vgbench.metrics.bits_per_dim:evaluate_bits_per_dim")
 METRIC_FNS.register("psnr", "vgbench.metrics.psnr_ssim:evaluate_psnr")
 METRIC_FNS.register("ssim", "vgbench.metrics.psnr_ssim:evaluate_ssim")
+METRIC_FNS.register("continuity", "vgbench.metrics.continuity:evaluate_continuity")
 
 # The protocol dataclass each metric engine reads, by the same keys (torch-free, read whenever a card loads).
 PROTOCOL_TYPES: Registry = Registry("metric protocol type")
@@ -100,6 +101,7 @@ PROTOCOL_TYPES.register("nmse", "vgbench.metrics.protocols:NMSEProtocol")
 PROTOCOL_TYPES.register("bits_per_dim", "vgbench.metrics.protocols:BitsPerDimProtocol")
 PROTOCOL_TYPES.register("psnr", "vgbench.metrics.protocols:PSNRProtocol")
 PROTOCOL_TYPES.register("ssim", "vgbench.metrics.protocols:SSIMProtocol")
+PROTOCOL_TYPES.register("continuity", "vgbench.metrics.protocols:ContinuityProtocol")
 
 # Model architectures: card -> network builders ``(card, weights=True, root=None, **overrides) -> nn.Module``,
 # read by :func:`vgbench.models.create`.
