@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from vgbench import dist
+from vgbench.errors import InputError
 from vgbench.metrics.accumulate import Accumulator
 from vgbench.metrics.contract import MetricRequest, make_result
 from vgbench.metrics.derived import ClipSource
@@ -67,6 +69,8 @@ def evaluate_clips(
     t0 = time.time()
     dist.maybe_init()
     p = request.protocol
+    if request.checkpoint is not None and not Path(request.checkpoint).exists():  # a stat: the cheapest check
+        raise InputError(f"{request.checkpoint}: no such checkpoint")
     src = metric.source(request)
     n = src.count if p.num_samples is None else min(p.num_samples, src.count)
     plan = Plan(src, n, batch_size or p.batch_size)
