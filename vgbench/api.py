@@ -78,7 +78,8 @@ def tables(
     records = results_mod.to_frame(raw)
     text = leaderboard.render_tables(which, fmt, records)
     if plot_dir is not None:
-        from vgbench import plots, report
+        from vgbench import plots
+        from vgbench import quickstart_report as report
 
         for n in plots.PLOTTED:
             if which in ("all", n):

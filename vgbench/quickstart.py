@@ -315,7 +315,8 @@ def _long(folder: Path, plan: Plan, seed: int, device: str, state: State, progre
 
 
 def _report(folder: Path, plan: Plan, seed: int, state: State, minutes, **_) -> dict:
-    from vgbench import datasets, report, results
+    from vgbench import datasets, results
+    from vgbench import quickstart_report as report
     from vgbench import sample as sample_mod
     from vgbench.models import checkpoint as ckpt_mod
     from vgbench.tensors import to_rgb_uint8
