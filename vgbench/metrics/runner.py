@@ -42,6 +42,9 @@ class ClipMetric:
     count_note = "only {count} clips scored"  # when the protocol names more clips than the reference holds
 
     def source(self, request: MetricRequest) -> ClipSource:
+        """The reference clips, after the cheapest check of all: that the checkpoint file exists."""
+        if request.checkpoint is not None and not Path(request.checkpoint).exists():
+            raise InputError(f"{request.checkpoint}: no such checkpoint")
         p = request.protocol
         return ClipSource(request.reference, p.frames, p.windows, p.seed)
 
@@ -69,8 +72,6 @@ def evaluate_clips(
     t0 = time.time()
     dist.maybe_init()
     p = request.protocol
-    if request.checkpoint is not None and not Path(request.checkpoint).exists():  # a stat: the cheapest check
-        raise InputError(f"{request.checkpoint}: no such checkpoint")
     src = metric.source(request)
     n = src.count if p.num_samples is None else min(p.num_samples, src.count)
     plan = Plan(src, n, batch_size or p.batch_size)
