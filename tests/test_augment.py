@@ -16,8 +16,7 @@ import torch
 from scipy import stats
 
 from vgbench import cards, datasets
-from vgbench import train as train_mod
-from vgbench.datasets import ucf101
+from vgbench.datasets import trainclips, ucf101
 from vgbench.datasets.common import band_width, resize_short_side_band, resize_short_side_center_crop
 from vgbench.datasets.loader import ClipDataset
 from vgbench.datasets.store import Store, StoreWriter
@@ -270,18 +269,18 @@ def test_ucf_cards_train_with_random_crop_flip_and_tgif_with_flip():
 
 def test_store_data_maps_card_splits_and_augments_training_only(ucf_root):
     spec = _spec("vqvae.ucf101_64", resolution=32)  # fold1/train, fold1/test, random_crop_flip
-    data = train_mod.store_data(spec, channels=3, seed=5, root=ucf_root)
+    data = trainclips.store_data(spec, channels=3, seed=5, root=ucf_root)
     assert data.describe["store"].endswith("fold1_32") and data.describe["augment"] == "random_crop_flip"
     assert (data.train.split, data.train.crop, data.train.flip) == ("train", "random", True)
     assert (data.val.split, data.val.crop, data.val.flip) == ("test", "center", False)
     item = data.train[0]
     assert item["video"].shape == (3, 16, 32, 32) and item["video"].dtype == torch.float32
-    plain = train_mod.store_data(_spec("vqvae.ucf101_64", resolution=32, augment="none"), 3, 5, root=ucf_root)
+    plain = trainclips.store_data(_spec("vqvae.ucf101_64", resolution=32, augment="none"), 3, 5, root=ucf_root)
     assert (plain.train.crop, plain.train.flip) == ("center", False)
     assert torch.equal(plain.val[0]["video"], data.val[0]["video"])  # validation clips do not depend on augment
     with pytest.raises(InputError, match=r"fold1_128.* is not prepared.*vgbench data prepare ucf101"):
-        train_mod.store_data(_spec("vqvae.ucf101_128"), 3, 0, root=ucf_root)  # 128 was not prepared here
+        trainclips.store_data(_spec("vqvae.ucf101_128"), 3, 0, root=ucf_root)  # 128 was not prepared here
     with pytest.raises(InputError, match=r"clips of 32x32, but the card trains at 64x64 .*--resolution 64"):
-        train_mod.store_data(_spec("vqvae.ucf101_64"), 3, 0, root=ucf_root, variant="fold1_32")
+        trainclips.store_data(_spec("vqvae.ucf101_64"), 3, 0, root=ucf_root, variant="fold1_32")
     with pytest.raises(InputError, match="UCF-101 split 'fold4/train' is not one of the card's splits"):
-        train_mod.store_data(_spec("vqvae.ucf101_64", split="fold4/train"), 3, 0, root=ucf_root)
+        trainclips.store_data(_spec("vqvae.ucf101_64", split="fold4/train"), 3, 0, root=ucf_root)

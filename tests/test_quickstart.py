@@ -198,7 +198,7 @@ def test_settings_of_another_run_are_refused(tmp_path):
 
 
 def test_a_stopped_training_stage_says_how_the_quickstart_continues(tmp_path, monkeypatch):
-    from vgbench.train import Interrupted
+    from vgbench.workers import Interrupted
 
     def stopped(**kw):
         raise Interrupted("stopped at step 3 of 4; checkpoint C.pt. Continue with the same command and --resume.")

@@ -12,6 +12,7 @@ import torch
 
 from vgbench import cards, datasets
 from vgbench import train as train_mod
+from vgbench.datasets import trainclips
 from vgbench.datasets.store import Store, StoreWriter, byte_counts
 from vgbench.errors import InputError
 from vgbench.metrics import nmse
@@ -125,7 +126,7 @@ def test_measured_variance_is_set_before_training_recorded_and_validated(data_ro
     model = ckpt_mod.build(ck)
     model.load_state_dict(ck.model)
     model.eval()
-    data = train_mod.store_data(cards.model("vqvae.quickstart").training, 1, 0, root=data_root)
+    data = trainclips.store_data(cards.model("vqvae.quickstart").training, 1, 0, root=data_root)
     x = torch.stack([data.val[i]["video"] for i in range(len(data.val))])
     with torch.no_grad():
         err = float(((model(x).recon - x) ** 2).mean())
@@ -164,9 +165,9 @@ def test_a_constant_variance_is_recorded_as_such(data_root, tmp_path):
 
 
 def test_measured_variance_needs_a_store(data_root, tmp_path):
-    data = train_mod.store_data(cards.model("vqvae.quickstart").training, 1, 0, root=data_root)
+    data = trainclips.store_data(cards.model("vqvae.quickstart").training, 1, 0, root=data_root)
     clips = torch.utils.data.TensorDataset(torch.zeros(8, 1, 16, 64, 64))  # not a prepared store's clips
-    not_a_store = train_mod.TrainData(clips, data.val, data.describe)
+    not_a_store = trainclips.TrainData(clips, data.val, data.describe)
     with pytest.raises(InputError, match=r"recon_variance 'measured' needs training clips from a prepared store"):
         train_mod.train(model="vqvae.quickstart", stage="vqvae", out=tmp_path / "run", overrides=MEASURED, steps=1,
                         data={"vqvae": not_a_store}, **OPTS)  # fmt: skip
@@ -187,7 +188,7 @@ def test_a_constant_training_split_is_a_clear_error(tmp_path):
     videos = [{"name": f"v{i}", "label": None, "start": 16 * i, "length": 16} for i in range(8)]
     writer.write_shard("train", 0, np.full((128, 64, 64, 1), 9, np.uint8), videos)
     clips = ClipDataset(Store(tmp_path / "flat"), "train", output="float_cthw")
-    data = train_mod.TrainData(clips, None, {"dataset": "toy"})
+    data = trainclips.TrainData(clips, None, {"dataset": "toy"})
     with pytest.raises(InputError, match=r"flat:train: every pixel of the training split has the same value"):
         train_mod.train(model="vqvae.quickstart", stage="vqvae", out=tmp_path / "run", overrides=MEASURED, steps=1,
                         data={"vqvae": data}, **OPTS)  # fmt: skip

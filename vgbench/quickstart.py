@@ -31,7 +31,7 @@ import torch
 
 from vgbench import cache, cards
 from vgbench.errors import InputError, MissingDependencyError
-from vgbench.train import Interrupted
+from vgbench.workers import Interrupted
 
 log = logging.getLogger(__name__)
 

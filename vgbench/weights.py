@@ -15,7 +15,6 @@ bytes) of each tensor, so the container's bytes do not matter, only the tensors.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import subprocess
@@ -35,17 +34,6 @@ from vgbench.registry import WEIGHT_SOURCES
 log = logging.getLogger(__name__)
 
 
-def content_hash(tensors: dict[str, np.ndarray]) -> str:
-    """sha256 over every tensor's name, dtype, shape and C-order little-endian bytes, in sorted name order."""
-    h = hashlib.sha256()
-    for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name])
-        a = a.astype(a.dtype.newbyteorder("<"), copy=False)
-        h.update(f"{name}\0{a.dtype.str}\0{a.shape}\0".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
 def save_tensors(dest: Path, tensors: dict[str, np.ndarray]) -> None:
     """Write tensors to an uncompressed ``.npz`` atomically."""
     with cache.atomic_path(dest) as tmp, open(tmp, "wb") as f:
@@ -56,7 +44,7 @@ def load_tensors(path: Path, expected_hash: str | None = None) -> dict[str, np.n
     """Load a converted ``.npz`` without pickle; check its content hash when one is given."""
     tensors = read_npz(path)
     if expected_hash is not None:
-        got = content_hash(tensors)
+        got = cache.tensors_sha256(tensors)
         if got != expected_hash:
             raise ChecksumError(
                 path,
@@ -157,7 +145,7 @@ class ImportedWeights(WeightSource):
         if path.suffix != ".npz":
             return False
         try:
-            return content_hash(read_npz(path)) == self.spec.content_sha256
+            return cache.tensors_sha256(read_npz(path)) == self.spec.content_sha256
         except InputError:
             return False
 
@@ -191,7 +179,7 @@ class ImportedWeights(WeightSource):
         return {"content_sha256": self.spec.content_sha256}
 
     def _store(self, tensors: dict[str, np.ndarray]) -> Path:
-        got = content_hash(tensors)
+        got = cache.tensors_sha256(tensors)
         if got != self.spec.content_sha256:
             raise ChecksumError(
                 f"the tensors of {self.card.name}",

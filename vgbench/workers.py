@@ -1,6 +1,6 @@
 """Interruptible worker processes and the Ctrl-C / SIGTERM contract shared by every long command.
 
-The contract (``data prepare`` today; ``eval`` and ``train`` through the same pieces):
+The contract (``data prepare`` and ``eval``; ``train`` stops at a step boundary through :class:`StopFlag`):
 
 - SIGINT and SIGTERM both end the command within seconds with exit code 130 (:data:`EXIT_INTERRUPTED`): the CLI
   runs under :func:`sigterm_as_interrupt`, so SIGTERM raises ``KeyboardInterrupt`` exactly as Ctrl-C does and one
@@ -29,6 +29,9 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import numpy as np
+
+from vgbench import dist
 from vgbench.errors import VgbenchError
 
 log = logging.getLogger(__name__)
@@ -172,3 +175,45 @@ def _describe_exit(code: int | None) -> str:
         with contextlib.suppress(ValueError):
             return f"signal {signal.Signals(-code).name}"
     return "see the log above"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# A loop that stops at a step boundary (training)
+
+
+class StopFlag:
+    """SIGINT / SIGTERM request a clean stop at the next step boundary (a second Ctrl-C stops at once)."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError):  # not the main thread: no handler, Ctrl-C raises as usual
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("stop requested (signal %d): finishing the step, writing a checkpoint", signum)
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        return False
+
+    def agreed(self) -> bool:
+        """True when any process was asked to stop (all ranks stop at the same step)."""
+        flag = float(self.requested)
+        if dist.rank_and_size()[1] > 1:
+            flag = float(dist.all_reduce_sum([np.array([flag])])[0][0])
+        return flag > 0
+
+
+class Interrupted(VgbenchError):
+    """Training stopped on request after writing a checkpoint (the CLI exits with 130, as for any interrupt)."""
+
+    exit_code = EXIT_INTERRUPTED

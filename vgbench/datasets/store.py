@@ -445,6 +445,17 @@ class Store:
                 if problem:
                     raise InputError(f"{f}: video {v.get('name')!r}: {problem}; {self._fix()}")
 
+    def require_splits(self, splits: list[str]) -> None:
+        """Cheap checks before a long job reads the store: each split is prepared and every shard's .npy header
+        agrees with its .json (no pixel is read). Empty names are skipped (an optional split)."""
+        for split in filter(None, splits):
+            if not self._shard_files(split):
+                raise InputError(
+                    f"{self.folder}: split {split!r} is not prepared (available: {', '.join(self.splits) or 'none'}); "
+                    f"run `vgbench data prepare {self.manifest.get('dataset', 'NAME')}`"
+                )
+            self.videos(split)
+
     def count(self, split: str) -> int:
         """Number of videos in ``split``."""
         return len(self.videos(split))

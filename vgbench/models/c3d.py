@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vgbench import cache
 from vgbench.errors import InputError
 
 CONVS = (
@@ -236,7 +237,7 @@ def from_card(card, weights: bool | dict = True, root=None, **overrides) -> C3DC
             provenance = {f"{role}_sha256": h for role, h in files.items()}
         else:
             arrays = weights
-            provenance = {f"{role}_content_sha256": weights_mod.content_hash(a) for role, a in arrays.items()}
+            provenance = {f"{role}_content_sha256": cache.tensors_sha256(a) for role, a in arrays.items()}
         model = C3DClassifier(arrays["weights"], arrays["mean"]["mean"], config)
     model.provenance = provenance
     return model

@@ -21,7 +21,6 @@ import dataclasses
 import datetime as _dt
 import errno
 import functools
-import hashlib
 import logging
 import os
 import pickle
@@ -61,9 +60,9 @@ class Checkpoint:
 
     @functools.cached_property
     def weights_sha256(self) -> str:
-        """:func:`weights_sha256` of the model's state_dict, hashed once per loaded checkpoint (describe() is called
-        for every record a checkpoint enters, and hashing a BAIR prior takes about a second)."""
-        return weights_sha256(self.model)
+        """:func:`vgbench.cache.tensors_sha256` of the model's state_dict, hashed once per loaded checkpoint
+        (describe() is called for every record a checkpoint enters; hashing a BAIR prior takes about a second)."""
+        return cache.tensors_sha256(self.model)
 
     def describe(self) -> dict:
         """Provenance for result records: path, sha256, card, arch, step, VQ-VAE card, run and card overrides."""
@@ -77,17 +76,6 @@ class Checkpoint:
         if self.meta.get("overrides"):  # `--set` changes to the card it was trained with: tables mark its numbers
             out["overrides"] = self.meta["overrides"]
         return out
-
-
-def weights_sha256(state: dict[str, torch.Tensor]) -> str:
-    """sha256 of a state_dict's names, dtypes, shapes and values: equal weights give equal hashes, whatever the
-    file around them (a checkpoint's file hash also covers its creation time and training state)."""
-    h = hashlib.sha256()
-    for name in sorted(state):
-        t = state[name].detach().cpu().contiguous()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
 
 
 def config_dict(config: Any) -> dict:
