@@ -13,6 +13,7 @@ from vgbench.errors import InputError
 from vgbench.metrics.contract import build_request
 from vgbench.metrics.fvd import evaluate_fvd
 from vgbench.metrics.long_video import window_bounds
+from vgbench.plots import save_png
 from vgbench.video import SampleSet
 
 
@@ -65,8 +66,4 @@ def plot_curve(rows: list[dict], dest, title: str = "FVD of window k (frames 16k
     ax.set_ylabel("FVD")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with cache.atomic_path(dest) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
-    return dest
+    return save_png(fig, dest)

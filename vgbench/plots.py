@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vgbench import cache
 from vgbench.errors import MissingDependencyError
 from vgbench.leaderboard import Table
 
@@ -51,9 +52,16 @@ def plot_table(table: Table, folder: Path) -> Path:
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
     fig.suptitle(f"Table {table.number}: {table.title.split('. ')[0]}", fontsize=9)
-    fig.tight_layout()
     folder.mkdir(parents=True, exist_ok=True)
-    out = folder / f"table{table.number}.png"
-    fig.savefig(out, dpi=120)
+    return save_png(fig, folder / f"table{table.number}.png", dpi=120)
+
+
+def save_png(fig, dest: Path, dpi: int = 90) -> Path:
+    """Lay out, write ``fig`` to ``dest`` atomically as PNG, close it; returns ``dest``."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    with cache.atomic_path(dest) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
     plt.close(fig)
-    return out
+    return dest

@@ -222,19 +222,18 @@ def _train(stage: str):
     return fn
 
 
-def _samples(folder: Path, plan: Plan, seed: int, device: str, state: State, progress: bool, **_) -> dict:
+def _sample_prior(state: State, n: int, out: Path, seed: int, device: str, progress: bool, **options):
+    """``vgbench sample`` of the trained prior, conditioned on the test clips, one batch."""
     from vgbench import sample as sample_mod
 
-    run = sample_mod.sample(
-        state.done("prior")["checkpoint"],
-        plan.samples,
-        folder / "samples",
-        cond="quickstart:test",
-        seed=seed,
-        device=device,
-        batch_size=plan.samples,
-        progress=progress,
-    )
+    prior = state.done("prior")["checkpoint"]
+    return sample_mod.sample(prior, n, out, cond="quickstart:test", seed=seed, device=device, batch_size=n,
+                             progress=progress, **options)  # fmt: skip
+
+
+def _samples(folder: Path, plan: Plan, seed: int, device: str, state: State, progress: bool, **_) -> dict:
+
+    run = _sample_prior(state, plan.samples, folder / "samples", seed, device, progress)
     return {"samples": str(run.samples), "gif": str(run.gif), "tokens_per_s": run.tokens_per_s}
 
 
@@ -278,21 +277,10 @@ def _samples_vs_reconstructions(made: dict) -> dict:
 
 def _long(folder: Path, plan: Plan, seed: int, device: str, state: State, progress: bool, **_) -> dict:
     from vgbench import api, drift
-    from vgbench import sample as sample_mod
     from vgbench.datasets import quickstart as qs
 
     t0 = time.time()
-    run = sample_mod.sample(
-        state.done("prior")["checkpoint"],
-        plan.long_samples,
-        folder / "long",
-        cond="quickstart:test",
-        seed=seed,
-        device=device,
-        batch_size=plan.long_samples,
-        progress=progress,
-        frames=plan.long_frames,
-    )
+    run = _sample_prior(state, plan.long_samples, folder / "long", seed, device, progress, frames=plan.long_frames)
     sampled = time.time() - t0
     # long real clips: the test split's generator at the long length (its first 16 frames are the test clips)
     p = cards.dataset("quickstart").preprocess

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from vgbench import cache
 from vgbench.errors import MissingDependencyError
+from vgbench.plots import save_png
 
 
 @dataclass
@@ -194,11 +195,7 @@ def plot_curves(metrics_logs: dict[str, Path], dest: Path, series: list[tuple[st
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(series) :]:
         ax.axis("off")
-    fig.tight_layout()
-    with cache.atomic_path(dest) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
-    return dest
+    return save_png(fig, dest)
 
 
 def plot_sample_curves(records: list[dict], dest: Path) -> Path | None:
@@ -226,8 +223,4 @@ def plot_sample_curves(records: list[dict], dest: Path) -> Path | None:
     ax.set_ylabel("value; dotted: fitted value at N -> inf")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    with cache.atomic_path(dest) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
-    return dest
+    return save_png(fig, dest)
