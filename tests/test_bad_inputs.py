@@ -501,18 +501,20 @@ def _(work):
     return _prepare(work, "moving_mnist", folder), folder
 
 
-@case("bair-tar-random-bytes", r"not a readable tar archive")
-def _(work):
-    path = work.dir / "bair_robot_pushing_dataset_v0.tar"
+def _random_source(work, name: str, dataset: str):
+    """``data prepare DATASET --from NAME`` where NAME holds random bytes."""
+    path = work.dir / name
     path.write_bytes(RANDOM)
-    return _prepare(work, "bair", path), path
+    return _prepare(work, dataset, path), path
 
 
-@case("ucf101-random-bytes-zip", r"not a complete zip archive")
-def _(work):
-    path = work.dir / "UCF101_videos.zip"
-    path.write_bytes(RANDOM)
-    return _prepare(work, "ucf101", path), path
+for _id, _name, _dataset, _problem in [
+    ("bair-tar-random-bytes", "bair_robot_pushing_dataset_v0.tar", "bair", r"not a readable tar archive"),
+    ("ucf101-random-bytes-zip", "UCF101_videos.zip", "ucf101", r"not a complete zip archive"),
+    ("tgif-file-instead-of-folder", "gifs.zip", "tgif",
+     r"is not a folder; tgif expects a folder holding \{train,val,test\}"),
+]:  # fmt: skip
+    case(_id, _problem)(functools.partial(_random_source, name=_name, dataset=_dataset))
 
 
 @case("ucf101-wrong-kind", r"unsupported archive type '.npy'; ucf101 expects UCF101.rar or UCF101_videos.zip")
@@ -520,13 +522,6 @@ def _(work):
     path = work.dir / "videos.npy"
     np.save(path, np.zeros((2, 2), np.uint8))
     return _prepare(work, "ucf101", path), path
-
-
-@case("tgif-file-instead-of-folder", r"is not a folder; tgif expects a folder holding \{train,val,test\}")
-def _(work):
-    path = work.dir / "gifs.zip"
-    path.write_bytes(RANDOM)
-    return _prepare(work, "tgif", path), path
 
 
 @case("tgif-folder-without-gifs", r"no GIFs of the TGIF splits found; tgif expects a folder holding")
