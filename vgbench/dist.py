@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 
 import numpy as np
@@ -18,7 +19,17 @@ def maybe_init() -> tuple[int, int]:
         if backend == "nccl":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend=backend)
+        atexit.register(_destroy)
     return rank_and_size()
+
+
+def _destroy() -> None:
+    """Tear the process group down before interpreter exit: left to static destructors, gloo's context can abort
+    a rank that exits after its peer ("terminate called without an active exception", exit -6)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def rank_and_size() -> tuple[int, int]:
