@@ -4,10 +4,36 @@ and training precision. One module for training, sampling and metrics alike."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
+import sys
 
 import torch
 
 from vgbench.errors import InputError
+
+# glibc's mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+@functools.cache
+def steady_heap() -> bool:
+    """Keep freed tensor memory in the process heap between training steps (glibc only; True when set).
+
+    A step frees all of its activations at once; glibc then hands the top of the heap back to the kernel and the
+    next step faults every page in again. On the quickstart VQ-VAE (batch 8, 2 threads) that doubled the minor
+    page faults (0.55 M -> 1.1 M in 60 steps) and cost about 10 % of the step time as system time. Fixing both
+    thresholds (trim at 256 MiB of free top, direct mmap only above 32 MiB, glibc's own dynamic ceiling) keeps the
+    pages: 0.09 M faults. The resident size stays the step's peak; it does not grow with the number of steps.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # musl and other C libraries have no mallopt
+        return False
+    return bool(mallopt(_M_TRIM_THRESHOLD, 256 << 20)) and bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20))
 
 
 def resolve_device(device: str) -> torch.device:

@@ -397,6 +397,7 @@ class Trainer:
         self.stage, self.card, self.spec, self.data, self.opts = stage, stage.card, spec, data, opts
         self.rank, self.world = dist.maybe_init()
         self.device = device_mod.resolve_device(opts.device)
+        device_mod.steady_heap()  # tensors of one step reuse the pages of the last (CPU and pinned host memory)
         if self.world > 1 and self.device.type == "cuda":
             self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         self.precision = device_mod.resolve_precision(opts.precision, self.device)
