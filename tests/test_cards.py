@@ -82,10 +82,11 @@ def test_name_must_match_file(tmp_path):
 
 def test_did_you_mean():
     with pytest.raises(
-        # nmse and bits-per-dim joined in issue 9 (the leaderboard's columns need their cards), psnr and ssim in 12
+        # nmse and bits-per-dim joined in issue 9 (the leaderboard's columns need their cards), psnr and ssim in 12,
+        # continuity in 19
         UnknownNameError,
-        match=r"Unknown metric 'fdv'. Did you mean 'fvd'.*Available: bits-per-dim, fvd, fvd-star, is, nmse, psnr, "
-        r"r-fvd, ssim\.$",
+        match=r"Unknown metric 'fdv'. Did you mean 'fvd'.*Available: bits-per-dim, continuity, fvd, fvd-star, is, "
+        r"nmse, psnr, r-fvd, ssim\.$",
     ):
         cards.resolve_protocol("fdv")
     with pytest.raises(UnknownNameError, match=r"Unknown protocol of metric 'fvd' 'oficial'. Did you mean 'official'"):

@@ -25,7 +25,10 @@ from vgbench.errors import InputError
 REPO = Path(__file__).resolve().parents[1]
 TINY = quickstart.Plan(train_videos=16, test_videos=8, vqvae_steps=4, prior_steps=3, batch_size=4, samples=4,
                        val_every=2, long_samples=2, long_frames=32, long_reference=2)  # fmt: skip
-METRICS = {"fvd", "fvd-star", "r-fvd", "nmse", "bits-per-dim"}
+METRICS = {"fvd", "fvd-star", "r-fvd", "nmse", "bits-per-dim", "continuity"}
+# the reference points of issue 19: (metric, run) scored beside the samples' rows
+REFERENCE_ROWS = {("fvd", "quickstart/real"), ("fvd", "quickstart/repeat"), ("continuity", "quickstart/real"),
+                  ("continuity", "quickstart/reconstructions"), ("continuity", "quickstart/repeat")}  # fmt: skip
 
 
 class Links(HTMLParser):
@@ -107,15 +110,19 @@ def _check_report(folder: Path) -> list[dict]:
         for src, (w, h) in loaded.items():
             assert (h, w) == _decodes(folder / src)[1:], src  # loaded, at the size PyAV decodes
     assert _decodes(folder / "figures" / "samples.gif")[0] == 16  # an animation of the 16 frames
-    records = [json.loads(x) for x in (folder / "results.jsonl").read_text().splitlines() if x.strip()]
-    long = [r for r in records if r["run"] == "quickstart-long"]  # the long samples' FVD (issue 20)
+    every = [json.loads(x) for x in (folder / "results.jsonl").read_text().splitlines() if x.strip()]
+    records = [r for r in every if r["run"] == "quickstart"]
+    long = [r for r in every if r["run"] == "quickstart-long"]  # the long samples' FVD (issue 20)
     assert len(long) == 1 and long[0]["metric"] == "fvd" and long[0]["n_samples"] >= 2
     assert _decodes(folder / "figures" / "long.gif")[0] == json.loads((folder / "quickstart.json").read_text())[
         "settings"]["plan"]["long_frames"]  # fmt: skip
-    records = [r for r in records if r["run"] == "quickstart"]
     assert sorted(r["metric"] for r in records) == sorted(METRICS)  # one record per metric
-    for r in records:
+    assert {(r["metric"], r["run"]) for r in every if r["run"].startswith("quickstart/")} == REFERENCE_ROWS
+    for r in every:
         assert math.isfinite(r["value"]) and r["protocol"] and len(r["protocol_hash"]) == 16
+        same_n = r["n_samples"] == records[0]["n_samples"] or r["metric"] in ("r-fvd", "nmse", "bits-per-dim")
+        assert same_n or r["run"] == "quickstart-long"  # the reference points: at the samples' N
+    for r in records:
         assert f"{r['metric']}.{r['protocol']}" in html
         iv = r["interval"]  # every record states its uncertainty, and the FVD family its value at N -> inf
         assert iv["low"] <= iv["high"] and iv["resamples"] == 1000 and iv["level"] == 0.95
@@ -123,6 +130,13 @@ def _check_report(folder: Path) -> list[dict]:
         if r["metric"] in ("fvd", "fvd-star", "r-fvd"):
             assert math.isfinite(r["curve"]["value_inf"]) and len(r["curve"]["points"]) == 8
     assert "95% interval" in html and "A's FVD is" in md  # the samples-vs-reconstructions comparison
+    # the reference points table: its four sets, a sentence per metric saying whether the run shows the ordering
+    assert "Reference points" in html and "Reference points" in md
+    for name in quickstart.REFERENCE_SETS:
+        assert f"<th>{name}</th>" in html
+    assert html.count("This run shows it") + html.count("This run does not show it") == 2
+    # the curves say whether they have flattened
+    assert html.count("VQ-VAE validation NMSE: ") == 1 and html.count("prior validation bits/dim: ") == 1
     return records
 
 
@@ -173,6 +187,10 @@ def test_tiny_runs_are_deterministic_and_resume_by_stage(tmp_path, monkeypatch):
         == json.loads((tmp_path / "a" / "quickstart.json").read_text())["stages"]["prior"]["weights_sha256"]
     )
     assert {r["metric"]: r["value"] for r in ra} == {r["metric"]: r["value"] for r in rb}
+    refs = [[json.loads(x) for x in (f / "results.jsonl").read_text().splitlines()] for f in (a.parent, b.parent)]
+    assert [(r["metric"], r["run"], r["value"]) for r in refs[0]] == [
+        (r["metric"], r["run"], r["value"]) for r in refs[1]
+    ]
 
 
 def test_settings_of_another_run_are_refused(tmp_path):

@@ -26,6 +26,16 @@ class Figure:
 
 
 @dataclass
+class Reference:
+    """A metric beside its reference points measured in the same run: set name -> value (None: not measured)."""
+
+    label: str
+    values: dict
+    expected: str  # the ordering a working pipeline shows, one sentence
+    shown: str  # whether this run shows it, in words
+
+
+@dataclass
 class ReportData:
     """What the report says."""
 
@@ -37,6 +47,9 @@ class ReportData:
     stages: list[dict]  # {name, seconds, note}
     next_steps: list[str]
     facts: dict = field(default_factory=dict)  # seed, device, versions, checkpoint hashes, ...
+    references: list[Reference] = field(default_factory=list)  # each metric beside its reference points
+    reference_columns: dict = field(default_factory=dict)  # set name -> what it is, in words
+    notes: list[str] = field(default_factory=list)  # plain-words lines under the curves (have they flattened?)
     comparisons: list[str] = field(default_factory=list)  # plain-words lines of paired comparisons
 
 
@@ -93,6 +106,37 @@ INTERVAL_NOTE = (
 )
 
 
+def _reference_rows(d: ReportData) -> tuple[list[str], list[list[str]]]:
+    cols = list(d.reference_columns)
+    rows = []
+    for r in d.references:
+        cells = ["—" if r.values.get(c) is None else _value({"value": r.values[c]}) for c in cols]
+        rows.append([r.label, *cells, f"{r.expected} {r.shown}"])
+    return ["metric", *cols, "what a working pipeline shows; this run"], rows
+
+
+def _references_markdown(d: ReportData) -> list[str]:
+    if not d.references:
+        return []
+    head, rows = _reference_rows(d)
+    out = ["## Reference points", "", "Measured in this run at the samples' N:", ""]
+    out += [f"- **{k}**: {v}" for k, v in d.reference_columns.items()]
+    out += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return out + ["| " + " | ".join(row) + " |" for row in rows] + [""]
+
+
+def _references_html(d: ReportData) -> list[str]:
+    if not d.references:
+        return []
+    e = html.escape
+    head, rows = _reference_rows(d)
+    parts = ["<h2>Reference points</h2><p>Measured in this run at the samples' N:</p><ul>"]
+    parts += [f"<li><b>{e(k)}</b>: {e(v)}</li>" for k, v in d.reference_columns.items()]
+    parts.append("</ul><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>")
+    parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows]
+    return [*parts, "</table>"]
+
+
 def render_markdown(d: ReportData) -> str:
     """The report as Markdown (images inline)."""
     out = [f"# {d.title}", "", d.intro, ""]
@@ -103,8 +147,10 @@ def render_markdown(d: ReportData) -> str:
     out += ["", INTERVAL_NOTE, ""]
     out += [f"- {c}" for c in d.comparisons] + ([""] if d.comparisons else [])
     out += ["Every record, with all protocol parameters and provenance: `results.jsonl`.", ""]
+    out += _references_markdown(d)
     out += ["## Training curves", ""]
     out += [f"![{f.caption}]({f.path})\n" for f in d.curves]
+    out += [f"- {n}" for n in d.notes] + ([""] if d.notes else [])
     out += ["## Time per stage", "", "| stage | seconds | note |", "|---|---|---|"]
     out += [f"| {s['name']} | {s['seconds']:.1f} | {s.get('note', '')} |" for s in d.stages]
     out += ["", "## Run facts", ""]
@@ -145,12 +191,16 @@ def render_html(d: ReportData) -> str:
         parts.append("<ul>" + "".join(f"<li>{e(c)}</li>" for c in d.comparisons) + "</ul>")
     parts.append(
         "<p>Every record, with all protocol parameters and provenance: "
-        "<a href='results.jsonl'><code>results.jsonl</code></a>.</p><h2>Training curves</h2><div class='curves'>"
+        "<a href='results.jsonl'><code>results.jsonl</code></a>.</p>"
     )
+    parts += _references_html(d)
+    parts.append("<h2>Training curves</h2><div class='curves'>")
     for f in d.curves:
         parts.append(
             f"<figure><img src='{e(f.path)}' alt='{e(f.caption)}'><figcaption>{e(f.caption)}</figcaption></figure>"
         )
+    if d.notes:
+        parts.append("<ul>" + "".join(f"<li>{e(n)}</li>" for n in d.notes) + "</ul>")
     parts.append("</div><h2>Time per stage</h2><table><tr><th>stage</th><th>seconds</th><th>note</th></tr>")
     for s in d.stages:
         parts.append(f"<tr><td>{e(s['name'])}</td><td>{s['seconds']:.1f}</td><td>{e(s.get('note', ''))}</td></tr>")
@@ -196,6 +246,26 @@ def plot_curves(metrics_logs: dict[str, Path], dest: Path, series: list[tuple[st
     for ax in list(axes.flat)[len(series) :]:
         ax.axis("off")
     return save_png(fig, dest)
+
+
+def curve_note(points: list[tuple[int, float]], name: str, flat: float = 0.05) -> str:
+    """Whether a validation curve (step, value) has flattened, in one sentence: flattened when its last interval
+    moved it by less than ``flat`` of its whole change; otherwise how much further it would fall if the last three
+    points' geometric decay went on (sum of the series), or that it falls too steadily to say."""
+    if len(points) < 3:
+        return f"{name}: fewer than 3 validation points; cannot say whether it has flattened."
+    (_, a), (_, b), (s, c) = points[-3:]
+    total = points[0][1] - c
+    last = b - c
+    head = f"{name}: {points[0][1]:.4g} at step {points[0][0]} -> {c:.4g} at step {s}"
+    if total > 0 and abs(last) < flat * total:
+        return f"{head}; flattened (the last interval moved it {last:.3g}, under {flat:.0%} of the whole fall)."
+    ratio = (b - c) / (a - b) if a != b else float("inf")
+    if 0 < ratio < 1:
+        more = last * ratio / (1 - ratio)
+        return (f"{head}; still falling: at the last intervals' rate of decay it would fall about {more:.3g} more, "
+                f"to about {c - more:.4g}.")  # fmt: skip
+    return f"{head}; still falling without slowing (last interval {last:.3g}): longer training would lower it."
 
 
 def plot_sample_curves(records: list[dict], dest: Path) -> Path | None:

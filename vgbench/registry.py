@@ -96,6 +96,10 @@ METRIC_ENGINES: dict[str, tuple[str, str]] = {
     ),
     "psnr": ("vgbench.metrics.psnr_ssim:evaluate_psnr", "vgbench.metrics.protocols:PSNRProtocol"),
     "ssim": ("vgbench.metrics.psnr_ssim:evaluate_ssim", "vgbench.metrics.protocols:SSIMProtocol"),
+    "continuity": (
+        "vgbench.metrics.continuity:evaluate_continuity",
+        "vgbench.metrics.protocols:ContinuityProtocol",
+    ),
 }
 METRIC_FNS: Registry = Registry("metric function")
 PROTOCOL_TYPES: Registry = Registry("metric protocol type")

@@ -116,11 +116,20 @@ class SampleRun:
         )
 
 
-def conditioning(prior_config, ref: str | None, n: int, clip_len: int, channels: int, seed: int, root=None):
-    """(cond-maker, description) for a prior: ``make(indices, device) -> cond dict``; None when unconditional."""
+def conditioning(prior_config, ref: str | None, n: int, clip_len: int, channels: int, seed: int, root=None,
+                 prefix: bool = False):  # fmt: skip
+    """(cond-maker, description) for a prior: ``make(indices, device) -> cond dict``; None when unconditional.
+    ``prefix``: an unconditional prior conditioned by latent prefix; the dict holds ``first`` (B, C, H, W), the first
+    frames, whose still clip's first latent frame the sampler keeps (:meth:`VideoGPT.still_prefix`)."""
     needs_frames = getattr(prior_config, "cond_frames", 0)
     needs_label = getattr(prior_config, "n_classes", 0)
-    if not needs_frames and not needs_label:
+    if prefix:
+        if needs_frames or needs_label:
+            raise InputError("latent-prefix conditioning is for unconditional priors; this prior has its own condition")
+        if not ref:
+            raise InputError("latent-prefix conditioning needs the clips: pass --cond DATASET:SPLIT")
+        needs_frames = 1
+    elif not needs_frames and not needs_label:
         if ref:
             raise InputError(f"--cond {ref}: this prior is unconditional; leave --cond out")
         return None, None
@@ -141,6 +150,8 @@ def conditioning(prior_config, ref: str | None, n: int, clip_len: int, channels:
             v = torch.stack([it["video"] for it in items])  # (B, T, H, W, C) uint8
             v = v.permute(0, 4, 1, 2, 3).float() / 255.0 - 0.5  # (B, C, T, H, W) in [-0.5, 0.5]
             cond["frames"] = v[:, :, :needs_frames].to(device)
+            if prefix:
+                cond = {"first": cond["frames"][:, :, 0]}
         if needs_label:
             cond["label"] = torch.tensor([it["label"] for it in items], device=device)
         return cond
@@ -152,6 +163,9 @@ def conditioning(prior_config, ref: str | None, n: int, clip_len: int, channels:
         "clip_len": clip_len,
         "rule": "sample i is conditioned on clip i mod clips (first frames of its fixed window; regenerated)",
     }
+    if prefix:
+        describe["prefix"] = ("latent prefix: the first latent frame is kept as the VQ-VAE's codes of the first frame "
+                              "held still; the prior samples the rest")  # fmt: skip
     return make, describe
 
 
@@ -171,6 +185,7 @@ def sample(
     frames: int | None = None,
     stride: int | None = None,
     cond_policy: str = "window",
+    prefix: bool = False,
 ) -> SampleRun | None:
     """Sample ``n`` videos from a prior checkpoint into ``out`` (sharded over torchrun processes; rank 0 writes).
 
@@ -208,7 +223,9 @@ def sample(
     if frames is not None:
         pc = net.prior.config
         plan = sliding.plan(frames, pc.frames, pc.frames // pc.shape[0], pc.shape[0], stride)
-    make_cond, cond_desc = conditioning(net.prior.config, cond, n, vq.frames, vq.in_channels, seed, root)
+    if prefix and plan is not None:
+        raise InputError("latent-prefix conditioning samples one window: leave --frames out")
+    make_cond, cond_desc = conditioning(net.prior.config, cond, n, vq.frames, vq.in_channels, seed, root, prefix)
     out = Path(out)
     if plan is not None:
         return _sample_long(ck, net, plan, n, out, make_cond, cond_desc, seed, temperature, top_k, top_p, batch_size,
@@ -222,6 +239,9 @@ def sample(
     for i in range(lo, hi, batch_size):
         idx = list(range(i, min(i + batch_size, hi)))
         c = make_cond(idx, dev) if make_cond else None
+        ctx = None
+        if prefix:
+            ctx, c = net.still_prefix(c["first"]), None
         with torch.no_grad():
             videos = net.sample(
                 c if c else len(idx),
@@ -230,6 +250,7 @@ def sample(
                 top_k=top_k,
                 top_p=top_p,
                 batch_size=len(idx),
+                context=ctx,
             )
         parts.append(np.asarray(videos))
         bar.update(len(idx))

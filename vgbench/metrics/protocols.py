@@ -274,3 +274,34 @@ class SSIMProtocol(ReconstructionProtocol):
             if not getattr(self, name) > 0:
                 out.append((name, "must be positive", "> 0", getattr(self, name)))
         return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContinuityProtocol(Protocol):
+    """Continuity of conditional samples: SSIM of their first frames against their own conditioning frame minus
+    against the other clips' (:mod:`vgbench.metrics.continuity`)."""
+
+    frames: int = 4  # frames of each sample scored, from frame ``start`` on
+    start: int = 0  # first frame scored (0-based; 0 is the regenerated conditioning frame)
+    descriptor: str = "ssim"  # ssim: SSIM against the frame; spectrum: cosine of log-magnitude spectra (shift-free)
+    split: str = "test"
+    num_samples: int | None = None  # samples scored; None = all
+    data_range: float = 1.0
+    kernel_size: int = 11
+    sigma: float = 1.5
+    k1: float = 0.01
+    k2: float = 0.03
+
+    def problems(self) -> list[Problem]:
+        out = super().problems()
+        if self.frames < 1:
+            out.append(("frames", "must be at least 1", ">= 1", self.frames))
+        if self.start < 0:
+            out.append(("start", "must be at least 0", ">= 0", self.start))
+        if self.descriptor not in ("ssim", "spectrum"):
+            out.append(("descriptor", "unknown descriptor", "ssim or spectrum", self.descriptor))
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            out.append(("kernel_size", "must be odd and positive", "odd >= 1", self.kernel_size))
+        if self.num_samples is not None and self.num_samples < 2:
+            out.append(("num_samples", "must be at least 2 (or null for all)", ">= 2", self.num_samples))
+        return out

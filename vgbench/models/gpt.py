@@ -608,6 +608,14 @@ class VideoGPT(nn.Module):
         self._check_video(video)
         return self.vqvae.encode(video)
 
+    @torch.no_grad()
+    def still_prefix(self, first: torch.Tensor) -> torch.Tensor:
+        """Codes (B, 1, H', W') of the first latent frame of clips that hold ``first`` (B, C, H, W) in [-0.5, 0.5]
+        still for all their frames: the latent-prefix condition of an unconditional prior (issue 19)."""
+        c = self.config
+        video = first[:, :, None].expand(-1, -1, c.frames, -1, -1).contiguous()
+        return self.encode(video)[:, :1]
+
     def _inputs(self, video_or_codes: torch.Tensor, cond: dict | None):
         if video_or_codes.is_floating_point():
             video = video_or_codes
@@ -657,6 +665,7 @@ class VideoGPT(nn.Module):
         top_p: float | None = None,
         seeds: list[int] | None = None,
         batch_size: int = 32,
+        context: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Generate clips, decoded through the VQ-VAE (conditioning frames are regenerated, as in the reference).
 
@@ -665,12 +674,16 @@ class VideoGPT(nn.Module):
             temperature, top_k, top_p: see :meth:`GPT.sample_codes`.
             seeds: one integer per sample; a sample depends only on its seed (not on ``batch_size``).
             batch_size: samples generated together.
+            context: (N, t, H', W') codes of the first t latent frames, kept rather than sampled (latent-prefix
+                conditioning, e.g. :meth:`still_prefix`); N samples.
 
         Returns:
             uint8 (N, T, H, W, C) (see :func:`to_uint8` for the rounding).
         """
         cond = n_or_cond if isinstance(n_or_cond, dict) else None
         total = _batch_size(None if cond else n_or_cond, cond)
+        if context is not None and len(context) != total:
+            raise InputError(f"context holds {len(context)} code grids for {total} samples")
         seeds = _check_seeds(seeds, total)
         was_training = self.prior.training
         self.prior.eval()
@@ -680,7 +693,9 @@ class VideoGPT(nn.Module):
             for lo in range(0, total, batch_size):
                 sub = None if cond is None else {k: v[lo : lo + batch_size] for k, v in cond.items()}
                 hi = min(lo + batch_size, total)
-                codes = self.prior.sample_codes(table, hi - lo, sub, temperature, top_k, top_p, seeds[lo:hi])
+                ctx = None if context is None else context[lo:hi]
+                codes = self.prior.sample_codes(table, hi - lo, sub, temperature, top_k, top_p, seeds[lo:hi],
+                                                context=ctx)  # fmt: skip
                 # one clip per decode: convolution kernels pick other algorithms for other batch sizes, and a last-bit
                 # difference can move a pixel across a uint8 level; per clip, a sample is the same in any batch
                 out += [to_uint8(self.vqvae.decode(c[None])).cpu() for c in codes]

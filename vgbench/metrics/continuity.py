@@ -1,0 +1,164 @@
+"""Continuity: do conditional samples continue the frame they were given?
+
+For sample i, conditioned on the first frame of reference clip i (``vgbench sample --cond``'s rule), the score is
+the mean SSIM of its first ``frames`` frames against its own conditioning frame minus the mean SSIM of the same
+frames against every other clip's conditioning frame:
+
+    gain_i = mean_t SSIM(s_i[t], r_i[0]) - mean_{j != i} mean_t SSIM(s_i[t], r_j[0]),   t < frames
+
+and the value is the mean of gain_i over samples. 0 means the samples are as close to any clip's first frame as to
+their own (no continuation: noise, or unconditional videos); a sample that copies its frame scores
+1 - mean SSIM between different first frames. SSIM is :func:`vgbench.metrics.psnr_ssim.ssim_per_frame` on uint8
+levels scaled to [0, 1].
+
+Later frames (protocol ``later_frames``) have moved away from the first frame, so SSIM against it is about 0 even
+for the real clips; there the comparison is shift-free: the cosine between the DC-free log-magnitude Fourier spectra
+log(1 + |F(frame - mean)|) of the sample's frame and of the conditioning frame (a translated digit keeps its
+spectrum's magnitude; two digits moving apart change it a little), with the same own-minus-others gain.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vgbench.errors import InputError
+
+
+def ssim_all_pairs(videos: torch.Tensor, frames: torch.Tensor, p) -> torch.Tensor:
+    """SSIM of every frame of every video against every frame of ``frames``: videos (N, C, F, H, W) and frames
+    (M, C, H, W) in [0, 1] -> (N, M) float64, the mean over the F frames. The same numbers as
+    :func:`~vgbench.metrics.psnr_ssim.ssim_per_frame` pair by pair; the local means and variances of each image are
+    computed once, only the cross term per pair."""
+    from vgbench.metrics.psnr_ssim import valid_filter_matrix
+
+    n, c, f, h, w = videos.shape
+    x = videos.double().permute(0, 2, 1, 3, 4).reshape(n * f * c, h, w)
+    y = frames.double().reshape(len(frames) * c, h, w)
+    mh = valid_filter_matrix(h, p.kernel_size, p.sigma)  # (H', H)
+    mw = valid_filter_matrix(w, p.kernel_size, p.sigma).T  # (W, W')
+
+    def local_mean(z: torch.Tensor) -> torch.Tensor:
+        k = len(z)
+        rows = (z.reshape(k * h, w) @ mw).view(k, h, -1)
+        return (mh @ rows.transpose(0, 1).reshape(h, -1)).view(-1, k, rows.shape[-1]).transpose(0, 1)
+
+    c1, c2 = (p.k1 * p.data_range) ** 2, (p.k2 * p.data_range) ** 2
+    mx, my = local_mean(x), local_mean(y)
+    sxx, syy = local_mean(x * x) - mx * mx, local_mean(y * y) - my * my
+    x, mx, sxx = (a.view(n, f, c, *a.shape[1:]) for a in (x, mx, sxx))
+    y, my, syy = (a.view(len(frames), c, *a.shape[1:]) for a in (y, my, syy))
+    out = torch.empty(n, len(frames), dtype=torch.float64)
+    for j in range(len(frames)):
+        sxy = local_mean((x * y[j]).reshape(-1, h, w)).view(mx.shape) - mx * my[j]
+        num = (2 * mx * my[j] + c1) * (2 * sxy + c2)
+        den = (mx * mx + my[j] * my[j] + c1) * (sxx + syy[j] + c2)
+        out[:, j] = (num / den).flatten(3).mean(3).mean((1, 2))
+    return out
+
+
+def spectra(frames: np.ndarray) -> np.ndarray:
+    """Frames (..., H, W) on [0, 1] -> unit-norm, zero-mean log-magnitude spectra (..., H * (W // 2 + 1)) float64."""
+    f = np.asarray(frames, np.float64)
+    mag = np.abs(np.fft.rfft2(f - f.mean((-2, -1), keepdims=True)))
+    d = np.log1p(mag).reshape(*f.shape[:-2], -1)
+    d = d - d.mean(-1, keepdims=True)
+    return d / np.maximum(np.linalg.norm(d, axis=-1, keepdims=True), 1e-12)
+
+
+def spectrum_all_pairs(videos: np.ndarray, frames: np.ndarray) -> np.ndarray:
+    """Videos (N, F, H, W, C) and frames (M, H, W, C) on [0, 1] -> (N, M) float64: the mean over the F frames (and
+    channels) of the cosine between log-magnitude spectra."""
+    dv = spectra(np.moveaxis(videos, -1, 2))  # (N, F, C, D)
+    df = spectra(np.moveaxis(frames, -1, 1))  # (M, C, D)
+    return np.einsum("nfcd,mcd->nm", dv, df) / (dv.shape[1] * dv.shape[2])
+
+
+def pairing_gain(samples: np.ndarray, first: np.ndarray, p) -> tuple[float, float, float]:
+    """Videos (N, T, H, W, C) and their conditioning frames (N, H, W, C), both 0-255 -> (mean gain, mean own SSIM,
+    mean other SSIM) over the first ``p.frames`` frames (``p``: a ContinuityProtocol)."""
+    gains, own, other = pairing_gains(samples, first, p)
+    return float(gains.mean()), own, other
+
+
+def pairing_gains(samples: np.ndarray, first: np.ndarray, p) -> tuple[np.ndarray, float, float]:
+    """As :func:`pairing_gain`, with each sample's gain (N,) (the interval resamples them)."""
+    n = len(samples)
+    if n < 2:
+        raise InputError(f"continuity compares each sample with the other clips' first frames: give >= 2, got {n}")
+    start = getattr(p, "start", 0)
+    if samples.shape[1] < start + p.frames:
+        have = samples.shape[1]
+        raise InputError(f"continuity scores frames {start + 1}-{start + p.frames}: the samples have {have}")
+    s = np.rint(np.clip(samples[:, start : start + p.frames], 0, 255)) / 255.0
+    r = np.rint(np.clip(first, 0, 255)) / 255.0
+    if getattr(p, "descriptor", "ssim") == "spectrum":
+        scores = spectrum_all_pairs(s, r)
+    else:  # scores[i, j]: sample i against the first frame of clip j
+        scores = ssim_all_pairs(torch.from_numpy(s).permute(0, 4, 1, 2, 3), torch.from_numpy(r).permute(0, 3, 1, 2), p)
+        scores = scores.numpy()
+    own = np.diag(scores)
+    other = (scores.sum(1) - own) / (n - 1)
+    return own - other, float(own.mean()), float(other.mean())
+
+
+def _conditioning_of(path: Path) -> dict | None:
+    """The ``conditioning`` record of a ``vgbench sample`` folder's samples.json beside ``path``, if any."""
+    meta = path.parent / "samples.json"
+    if not meta.is_file():
+        return None
+    try:
+        return json.loads(meta.read_text()).get("conditioning")
+    except (OSError, ValueError):
+        return None
+
+
+def evaluate_continuity(request, device: str = "auto", batch_size: int | None = None, run: str = ""):
+    """The continuity gain of ``--samples`` against the first frames of the ``--reference`` clips they were
+    conditioned on (sample i on clip i)."""
+    from vgbench.metrics.contract import make_result
+    from vgbench.metrics.derived import ClipSource
+
+    t0 = time.time()
+    p = request.protocol
+    src = ClipSource(request.reference, p.frames)
+    notes = []
+    cond = _conditioning_of(Path(str(request.samples)))
+    if cond is not None and cond.get("dataset") not in (None, str(request.reference)):
+        raise InputError(
+            f"{request.samples} were conditioned on {cond['dataset']}, not on {request.reference}: give "
+            f"--reference {cond['dataset']}"
+        )
+    if cond is None:
+        notes.append("no samples.json beside the samples: sample i is taken to be conditioned on reference clip i")
+    frames_read = p.start + p.frames
+    sam = ClipSource(request.samples, frames_read)
+    n = sam.count if p.num_samples is None else min(p.num_samples, sam.count)
+    if n > src.count:
+        raise InputError(f"{n} samples but {request.reference} has {src.count} clips: sample i needs clip i")
+    videos = np.concatenate(list(sam.batches(64, 0, n)))
+    first = np.concatenate([b[:, 0] for b in src.batches(64, 0, n)])
+    if videos.shape[-1] != first.shape[-1]:  # grey samples are stored as grey RGB
+        videos, first = videos[..., :1], first[..., :1]
+    if videos.shape[2:] != first.shape[1:]:
+        raise InputError(f"samples' frames {videos.shape[2:]} and reference frames {first.shape[1:]} differ in size")
+    gains, own, other = pairing_gains(videos, first, p)
+    gain = float(gains.mean())
+    result = make_result(
+        request, [gain], t0, n_samples=n, n_reference=n,
+        reference={"role": request.inputs.reference, **src.identity()}, backend="torch",
+        device="cpu", batch_size=n, seed=p.seed,
+        samples={"role": "samples", **sam.identity()},
+        extractor={"implementation": "vgbench.metrics.continuity.pairing_gain (ssim_per_frame, float64)"},
+        notes=[*notes, f"mean {'spectrum cosine' if p.descriptor == 'spectrum' else 'SSIM'} of frames {p.start + 1}-"
+               f"{p.start + p.frames} against the own first frame {own:.4f}, against the other clips' {other:.4f}"],
+        run=run,
+    )  # fmt: skip
+    from vgbench.metrics.uncertainty import Contributions
+
+    result.contributions = Contributions("ratio", [{"num": gains, "den": np.ones(n)}], {}, True)
+    return result
