@@ -776,8 +776,11 @@ def train_cmd(
 @click.option("--cond-policy", type=click.Choice(["window", "first"]), default="window", show_default=True,
               help="Frame-conditional priors with --frames: condition window k on its own first decoded frame "
               "(window) or on the given frame throughout (first).")  # fmt: skip
+@click.option("--prefix", is_flag=True,
+              help="Unconditional priors: continue the --cond clips' first frames (their codes, held still, as the "
+              "first latent frame).")  # fmt: skip
 def sample_cmd(checkpoint, n, out, cond, seed, temperature, top_k, top_p, batch_size, device, root, frames, stride,
-               cond_policy):  # fmt: skip
+               cond_policy, prefix):  # fmt: skip
     """Sample videos from a prior checkpoint: samples.npz for `vgbench eval`, a GIF/MP4 grid, provenance JSON.
 
     \b
@@ -786,11 +789,12 @@ def sample_cmd(checkpoint, n, out, cond, seed, temperature, top_k, top_p, batch_
       vgbench sample runs/ucf/prior/checkpoints/final.pt --n 2048 --top-k 100 --out samples/ucf
       torchrun --nproc-per-node 4 -m vgbench sample CKPT -n 2048 --out samples/   # same videos as 1 process
       vgbench sample CKPT --n 64 --cond quickstart:test --frames 128 --out samples/long   # sliding window
+      vgbench sample UNCOND_CKPT --n 16 --cond quickstart:test --prefix --out samples/cont  # continue frame 1
     """
     from vgbench import sample as sample_mod
 
     run = sample_mod.sample(checkpoint, n, out, cond, seed, temperature, top_k, top_p, batch_size, device, root,
-                            frames=frames, stride=stride, cond_policy=cond_policy)  # fmt: skip
+                            frames=frames, stride=stride, cond_policy=cond_policy, prefix=prefix)  # fmt: skip
     if run is not None:
         click.echo(run.text())
 

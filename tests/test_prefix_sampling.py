@@ -1,5 +1,5 @@
-"""The quickstart's pretrained checkpoint (issue 19): pack into bf16 files under 1 MB, unpack to a checkpoint whose
-weights are the bf16 values; latent-prefix sampling keeps the codes of the still first frame as latent frame 1."""
+"""Latent-prefix sampling (issue 19): an unconditional prior continues given first frames, the codes of each frame
+held still kept as latent frame 1 (`vgbench sample --prefix`)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from vgbench import cards, pretrained
+from vgbench import cards
 from vgbench import sample as sample_mod
 from vgbench import train as train_mod
-from vgbench.errors import ChecksumError, InputError
+from vgbench.errors import InputError
 from vgbench.models import checkpoint as ckpt_mod
 
 from .conftest import TINY_PRIOR, TINY_VQ
@@ -41,23 +41,6 @@ def unconditional(tmp_path_factory):
         os.environ["VGBENCH_DATA"] = old
 
 
-def test_pack_unpack_round_trip(unconditional, tmp_path):
-    made = {"command": "vgbench train ...", "seed": 0, "seconds": 1.0, "machine": "test"}
-    m = pretrained.pack(unconditional["prior"], tmp_path / "p", made)
-    assert set(m["files"]) == {"vqvae", "prior"} and m["made_by"]["steps"] == 3
-    for info in m["files"].values():
-        assert (tmp_path / "p" / info["file"]).stat().st_size == info["bytes"] < 1_000_000
-    dest = pretrained.unpack(tmp_path / "prior.pt", tmp_path / "p")
-    src, got = ckpt_mod.load(unconditional["prior"]), ckpt_mod.load(dest)
-    assert got.card == src.card and got.config == src.config and got.meta["pretrained"]["seed"] == 0
-    for k, v in src.model.items():
-        want = v.to(torch.bfloat16).float() if v.is_floating_point() else v
-        assert torch.equal(got.model[k], want), k
-    (tmp_path / "p" / "prior.bf16.pt").write_bytes(b"PK" + b"\0" * (m["files"]["prior"]["bytes"] - 2))
-    with pytest.raises(ChecksumError):
-        pretrained.unpack(tmp_path / "again.pt", tmp_path / "p")
-
-
 def test_prefix_sampling_keeps_the_still_first_frame(unconditional, tmp_path):
     run = sample_mod.sample(unconditional["prior"], 4, tmp_path / "s", cond="quickstart:test", seed=0, device="cpu",
                             batch_size=2, progress=False, prefix=True)  # fmt: skip
@@ -79,3 +62,23 @@ def test_prefix_sampling_keeps_the_still_first_frame(unconditional, tmp_path):
     assert not np.array_equal(videos, free)
     with pytest.raises(InputError, match="needs the clips"):
         sample_mod.sample(unconditional["prior"], 2, tmp_path / "t", progress=False, prefix=True)
+
+
+def test_prefix_from_the_command_line(unconditional, tmp_path, capsys):
+    from click.testing import CliRunner
+
+    from vgbench.cli import cli
+
+    args = ["sample", str(unconditional["prior"]), "--n", "2", "--cond", "quickstart:test", "--seed", "0",
+            "--device", "cpu", "--batch-size", "2"]  # fmt: skip
+    ok = CliRunner().invoke(cli, [*args, "--prefix", "--out", str(tmp_path / "a")])
+    assert ok.exit_code == 0, ok.output
+    lib = sample_mod.sample(unconditional["prior"], 2, tmp_path / "b", cond="quickstart:test", seed=0, device="cpu",
+                            batch_size=2, progress=False, prefix=True)  # fmt: skip
+    assert np.array_equal(np.load(tmp_path / "a" / "samples.npz")["videos"], np.load(lib.samples)["videos"])
+    from vgbench.cli import main
+
+    with pytest.raises(SystemExit) as exc:  # no --cond: one line, exit 1
+        main([*args[:4], "--prefix", "--out", str(tmp_path / "c")])
+    assert exc.value.code == 1
+    assert "latent-prefix conditioning needs the clips: pass --cond" in capsys.readouterr().err
