@@ -76,6 +76,25 @@ def test_engine_reads_sample_folders_and_checks_the_pairing(tmp_path):
         api.evaluate("continuity", samples=folder / "samples.npz", reference=tmp_path / "ref.npy")
 
 
+def test_conditioning_frame_is_the_first_frame_the_sampler_read(tmp_path, monkeypatch):
+    """On a prepared split the reference clip is read as the sampler read it (16 frames from frame 0), not as a
+    4-frame window that may start anywhere: the first frame repeated scores an own SSIM of exactly 1."""
+    from vgbench import datasets
+    from vgbench.datasets import quickstart
+
+    root = tmp_path / "data"
+    quickstart.prepare(cards.dataset("quickstart"), root=root, counts={"train": 4, "test": 6})
+    monkeypatch.setenv("VGBENCH_DATA", str(root))
+    view = datasets.open_split("quickstart:test", clip_len=16)
+    first = np.stack([view[i]["video"].numpy()[0] for i in range(6)])  # (6, 64, 64, 3)
+    np.save(tmp_path / "repeat.npy", np.repeat(first[:, None], 16, axis=1))
+    r = api.evaluate("continuity", samples=tmp_path / "repeat.npy", reference="quickstart:test", store=None)
+    own = [n for n in r.notes if "against the own first frame" in n][0]
+    assert "against the own first frame 1.0000" in own, own
+    want = pairing_gain(np.repeat(first[:, None], 4, axis=1)[..., :1], first[..., :1], _protocol())[0]
+    assert r.value == pytest.approx(want, rel=1e-12) and r.value > 0.3
+
+
 def _shapes(n: int, seed: int = 0) -> np.ndarray:
     """(n, 16, 32, 32, 1) uint8: a random 10x10 pattern per clip (its own shape) moving right and down."""
     rng = np.random.default_rng(seed)

@@ -94,8 +94,9 @@ def pairing_gains(samples: np.ndarray, first: np.ndarray, p) -> tuple[np.ndarray
     if samples.shape[1] < start + p.frames:
         have = samples.shape[1]
         raise InputError(f"continuity scores frames {start + 1}-{start + p.frames}: the samples have {have}")
-    s = np.rint(np.clip(samples[:, start : start + p.frames], 0, 255)) / 255.0
-    r = np.rint(np.clip(first, 0, 255)) / 255.0
+    # levels in float64 before scaling: float32 inputs (the engine's batches) would round k / 255 to float32
+    s = np.rint(np.clip(np.asarray(samples[:, start : start + p.frames], np.float64), 0, 255)) / 255.0
+    r = np.rint(np.clip(np.asarray(first, np.float64), 0, 255)) / 255.0
     if getattr(p, "descriptor", "ssim") == "spectrum":
         scores = spectrum_all_pairs(s, r)
     else:  # scores[i, j]: sample i against the first frame of clip j
@@ -117,6 +118,13 @@ def _conditioning_of(path: Path) -> dict | None:
         return None
 
 
+def _frames_of(sam, at_least: int) -> int:
+    """Frames per video of a sample set (``at_least`` for a dataset reference, whose windows are drawn)."""
+    if sam.samples is None:
+        return at_least
+    return int(next(sam.samples.iter_batches(1, 0, 1)).shape[1])
+
+
 def evaluate_continuity(request, device: str = "auto", batch_size: int | None = None, run: str = ""):
     """The continuity gain of ``--samples`` against the first frames of the ``--reference`` clips they were
     conditioned on (sample i on clip i)."""
@@ -125,7 +133,6 @@ def evaluate_continuity(request, device: str = "auto", batch_size: int | None = 
 
     t0 = time.time()
     p = request.protocol
-    src = ClipSource(request.reference, p.frames)
     notes = []
     cond = _conditioning_of(Path(str(request.samples)))
     if cond is not None and cond.get("dataset") not in (None, str(request.reference)):
@@ -137,6 +144,10 @@ def evaluate_continuity(request, device: str = "auto", batch_size: int | None = 
         notes.append("no samples.json beside the samples: sample i is taken to be conditioned on reference clip i")
     frames_read = p.start + p.frames
     sam = ClipSource(request.samples, frames_read)
+    # The conditioning frame is the first frame of the window the sampler read (its clip length and window seed),
+    # not of a window as short as the frames scored: on a prepared split that window starts anywhere in the video.
+    clip_len = int((cond or {}).get("clip_len") or _frames_of(sam, frames_read))
+    src = ClipSource(request.reference, clip_len, seed=int((cond or {}).get("window_seed", p.seed)))
     n = sam.count if p.num_samples is None else min(p.num_samples, sam.count)
     if n > src.count:
         raise InputError(f"{n} samples but {request.reference} has {src.count} clips: sample i needs clip i")
