@@ -298,7 +298,7 @@ def test_evaluate_is_protocols_and_counts(c3d_arrays, mean_clip, tmp_path):
     with np.load(probs_file) as z:
         probs = z["probs"]
     direct = _extractor(c3d_arrays, mean_clip)(x)
-    assert np.abs(probs - direct).max() < 1e-6  # batching (5 + 1) does not change the probabilities
+    assert np.abs(probs - direct).max() < 5e-6  # batching (5 + 1): float32 blocking (1 thread: 1.4e-6)
     assert r.value == pytest.approx(inception.split_scores(probs, 1, 1e-20)[0], rel=1e-12)
     assert r.off_protocol and r.n_samples == 6 and r.std is None and r.batch_size == 5
     from vgbench.metrics import uncertainty

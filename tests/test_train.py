@@ -299,3 +299,21 @@ def test_stages_of_a_card_or_a_dataset():
         train_mod.resolve_cards(None, "vqvae.quickstart", "prior")
     with pytest.raises(InputError, match="Unknown stage 'priors'. Did you mean 'prior'"):
         train_mod.resolve_cards("bair", None, "priors")
+
+
+def test_quiet_train_shows_no_progress_bar(data_root, tmp_path, capsys):
+    from vgbench.cli import main
+
+    args = ["train", "--model", "vqvae.quickstart", "--stage", "vqvae", "--steps", "2", "--batch-size", "4",
+            "--val-every", "0", "--root", str(data_root), "--device", "cpu"]  # fmt: skip
+    for s in TINY_VQ:
+        args += ["--set", s]
+    for argv in ([*args, "--out", str(tmp_path / "loud")], ["-q", *args, "--out", str(tmp_path / "quiet")]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 0
+        if argv[0] != "-q":
+            assert "vqvae vqvae.quickstart" in capsys.readouterr().err  # the bar's description
+    captured = capsys.readouterr()
+    assert "vqvae vqvae.quickstart" not in captured.err and "step/s" not in captured.err
+    assert "trained to step 2" in captured.out

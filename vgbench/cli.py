@@ -53,7 +53,14 @@ def cli(ctx: click.Context, debug: bool, verbose: int, quiet: bool) -> None:
     """
     ctx.ensure_object(dict)
     ctx.obj["debug"] = _STATE["debug"] = debug
+    ctx.obj["quiet"] = quiet
     _setup_logging(verbose, quiet)
+
+
+def _progress() -> bool:
+    """Progress bars on stderr unless ``-q`` was given."""
+    ctx = click.get_current_context(silent=True)
+    return not (ctx and ctx.find_root().obj and ctx.find_root().obj.get("quiet"))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -742,6 +749,7 @@ def train_cmd(
         val_every=val_every,
         ckpt_every=ckpt_every,
         grad_checkpointing=grad_checkpointing,
+        progress=_progress(),
     )
     from vgbench import dist
 
@@ -794,7 +802,8 @@ def sample_cmd(checkpoint, n, out, cond, seed, temperature, top_k, top_p, batch_
     from vgbench import sample as sample_mod
 
     run = sample_mod.sample(checkpoint, n, out, cond, seed, temperature, top_k, top_p, batch_size, device, root,
-                            frames=frames, stride=stride, cond_policy=cond_policy, prefix=prefix)  # fmt: skip
+                            frames=frames, stride=stride, cond_policy=cond_policy, prefix=prefix,
+                            progress=_progress())  # fmt: skip
     if run is not None:
         click.echo(run.text())
 
@@ -819,7 +828,7 @@ def quickstart_cmd(out, seed, small, minutes, device):
     """
     from vgbench import quickstart
 
-    report = quickstart.run(out, seed=seed, small=small, device=device, minutes=minutes)
+    report = quickstart.run(out, seed=seed, small=small, device=device, minutes=minutes, progress=_progress())
     click.echo(quickstart.summary(report))
 
 
