@@ -2,8 +2,7 @@
 
     python docs/make_quickstart_png.py quickstart        # after `make demo`
 
-One frame (the middle one) of each GIF grid, real clips / reconstructions / samples (/ the pretrained prior's
-samples) side by side, above the
+One frame (the middle one) of each GIF grid, real clips / reconstructions / samples side by side, above the
 training curves; kept under 200 KB.
 """
 
@@ -28,11 +27,9 @@ def main(folder: Path, dest: Path) -> None:
     fig_dir = folder / "figures"
     panels = [("real test clips", "real.gif"), ("VQ-VAE reconstructions", "reconstructions.gif"),
               ("samples (frame 1 given)", "samples.gif")]  # fmt: skip
-    if (fig_dir / "pretrained.gif").exists():  # issue 19: the shipped pretrained prior, labelled as such
-        panels.append(("PRETRAINED prior (shipped)", "pretrained.gif"))
     curves = np.asarray(Image.open(fig_dir / "curves.png").convert("RGB"))
     fig = plt.figure(figsize=(9, 7.2), dpi=100)
-    grid = fig.add_gridspec(2, len(panels), height_ratios=[1, 1.05], hspace=0.08, wspace=0.04)
+    grid = fig.add_gridspec(2, 3, height_ratios=[1, 1.05], hspace=0.08, wspace=0.04)
     for i, (title, name) in enumerate(panels):
         ax = fig.add_subplot(grid[0, i])
         ax.imshow(middle_frame(fig_dir / name), cmap="gray", vmin=0, vmax=255)
