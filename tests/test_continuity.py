@@ -93,6 +93,9 @@ def test_conditioning_frame_is_the_first_frame_the_sampler_read(tmp_path, monkey
     assert "against the own first frame 1.0000" in own, own
     want = pairing_gain(np.repeat(first[:, None], 4, axis=1)[..., :1], first[..., :1], _protocol())[0]
     assert r.value == pytest.approx(want, rel=1e-12) and r.value > 0.3
+    blocks = api.evaluate("continuity", samples=tmp_path / "repeat.npy", reference="quickstart:test", store=None,
+                          batch_size=4)  # fmt: skip
+    assert blocks.value == pytest.approx(r.value, rel=1e-12) and blocks.batch_size == 4  # two blocks: same rows
 
 
 def _shapes(n: int, seed: int = 0) -> np.ndarray:

@@ -10,7 +10,7 @@ own shard, so their sum over processes is a gather. The totals are summed batch 
 come, exactly as the engines did before they shared this code (the values are bit-identical).
 
 Each metric's accumulator lives beside its maths (``nmse.SquaredError``, ``bits_per_dim.TokenNLL``,
-``psnr_ssim.FrameScoreMean``); the engines over a checkpoint and reference clips use them through
+``psnr_ssim.FrameScoreMean``, ``continuity.PairingGain``); the engines over reference clips use them through
 :func:`vgbench.metrics.runner.evaluate_clips`, and the trainer's validation uses the same classes, so a training
 log states the numbers ``vgbench eval`` gives. The FVD family accumulates :class:`~vgbench.metrics.frechet.FeatureStats`
 and the Inception Score class probabilities, whose engines plan trials of their own.

@@ -20,13 +20,15 @@ spectrum's magnitude; two digits moving apart change it a little), with the same
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from vgbench.errors import InputError
+from vgbench.metrics.accumulate import RatioAccumulator
+from vgbench.metrics.derived import ClipSource
+from vgbench.metrics.runner import ClipMetric, Plan, evaluate_clips
 
 
 def ssim_all_pairs(videos: torch.Tensor, frames: torch.Tensor, p) -> torch.Tensor:
@@ -87,9 +89,18 @@ def pairing_gain(samples: np.ndarray, first: np.ndarray, p) -> tuple[float, floa
 
 def pairing_gains(samples: np.ndarray, first: np.ndarray, p) -> tuple[np.ndarray, float, float]:
     """As :func:`pairing_gain`, with each sample's gain (N,) (the interval resamples them)."""
-    n = len(samples)
-    if n < 2:
-        raise InputError(f"continuity compares each sample with the other clips' first frames: give >= 2, got {n}")
+    if len(samples) < 2:
+        raise InputError(
+            f"continuity compares each sample with the other clips' first frames: give >= 2, got {len(samples)}"
+        )
+    gains, own, other = block_gains(samples, first, 0, p)
+    return gains, float(own.mean()), float(other.mean())
+
+
+def block_gains(samples: np.ndarray, first: np.ndarray, at: int, p) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Samples ``at .. at + B`` (B, T, H, W, C) against all N conditioning frames (N, H, W, C), both 0-255 ->
+    (gain, own score, mean score against the other N - 1 frames), each (B,) float64. Row i of a block depends on
+    sample i and the frames only, so blocks of any size give the same rows."""
     start = getattr(p, "start", 0)
     if samples.shape[1] < start + p.frames:
         have = samples.shape[1]
@@ -99,12 +110,30 @@ def pairing_gains(samples: np.ndarray, first: np.ndarray, p) -> tuple[np.ndarray
     r = np.rint(np.clip(np.asarray(first, np.float64), 0, 255)) / 255.0
     if getattr(p, "descriptor", "ssim") == "spectrum":
         scores = spectrum_all_pairs(s, r)
-    else:  # scores[i, j]: sample i against the first frame of clip j
+    else:  # scores[i, j]: sample at + i against the first frame of clip j
         scores = ssim_all_pairs(torch.from_numpy(s).permute(0, 4, 1, 2, 3), torch.from_numpy(r).permute(0, 3, 1, 2), p)
         scores = scores.numpy()
-    own = np.diag(scores)
-    other = (scores.sum(1) - own) / (n - 1)
-    return own - other, float(own.mean()), float(other.mean())
+    rows = np.arange(len(s))
+    own = scores[rows, at + rows]
+    other = (scores.sum(1) - own) / (len(r) - 1)
+    return own - other, own, other
+
+
+class PairingGain(RatioAccumulator):
+    """Continuity: the mean over samples of (own score - mean score against the other clips' first frames); the
+    own and other scores' sums ride along for the record's note."""
+
+    def __init__(self, n: int):
+        super().__init__(n)
+        self.states["scores"] = np.zeros(2)  # sum of own scores, sum of mean other scores
+
+    def update(self, gains: np.ndarray, own: np.ndarray, other: np.ndarray, at: int) -> None:
+        self.add(at, gains, 1.0, float(gains.sum()), len(gains))
+        self.states["scores"] += [own.sum(), other.sum()]
+
+    def compute(self) -> float:
+        total, videos = self.states["total"]
+        return total / videos
 
 
 def _conditioning_of(path: Path) -> dict | None:
@@ -125,51 +154,78 @@ def _frames_of(sam, at_least: int) -> int:
     return int(next(sam.samples.iter_batches(1, 0, 1)).shape[1])
 
 
+class ContinuityScore(ClipMetric):
+    """Samples against the first frames of the reference clips they were conditioned on (sample i on clip i)."""
+
+    def source(self, request) -> ClipSource:
+        """The reference clips as the sampler read them: its clip length and window seed (samples.json), so that
+        frame 0 is the conditioning frame; a window as short as the scored frames would start anywhere in a video.
+        Only the first len(samples) clips are scored."""
+        p = self.protocol = request.protocol
+        self.notes = []
+        self.cond = _conditioning_of(Path(str(request.samples)))
+        if self.cond is not None and self.cond.get("dataset") not in (None, str(request.reference)):
+            raise InputError(
+                f"{request.samples} were conditioned on {self.cond['dataset']}, not on {request.reference}: give "
+                f"--reference {self.cond['dataset']}"
+            )
+        if self.cond is None:
+            self.notes.append(
+                "no samples.json beside the samples: sample i is taken to be conditioned on reference clip i"
+            )
+        self.samples = ClipSource(request.samples, p.start + p.frames)
+        cond = self.cond or {}
+        clip_len = int(cond.get("clip_len") or _frames_of(self.samples, p.start + p.frames))
+        src = ClipSource(request.reference, clip_len, seed=int(cond.get("window_seed", p.seed)))
+        if self.samples.count > src.count:
+            raise InputError(
+                f"{self.samples.count} samples but {request.reference} has {src.count} clips: sample i needs clip i"
+            )
+        if self.samples.count < 2:
+            raise InputError(
+                "continuity compares each sample with the other clips' first frames: give >= 2, got "
+                f"{self.samples.count}"
+            )
+        src.count = self.samples.count
+        return src
+
+    def check(self, request, plan: Plan, device: str) -> None:
+        plan.device = torch.device("cpu")  # float64 maths on small frames: the CPU is the device
+
+    def open(self, request, plan: Plan, device: str) -> None:
+        """Every conditioning frame (each sample is scored against all of them): N frames, not N clips."""
+        self.first = np.concatenate([b[:, 0] for b in plan.src.batches(plan.batch_size, 0, plan.n)])
+
+    def accumulator(self, request, plan: Plan) -> PairingGain:
+        return PairingGain(plan.n)
+
+    def update(self, acc: PairingGain, batch, at: int, plan: Plan) -> None:
+        videos = np.concatenate(list(self.samples.batches(len(batch), at, at + len(batch))))
+        first = self.first
+        if videos.shape[-1] != first.shape[-1]:  # grey samples are stored as grey RGB
+            videos, first = videos[..., :1], first[..., :1]
+        if videos.shape[2:] != first.shape[1:]:
+            raise InputError(
+                f"samples' frames {videos.shape[2:]} and reference frames {first.shape[1:]} differ in size"
+            )
+        acc.update(*block_gains(videos, first, at, self.protocol), at)
+
+    def fields(self, request, plan: Plan, acc: PairingGain) -> dict:
+        p = request.protocol
+        own, other = acc.states["scores"] / acc.count
+        what = "spectrum cosine" if p.descriptor == "spectrum" else "SSIM"
+        return {
+            "samples": {"role": "samples", **self.samples.identity()},
+            "extractor": {"implementation": f"vgbench.metrics.continuity.block_gains ({what}, float64)"},
+            "notes": [
+                *self.notes,
+                f"mean {what} of frames {p.start + 1}-{p.start + p.frames} against the own first "
+                f"frame {own:.4f}, against the other clips' {other:.4f}",
+            ],  # fmt: skip
+        }
+
+
 def evaluate_continuity(request, device: str = "auto", batch_size: int | None = None, run: str = ""):
     """The continuity gain of ``--samples`` against the first frames of the ``--reference`` clips they were
-    conditioned on (sample i on clip i)."""
-    from vgbench.metrics.contract import make_result
-    from vgbench.metrics.derived import ClipSource
-
-    t0 = time.time()
-    p = request.protocol
-    notes = []
-    cond = _conditioning_of(Path(str(request.samples)))
-    if cond is not None and cond.get("dataset") not in (None, str(request.reference)):
-        raise InputError(
-            f"{request.samples} were conditioned on {cond['dataset']}, not on {request.reference}: give "
-            f"--reference {cond['dataset']}"
-        )
-    if cond is None:
-        notes.append("no samples.json beside the samples: sample i is taken to be conditioned on reference clip i")
-    frames_read = p.start + p.frames
-    sam = ClipSource(request.samples, frames_read)
-    # The conditioning frame is the first frame of the window the sampler read (its clip length and window seed),
-    # not of a window as short as the frames scored: on a prepared split that window starts anywhere in the video.
-    clip_len = int((cond or {}).get("clip_len") or _frames_of(sam, frames_read))
-    src = ClipSource(request.reference, clip_len, seed=int((cond or {}).get("window_seed", p.seed)))
-    n = sam.count if p.num_samples is None else min(p.num_samples, sam.count)
-    if n > src.count:
-        raise InputError(f"{n} samples but {request.reference} has {src.count} clips: sample i needs clip i")
-    videos = np.concatenate(list(sam.batches(64, 0, n)))
-    first = np.concatenate([b[:, 0] for b in src.batches(64, 0, n)])
-    if videos.shape[-1] != first.shape[-1]:  # grey samples are stored as grey RGB
-        videos, first = videos[..., :1], first[..., :1]
-    if videos.shape[2:] != first.shape[1:]:
-        raise InputError(f"samples' frames {videos.shape[2:]} and reference frames {first.shape[1:]} differ in size")
-    gains, own, other = pairing_gains(videos, first, p)
-    gain = float(gains.mean())
-    result = make_result(
-        request, [gain], t0, n_samples=n, n_reference=n,
-        reference={"role": request.inputs.reference, **src.identity()}, backend="torch",
-        device="cpu", batch_size=n, seed=p.seed,
-        samples={"role": "samples", **sam.identity()},
-        extractor={"implementation": "vgbench.metrics.continuity.pairing_gain (ssim_per_frame, float64)"},
-        notes=[*notes, f"mean {'spectrum cosine' if p.descriptor == 'spectrum' else 'SSIM'} of frames {p.start + 1}-"
-               f"{p.start + p.frames} against the own first frame {own:.4f}, against the other clips' {other:.4f}"],
-        run=run,
-    )  # fmt: skip
-    from vgbench.metrics.uncertainty import Contributions
-
-    result.contributions = Contributions("ratio", [{"num": gains, "den": np.ones(n)}], {}, True)
-    return result
+    conditioned on (sample i on clip i); sharded under torchrun like every clip metric."""
+    return evaluate_clips(request, ContinuityScore(), device, batch_size, run)

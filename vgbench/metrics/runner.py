@@ -1,4 +1,4 @@
-"""One runner for the metrics scored clip by clip over a reference (NMSE, bits/dim, PSNR, SSIM).
+"""One runner for the metrics scored clip by clip over a reference (NMSE, bits/dim, PSNR, SSIM, continuity).
 
 What every such engine did on its own before, done once: plan the reference clips and their count, run the
 engine's cheap checks before any network is built, shard the clips over torchrun processes, iterate batches without
