@@ -136,6 +136,8 @@ def test_fvd_reference_from_a_prepared_split(shared_dir, data_root, tmp_path, i3
     assert r.reference["dataset"] == "moving_mnist:test" and r.reference["windows"] == "fixed"
     with pytest.raises(InputError, match="no split 'val2'"):
         api.evaluate("fvd", tmp_path / "same.npy", "moving_mnist:val2", tensors=i3d_tensors, device="cpu")
+    with pytest.raises(InputError, match="no split 'tset'. Did you mean 'test'"):
+        api.evaluate("fvd", tmp_path / "same.npy", "moving_mnist:tset", tensors=i3d_tensors, device="cpu")
     datasets.prepare("bair", src=shared_dir / "data/bair")
     with pytest.raises(InputError, match=r"1 video; fvd.official needs at least 2"):  # the sample holds one test video
         api.evaluate("fvd", tmp_path / "same.npy", "bair:test", tensors=i3d_tensors, device="cpu")

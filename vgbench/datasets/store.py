@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import difflib
 import json
 import logging
 import shutil
@@ -404,7 +405,11 @@ class Store:
         if split not in self._index:
             files = self._shard_files(split)
             if not files:
-                raise InputError(f"{self.folder}: no split {split!r}; available: {', '.join(self.splits) or '(none)'}")
+                close = difflib.get_close_matches(split, self.splits, n=1, cutoff=0.5)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise InputError(
+                    f"{self.folder}: no split {split!r}.{hint} Available: {', '.join(self.splits) or '(none)'}"
+                )
             refs = []
             for f in files:
                 shard = int(f.stem.split("-")[1])
