@@ -135,6 +135,8 @@ def _check_report(folder: Path) -> list[dict]:
     for name in quickstart.REFERENCE_SETS:
         assert f"<th>{name}</th>" in html
     assert html.count("This run shows it") + html.count("This run does not show it") == 2
+    table = md.split("## Reference points")[1].split("## Training curves")[0]
+    assert table.count(" [") == 8  # every reference point with its interval: 2 metrics x 4 sets
     # the curves say whether they have flattened
     assert html.count("VQ-VAE validation NMSE: ") == 1 and html.count("prior validation bits/dim: ") == 1
     return records

@@ -475,12 +475,14 @@ def _reference_table(records: list[dict]):
     pipeline shows and whether this run shows it."""
     from vgbench import quickstart_report as report
 
-    def val(metric: str, run: str):
-        return next((r["value"] for r in records if r["metric"] == metric and r.get("run") == run), None)
+    def rec(metric: str, run: str) -> dict:
+        return next((r for r in records if r["metric"] == metric and r.get("run") == run), {})
 
-    fvd = {"real": val("fvd", "quickstart/real"), "reconstructions": val("r-fvd", "quickstart"),
-           "samples": val("fvd", "quickstart"), "repeat": val("fvd", "quickstart/repeat")}  # fmt: skip
-    cont = {k: val("continuity", "quickstart" if k == "samples" else f"quickstart/{k}") for k in REFERENCE_SETS}
+    fvd_recs = {"real": rec("fvd", "quickstart/real"), "reconstructions": rec("r-fvd", "quickstart"),
+                "samples": rec("fvd", "quickstart"), "repeat": rec("fvd", "quickstart/repeat")}  # fmt: skip
+    cont_recs = {k: rec("continuity", "quickstart" if k == "samples" else f"quickstart/{k}") for k in REFERENCE_SETS}
+    fvd = {k: r.get("value") for k, r in fvd_recs.items()}
+    cont = {k: r.get("value") for k, r in cont_recs.items()}
     rows = []
     if None not in fvd.values():
         ok = fvd["real"] < min(fvd["samples"], fvd["reconstructions"]) and fvd["samples"] < fvd["repeat"]
@@ -489,6 +491,7 @@ def _reference_table(records: list[dict]):
             "Working: real clips lowest (what N = {n} alone costs), the samples below the repeated frame (their digits "
             "move); samples and reconstructions between.".format(n=_n(records, "fvd")),
             "This run shows it." if ok else "This run does not show it: " + _order(fvd, low_first=True) + ".",
+            {k: r.get("interval") for k, r in fvd_recs.items()},
         ))  # fmt: skip
     if None not in cont.values():
         ok = cont["samples"] > CONTINUITY_THRESHOLD
@@ -499,6 +502,7 @@ def _reference_table(records: list[dict]):
             f"This run shows it ({cont['samples']:.3f})." if ok else
             f"This run does not show it: the samples score {cont['samples']:.3f}, no closer to their own first "
             "frame than to the others.",
+            {k: r.get("interval") for k, r in cont_recs.items()},
         ))  # fmt: skip
     return rows
 

@@ -33,6 +33,7 @@ class Reference:
     values: dict
     expected: str  # the ordering a working pipeline shows, one sentence
     shown: str  # whether this run shows it, in words
+    intervals: dict = field(default_factory=dict)  # set name -> the record's interval {low, high, ...}
 
 
 @dataclass
@@ -106,11 +107,18 @@ INTERVAL_NOTE = (
 )
 
 
+def _cell(value, interval) -> str:
+    """A reference point: its value and 95 % interval ("—" when not measured)."""
+    if value is None:
+        return "—"
+    return f"{_value({'value': value})} {_interval({'interval': interval})}".strip()
+
+
 def _reference_rows(d: ReportData) -> tuple[list[str], list[list[str]]]:
     cols = list(d.reference_columns)
     rows = []
     for r in d.references:
-        cells = ["—" if r.values.get(c) is None else _value({"value": r.values[c]}) for c in cols]
+        cells = [_cell(r.values.get(c), r.intervals.get(c)) for c in cols]
         rows.append([r.label, *cells, f"{r.expected} {r.shown}"])
     return ["metric", *cols, "what a working pipeline shows; this run"], rows
 
@@ -119,7 +127,7 @@ def _references_markdown(d: ReportData) -> list[str]:
     if not d.references:
         return []
     head, rows = _reference_rows(d)
-    out = ["## Reference points", "", "Measured in this run at the samples' N:", ""]
+    out = ["## Reference points", "", "Measured in this run at the samples' N (value and 95% interval):", ""]
     out += [f"- **{k}**: {v}" for k, v in d.reference_columns.items()]
     out += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     return out + ["| " + " | ".join(row) + " |" for row in rows] + [""]
@@ -130,7 +138,7 @@ def _references_html(d: ReportData) -> list[str]:
         return []
     e = html.escape
     head, rows = _reference_rows(d)
-    parts = ["<h2>Reference points</h2><p>Measured in this run at the samples' N:</p><ul>"]
+    parts = ["<h2>Reference points</h2><p>Measured in this run at the samples' N (value and 95% interval):</p><ul>"]
     parts += [f"<li><b>{e(k)}</b>: {e(v)}</li>" for k, v in d.reference_columns.items()]
     parts.append("</ul><table><tr>" + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>")
     parts += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows]
