@@ -73,6 +73,7 @@ def test_prefix_from_the_command_line(unconditional, tmp_path, capsys):
             "--device", "cpu", "--batch-size", "2"]  # fmt: skip
     ok = CliRunner().invoke(cli, [*args, "--prefix", "--out", str(tmp_path / "a")])
     assert ok.exit_code == 0, ok.output
+    assert "--reference quickstart:test" in ok.output  # the next command names the clips it was conditioned on
     lib = sample_mod.sample(unconditional["prior"], 2, tmp_path / "b", cond="quickstart:test", seed=0, device="cpu",
                             batch_size=2, progress=False, prefix=True)  # fmt: skip
     assert np.array_equal(np.load(tmp_path / "a" / "samples.npz")["videos"], np.load(lib.samples)["videos"])

@@ -106,13 +106,14 @@ class SampleRun:
     mp4: Path
     count: int
     tokens_per_s: float
+    cond: str | None = None  # the conditioning clips (DATASET:SPLIT), the natural reference
 
     def text(self) -> str:
         """A short human summary."""
         return (
             f"{self.count} samples -> {self.samples} ({self.tokens_per_s:.0f} tokens/s)\n"
             f"  provenance: {self.sidecar}\n  grid: {self.gif}, {self.mp4}\n"
-            f"  next: vgbench eval --metric fvd --samples {self.samples} --reference DATASET:SPLIT"
+            f"  next: vgbench eval --metric fvd --samples {self.samples} --reference {self.cond or 'DATASET:SPLIT'}"
         )
 
 
@@ -286,7 +287,7 @@ def sample(
     sidecar_path, sidecar = write_sidecar(out, sidecar, world, elapsed, tokens)
     frames = grid(videos[:16])
     gif, mp4 = write_gif(out / "grid.gif", frames), write_mp4(out / "grid.mp4", frames)
-    return SampleRun(out, samples_path, sidecar_path, gif, mp4, len(videos), sidecar["tokens_per_s"])
+    return SampleRun(out, samples_path, sidecar_path, gif, mp4, len(videos), sidecar["tokens_per_s"], cond)
 
 
 def _sample_long(ck, net, plan, n, out: Path, make_cond, cond_desc, seed, temperature, top_k, top_p, batch_size,
