@@ -224,6 +224,9 @@ def test_wide_interval_and_small_n_are_noted_with_the_n_needed():
     assert notes[1] == "N = 64 is below the protocol's 2048"
     assert u.needed_n(64, 100.0, 20.0) == 1024  # 64 (20 / 5)^2
     assert u.warnings_for(100.0, {"low": 99.0, "high": 101.0}, 2048, 2048) == []
+    # a gain near 0 (continuity of noise): no "N = 1,054,825 videos" from a fraction of nothing
+    (note,) = u.warnings_for(-0.0006, {"low": -0.0046, "high": 0.0035}, 64, None)
+    assert note == "the interval [-0.0046, 0.0035] contains 0 at N = 64: the value is not distinguishable from 0"
 
 
 def test_features_file_round_trip_recomputes_value_and_interval(monkeypatch, home, tmp_path):

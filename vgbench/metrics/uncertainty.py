@@ -472,9 +472,13 @@ def warnings_for(value: float, iv: dict, n: int, protocol_n: int | None) -> list
     with the N that a ±5 % interval would need."""
     hw = (iv["high"] - iv["low"]) / 2
     need = needed_n(n, value, hw)
-    hint = f"; about N = {need} videos would give ±{TARGET_FRACTION:.0%}" if need and need > n else ""
+    zero = bool(value) and iv["low"] <= 0 <= iv["high"]  # a fraction of a value that may be 0 says nothing
+    hint = f"; about N = {need} videos would give ±{TARGET_FRACTION:.0%}" if need and need > n and not zero else ""
     out = []
-    if value and hw > WIDE_FRACTION * abs(value):
+    if zero:
+        out.append(f"the interval [{iv['low']:.4g}, {iv['high']:.4g}] contains 0 at N = {n}: the value is not "
+                   "distinguishable from 0")  # fmt: skip
+    elif value and hw > WIDE_FRACTION * abs(value):
         out.append(
             f"wide interval: ±{hw:.4g} is {hw / abs(value):.0%} of the value (over {WIDE_FRACTION:.0%}) at "
             f"N = {n}{hint}"
