@@ -143,3 +143,39 @@ def test_streaming_fvd_compute_syncs_across_processes(tmp_path):
     assert one["value"] > 0.5  # two different random sets (measured 0.868): a distance well above zero
     for r in two:
         assert r["value"] == pytest.approx(one["value"], rel=1e-9)
+
+
+CONTINUITY_CHILD = r"""
+import json, sys
+from vgbench import api, dist
+r = api.evaluate("continuity", samples=sys.argv[1], reference=sys.argv[2], store=None, batch_size=int(sys.argv[3]))
+rank, world = dist.rank_and_size()
+if rank == 0:
+    with open(f"{sys.argv[4]}.{world}.json", "w") as f:
+        json.dump({"world": world, "value": r.value, "interval": r.interval, "notes": r.notes}, f)
+"""
+
+
+def test_continuity_under_two_processes_equals_one(tmp_path):
+    """Continuity shards its samples over torchrun like every clip metric: 2 gloo processes, blocks of 2, give the
+    value, interval and notes of 1 process in one block (rows of a block depend on their own sample only)."""
+    a, b, child = tmp_path / "a.npy", tmp_path / "b.npy", tmp_path / "child.py"
+    real = random_videos(7, t=9, seed=2)
+    np.save(b, real)
+    np.save(a, np.clip(real.astype(int) + random_videos(7, t=9, seed=3) // 4, 0, 255).astype(np.uint8))
+    child.write_text(CONTINUITY_CHILD)
+    repo = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, OMP_NUM_THREADS="1", VGBENCH_HOME=str(tmp_path / "home"), PYTHONPATH=str(repo))
+    out = tmp_path / "r"
+    subprocess.run([sys.executable, str(child), str(a), str(b), "7", str(out)], env=env, check=True)
+    multi = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29538",
+         str(child), str(a), str(b), "2", str(out)],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert multi.returncode == 0, multi.stderr[-2000:]
+    one, two = (json.loads(Path(f"{out}.{w}.json").read_text()) for w in (1, 2))
+    assert one["world"] == 1 and two["world"] == 2
+    assert two["value"] == pytest.approx(one["value"], rel=1e-12, abs=1e-15) and one["value"] > 0.05
+    assert two["interval"]["low"] == pytest.approx(one["interval"]["low"], rel=1e-9)
+    assert two["interval"]["high"] == pytest.approx(one["interval"]["high"], rel=1e-9)
