@@ -56,8 +56,10 @@ class Plan:
 
 
 PLANS = {
-    # measured on 2 CPU cores (torch 2.13): VQ-VAE step 0.42 s, prior step 1.3 s at batch 8; I3D ~3.3 clips/s
-    "full": Plan(train_videos=1024, test_videos=64, vqvae_steps=250, prior_steps=200, batch_size=8, samples=64,
+    # measured on 2 CPU cores (torch 2.13, 2026-12-07): VQ-VAE step 0.09 s, prior step 0.45 s at batch 8, so the
+    # full plan spends about 4 of `make demo`'s 10 minutes on training (250/200 steps took 114 s and left both
+    # validation curves falling)
+    "full": Plan(train_videos=1024, test_videos=64, vqvae_steps=600, prior_steps=400, batch_size=8, samples=64,
                  val_every=50),
     "small": Plan(train_videos=256, test_videos=32, vqvae_steps=120, prior_steps=80, batch_size=8, samples=32,
                   val_every=40, long_samples=4, long_frames=32, long_reference=8),
