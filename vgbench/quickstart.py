@@ -287,13 +287,13 @@ def _reference_points(folder: Path, plan: Plan, device: str, results: Path, vq: 
     p = cards.dataset("quickstart").preprocess
     gen = qs.generator("train", plan.train_videos + n, p["frames"], p["size"], p["seed"])
     view = datasets.open_split(ref, channels=1)
-    first = np.stack([view[i]["video"].numpy()[0] for i in range(n)])  # (N, H, W, 1)
+    test = np.stack([view[i]["video"].numpy() for i in range(n)])  # (N, T, H, W, 1): the first N, the samples' N
     recon, _ = derived.reconstructions(vq, ref, p["frames"], device, 16)  # cached by the r-fvd row
     sets = {
         "real": np.stack([gen[i] for i in range(plan.train_videos, plan.train_videos + n)]),
-        "test": np.stack([view[i]["video"].numpy() for i in range(n)]),  # the first N: the samples' N
+        "test": test,
         "reconstructions": np.load(recon, mmap_mode="r")[:n, ..., :1],
-        "repeat": np.repeat(first[:, None], p["frames"], axis=1),
+        "repeat": np.repeat(test[:, :1], p["frames"], axis=1),  # the conditioning frame, held
     }
     paths = {}
     for name, videos in sets.items():
@@ -463,7 +463,9 @@ def _report(folder: Path, plan: Plan, seed: int, state: State, minutes, **_) -> 
 
 
 def _val_points(log_path: Path, key: str) -> list[tuple[int, float]]:
-    recs = [json.loads(x) for x in log_path.read_text().splitlines() if x.strip()] if log_path.exists() else []
+    from vgbench.runfolder import read_log
+
+    recs = read_log(log_path)
     return [(r["step"], r[key]) for r in recs if r.get("kind") == "val" and key in r]
 
 

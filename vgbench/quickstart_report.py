@@ -7,7 +7,6 @@ so the folder can be moved or zipped. The training curves are drawn with matplot
 from __future__ import annotations
 
 import html
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 from vgbench import cache
 from vgbench.errors import MissingDependencyError
 from vgbench.plots import save_png
+from vgbench.runfolder import read_log
 
 
 @dataclass
@@ -242,8 +242,7 @@ def plot_curves(metrics_logs: dict[str, Path], dest: Path, series: list[tuple[st
     rows = math.ceil(len(series) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
     for ax, (stage, kind, key, title) in zip(axes.flat, series, strict=False):
-        path = metrics_logs.get(stage)
-        recs = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()] if path and path.exists() else []
+        recs = read_log(metrics_logs.get(stage))
         pts = [(r["step"], r[key]) for r in recs if r.get("kind") == kind and key in r]
         if pts:
             xs, ys = zip(*pts, strict=True)

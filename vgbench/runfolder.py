@@ -21,6 +21,13 @@ log = logging.getLogger(__name__)
 RUN_FORMAT = "vgbench-run/1"
 
 
+def read_log(path: Path | None) -> list[dict]:
+    """The records of a run folder's ``metrics.jsonl`` (none when there is no such file yet)."""
+    if path is None or not Path(path).exists():
+        return []
+    return [json.loads(ln) for ln in Path(path).read_text().splitlines() if ln.strip()]
+
+
 class RunFolder:
     """``DIR/config.json``, ``metrics.jsonl`` (+ ``metrics.csv``), ``checkpoints/``, ``samples/``; rank 0 writes."""
 
@@ -77,8 +84,7 @@ class RunFolder:
         cache.atomic_write_bytes(path, ("\n".join(keep) + "\n" if keep else "").encode())
 
     def records(self) -> list[dict]:
-        path = self.path / "metrics.jsonl"
-        return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()] if path.exists() else []
+        return read_log(self.path / "metrics.jsonl")
 
     def write_csv(self) -> None:
         """metrics.csv: the JSONL log as a table (one row per record, union of columns)."""
