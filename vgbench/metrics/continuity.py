@@ -81,20 +81,14 @@ def spectrum_all_pairs(videos: np.ndarray, frames: np.ndarray) -> np.ndarray:
 
 
 def pairing_gain(samples: np.ndarray, first: np.ndarray, p) -> tuple[float, float, float]:
-    """Videos (N, T, H, W, C) and their conditioning frames (N, H, W, C), both 0-255 -> (mean gain, mean own SSIM,
-    mean other SSIM) over the first ``p.frames`` frames (``p``: a ContinuityProtocol)."""
-    gains, own, other = pairing_gains(samples, first, p)
-    return float(gains.mean()), own, other
-
-
-def pairing_gains(samples: np.ndarray, first: np.ndarray, p) -> tuple[np.ndarray, float, float]:
-    """As :func:`pairing_gain`, with each sample's gain (N,) (the interval resamples them)."""
+    """Videos (N, T, H, W, C) and their conditioning frames (N, H, W, C), both 0-255 -> (mean gain, mean own score,
+    mean other score) over frames ``p.start ..`` (``p``: a ContinuityProtocol); the whole set as one block."""
     if len(samples) < 2:
         raise InputError(
             f"continuity compares each sample with the other clips' first frames: give >= 2, got {len(samples)}"
         )
     gains, own, other = block_gains(samples, first, 0, p)
-    return gains, float(own.mean()), float(other.mean())
+    return float(gains.mean()), float(own.mean()), float(other.mean())
 
 
 def block_gains(samples: np.ndarray, first: np.ndarray, at: int, p) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
