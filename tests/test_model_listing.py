@@ -65,7 +65,7 @@ def test_meta_count_equals_a_real_build(name):
     model = create(name, weights=False)
     net = model.prior if name.startswith("gpt.") else model  # a prior's row counts the prior alone
     assert model_row(name).params == sum(p.numel() for p in net.parameters() if p.requires_grad)
-    assert model_row(name).latent == "4x16x16"  # vqvae.quickstart: 16x64x64 / (4, 4, 4)
+    assert model_row(name).latent == "16x8x8"  # vqvae.quickstart: 16x64x64 / (1, 8, 8)
 
 
 def test_format_rows_known_answer():

@@ -85,6 +85,11 @@ class GPTConfig:
     sparse_block: int = 32
     sparse_local_blocks: int = 4  # a block attends to itself and this many previous blocks
     pos_embedding: Literal["axes", "axes_and_codebook"] = "axes_and_codebook"  # VG: axes; VGP: + codebook axis
+    pos_std: float = 0.01  # init std of the per-axis position tables (both code bases 0.01)
+    # vgbench addition, off in every paper card: a k x k conv over the previous latent frame's code vectors, added
+    # to each position's input, so "the same place one latent frame back" needs no learned positional attention
+    # (a CPU-sized prior does not find it in a demo's budget; issue 19). 0 = off (both code bases).
+    frame_shortcut: int = 0
     layernorm: Literal["videogpt", "standard"] = "videogpt"  # videogpt: (x-mu)*(1e-5+rsqrt(var)), both code bases
     # Conditioning
     cond_frames: int = 0  # first n frames of the clip, through the ResNet and cross-attention (0 = none)
@@ -131,11 +136,16 @@ class GPTConfig:
                      "heads", "layers", "ff_hidden", "sparse_block", "resnet_dim", "resnet_base"):  # fmt: skip
             if getattr(self, name) < 1:
                 bad(name, "must be positive", ">= 1", getattr(self, name))
-        for name in ("cond_frames", "n_classes", "action_dim", "sparse_local_blocks"):
+        for name in ("cond_frames", "n_classes", "action_dim", "sparse_local_blocks", "frame_shortcut"):
             if getattr(self, name) < 0:
                 bad(name, "must not be negative", ">= 0", getattr(self, name))
         if not self.shape or any(s < 1 for s in self.shape):
             bad("shape", "latent grid needs positive sizes", "e.g. (8, 32, 32)", self.shape)
+        if self.frame_shortcut and (self.frame_shortcut % 2 == 0 or self.codebooks > 1 or len(self.shape) != 3):
+            bad("frame_shortcut", "is an odd conv kernel over one codebook's (T', H', W') grid",
+                "0 (off) or an odd size such as 3, with one codebook", self.frame_shortcut)  # fmt: skip
+        if not self.pos_std > 0:
+            bad("pos_std", "is a standard deviation", "> 0 (both code bases: 0.01)", self.pos_std)
         if self.codebooks > 1 and self.shape[-1] != self.codebooks:
             bad("shape", f"with {self.codebooks} codebooks the grid's last axis is the codebook axis",
                 f"(..., {self.codebooks})", self.shape)  # fmt: skip
@@ -245,7 +255,11 @@ class GPT(nn.Module):
         self.fc_in = nn.Linear(c.embedding_dim, c.hidden, bias=False)
         nn.init.normal_(self.fc_in.weight, std=0.02)
         self.sos = nn.Parameter(torch.randn(c.hidden) * 0.02)
-        self.pos = AxisPositionEmbedding(c.pos_shape, c.hidden)
+        self.pos = AxisPositionEmbedding(c.pos_shape, c.hidden, c.pos_std)
+        if c.frame_shortcut:
+            k = c.frame_shortcut
+            self.shortcut = nn.Conv2d(c.embedding_dim, c.hidden, k, padding=k // 2, bias=False)
+            nn.init.normal_(self.shortcut.weight, std=0.02 / k)  # like fc_in's 0.02, over k*k inputs
         if c.cond_frames:
             self.frame_encoder = FrameEncoder(c.frame_channels, c.resnet_depth, c.resnet_base, c.resnet_dim)
             self.frame_pos = AxisPositionEmbedding(c.memory_shape, c.resnet_dim)
@@ -332,6 +346,8 @@ class GPT(nn.Module):
             h = self.fc_in(x_emb.flatten(1, -2))  # (B, S, C)
             h = torch.cat([self.sos.to(h.dtype).expand(b, 1, -1), h[:, :-1]], dim=1)  # right shift, SOS first
             h = h + self.pos()
+            if c.frame_shortcut:
+                h = h + self.previous_frames(x_emb).to(h.dtype)
             for block in self.blocks:
                 if c.checkpointing and self.training and torch.is_grad_enabled():
                     h = checkpoint(block, h, vec, features, self.attn_mask, use_reentrant=False)
@@ -339,6 +355,18 @@ class GPT(nn.Module):
                     h = block(h, vec, features, self.attn_mask)
             logits = self.head(self.norm(h, vec))  # (B, S, K)
         return logits.view(b, *c.shape, c.vocab_size)
+
+    def frame_features(self, frame_emb: torch.Tensor) -> torch.Tensor:
+        """The shortcut of the latent frame after ``frame_emb`` (B, H', W', D) code vectors: (B, H'*W', hidden)."""
+        f = self.shortcut(frame_emb.permute(0, 3, 1, 2))  # (B, hidden, H', W')
+        return f.flatten(2).transpose(1, 2)  # (B, H'*W', hidden)
+
+    def previous_frames(self, x_emb: torch.Tensor) -> torch.Tensor:
+        """Shortcut input of every position, (B, S, hidden): latent frame t gets the conv of frame t - 1's code
+        vectors (all earlier in raster order, so causal), frame 0 gets zeros. ``x_emb`` (B, T', H', W', D)."""
+        b, p = x_emb.shape[0], math.prod(self.config.shape[1:])
+        f = self.frame_features(x_emb[:, :-1].flatten(0, 1)).reshape(b, -1, self.config.hidden)  # (B, (T'-1)P, C)
+        return torch.cat([f.new_zeros(b, p, f.shape[-1]), f], 1)  # (B, S, hidden)
 
     # -- sampling --------------------------------------------------------------------------------------------
 
@@ -380,8 +408,8 @@ class GPT(nn.Module):
         if self.training:
             raise InputError("sample_codes needs eval mode (dropout off): call .eval() first")
         batch = _batch_size(n, cond)
-        table = codebook.reshape(c.codebooks, c.vocab_size, c.embedding_dim)
         device = self.sos.device
+        table = codebook.reshape(c.codebooks, c.vocab_size, c.embedding_dim).to(device)
         s = c.seq_len
         codes = torch.zeros(batch, s, dtype=torch.long, device=device)
         start = 0
@@ -403,7 +431,7 @@ class GPT(nn.Module):
         with self._autocast(device):
             vec, features = self._conditioning(cond, batch, device)
             memories = [blk.cross.memory(features) if blk.has_cross else None for blk in self.blocks]
-            table_h = self.fc_in(table.to(device))  # (C, K, hidden): fc_in of every code, once
+            table_h = self.fc_in(table)  # (C, K, hidden): fc_in of every code, once
             pos = self.pos()  # (S, hidden)
             dtype = torch.bfloat16 if device.type == "cuda" and c.bf16 else self.sos.dtype
             caches = [KVCache(batch, c.heads, s, c.qk_dim, c.qk_dim, device, dtype) for _ in self.blocks]
@@ -412,11 +440,15 @@ class GPT(nn.Module):
                 book = torch.arange(start - 1, device=device) % c.codebooks  # (n-1,)
                 prev = table_h[book, codes[:, : start - 1]]  # (B, n-1, hidden)
                 x = torch.cat([self.sos.to(prev.dtype).expand(batch, 1, -1), prev], dim=1) + pos[:start]
+                if c.frame_shortcut:
+                    kept = table[0, codes[:, :start]].view(batch, -1, *c.shape[1:], c.embedding_dim)
+                    x = x + self.previous_frames(kept).to(x.dtype)
                 mask = None if self.attn_mask is None else self.attn_mask[:start, :start]
                 for blk, memory, cache in zip(self.blocks, memories, caches, strict=True):
                     x = blk.prefill(x, vec, memory, cache, mask)
                 if all_logits is not None:
                     all_logits[:, :start] = self.head(self.norm(x, vec)).float()
+            frame = math.prod(c.shape[1:])  # positions per latent frame
             block_keys = None
             if c.attention == "sparse":
                 block_keys = [k.to(device) for k in sparse_decode_keys(c.shape, c.sparse_block, c.sparse_local_blocks)]
@@ -426,6 +458,11 @@ class GPT(nn.Module):
                 else:
                     x = table_h[(i - 1) % c.codebooks, codes[:, i - 1]][:, None]  # (B, 1, hidden)
                 x = x + pos[i]
+                if c.frame_shortcut and i >= frame:  # the conv of the latent frame before i's, once per frame
+                    if i % frame == 0:
+                        prev_frame = table[0, codes[:, i - frame : i]].view(batch, *c.shape[1:], c.embedding_dim)
+                        shortcut = self.frame_features(prev_frame)  # (B, P, hidden)
+                    x = x + shortcut[:, i % frame][:, None].to(x.dtype)
                 keys = None
                 if block_keys is not None:  # the sparse layout's row i as key indices
                     row = block_keys[i // c.sparse_block]
