@@ -161,13 +161,16 @@ def test_quickstart_small_from_the_cli(tmp_path):
     assert by["bits-per-dim"]["checkpoint"]["card"] == "gpt.quickstart"
     # trained: the prior beats the uniform 7 bits of 128 codes, the VQ-VAE beats an all-grey reconstruction
     assert by["bits-per-dim"]["value"] < 7.0 and by["nmse"]["value"] < 1.0
-    # the reference points order as the report says they should (measured on --small, 32 clips: continuity real
-    # 0.173, reconstructions 0.109, repeated frame 0.424; FVD real 136.5, repeated frame 281.2): the continuity
-    # measurement separates a continuation from noise at the report's threshold, whatever the samples score
+    # the samples continue their first frames, and the reference points order as the report says they should.
+    # Measured on --small (seed 0, 2 threads, 32 clips, continuity.next_frames: frames 2-5): samples 0.073
+    # [0.065, 0.083], real clips 0.075, reconstructions 0.071, frame 1 repeated 0.424; FVD real 136.5, repeated
+    # frame 281.2. Samples that ignore their first frame score 0: -0.004 to 0.002 for the old noise samples, 0.004
+    # for this plan's models at 120 VQ-VAE and 80 prior steps (reconstructions 0.007), so the threshold is 0.05
     every = [json.loads(x) for x in (folder / "results.jsonl").read_text().splitlines() if x.strip()]
     ref = {(r["metric"], r["run"].removeprefix("quickstart/")): r["value"] for r in every}
     threshold = quickstart.CONTINUITY_THRESHOLD
-    assert ref["continuity", "repeat"] > ref["continuity", "real"] > ref["continuity", "reconstructions"] > threshold
+    continued = [ref["continuity", k] for k in ("real", "reconstructions", "quickstart")]
+    assert ref["continuity", "repeat"] > max(continued) and min(continued) > threshold
     assert ref["fvd", "real"] < ref["fvd", "repeat"]
 
 
