@@ -53,6 +53,7 @@ TINY_PRIOR = [
     "prior.config.dropout=0.0",
     "prior.config.resnet_base=8",
     "prior.config.resnet_dim=12",
+    "prior.config.cond_frames=1",  # the frame-conditional paths (gpt.quickstart itself is unconditional since issue 19)
 ]
 
 

@@ -232,12 +232,12 @@ def test_cached_sampling_reproduces_teacher_forced_logits(attention, cond):
     assert step_logits.abs().max() > 0.1  # the random head makes the comparison meaningful
 
 
-@pytest.mark.parametrize("attention", ["full", "sparse"])
-def test_frame_shortcut_is_causal_and_cached(attention):
+@pytest.mark.parametrize("attention,depth", [("full", 1), ("sparse", 1), ("full", 2)])
+def test_frame_shortcut_is_causal_and_cached(attention, depth):
     """The previous-frame shortcut (issue 19): a code reaches the next latent frame's inputs at its k x k
     neighbourhood, never an earlier position, and KV-cache sampling (with and without kept context) gives the
     teacher-forced logits."""
-    model = _model(attention=attention, frame_shortcut=3, layers=1)
+    model = _model(attention=attention, frame_shortcut=3, frame_shortcut_depth=depth, layers=1)
     c = model.config
     table = _codebook(c)
     codes = torch.randint(0, c.vocab_size, (2, *c.shape), generator=torch.Generator().manual_seed(3))
@@ -247,13 +247,13 @@ def test_frame_shortcut_is_causal_and_cached(attention):
     out = model(_embed(table, changed)).flatten(1, -2)
     assert torch.equal(out[:, :101], base[:, :101])
     # with the attention's output projection zeroed, only the shortcut carries codes forward: exactly the 3 x 3
-    # neighbourhood of (4, 4) in latent frame 2 (and the next position, through the right shift) changes
+    # neighbourhood of (4, 4) in the next `depth` latent frames (and the next position, through the right shift)
     with torch.no_grad():
         model.blocks[0].attn.out.weight.zero_()
     base, out = (model(_embed(table, x)).flatten(1, -2) for x in (codes, changed))
     moved = ((out - base).abs().amax(-1) > 1e-6)[0].nonzero()[:, 0].tolist()
-    assert moved == [101] + [128 + 8 * h + w for h in (3, 4, 5) for w in (3, 4, 5)]
-    model = _model(attention=attention, frame_shortcut=3)
+    assert moved == [101] + [64 * t + 8 * h + w for t in range(2, 2 + depth) for h in (3, 4, 5) for w in (3, 4, 5)]
+    model = _model(attention=attention, frame_shortcut=3, frame_shortcut_depth=depth)
     for context in (None, codes[:, :2]):
         got, logits = model.sample_codes(table, n=2, seeds=[1, 2], return_logits=True, context=context)
         torch.testing.assert_close(logits, model(_embed(table, got)).flatten(1, -2), atol=1e-5, rtol=0)
@@ -265,7 +265,7 @@ def test_frame_shortcut_off_is_the_reference_prior():
     """frame_shortcut 0 builds no extra weights (checkpoints of both code bases load unchanged)."""
     plain, shortcut = _model(), _model(frame_shortcut=3)
     extra = set(shortcut.state_dict()) - set(plain.state_dict())
-    assert extra == {"shortcut.weight"} and shortcut.shortcut.weight.shape == (32, 8, 3, 3)
+    assert extra == {"shortcut.weight"} and shortcut.shortcut.weight.shape == (32, 8, 1, 3, 3)
 
 
 def test_cached_sampling_with_codebooks():
@@ -438,6 +438,7 @@ def test_saved_mask_is_accepted_only_when_equal():
         ({"frame_shortcut": 2}, "config.frame_shortcut", r"odd conv kernel .* got 2"),
         ({"shape": (2, 4, 8, 2), "codebooks": 2, "frame_shortcut": 3}, "config.frame_shortcut", r"one codebook"),
         ({"pos_std": 0.0}, "config.pos_std", r"standard deviation"),
+        ({"frame_shortcut": 3, "frame_shortcut_depth": 0}, "config.frame_shortcut_depth", r"previous latent frames"),
     ],
 )
 def test_impossible_configs_name_the_field(kw, field, message):

@@ -90,6 +90,7 @@ class GPTConfig:
     # to each position's input, so "the same place one latent frame back" needs no learned positional attention
     # (a CPU-sized prior does not find it in a demo's budget; issue 19). 0 = off (both code bases).
     frame_shortcut: int = 0
+    frame_shortcut_depth: int = 1  # latent frames before each position's that the shortcut conv reads (2: velocity)
     layernorm: Literal["videogpt", "standard"] = "videogpt"  # videogpt: (x-mu)*(1e-5+rsqrt(var)), both code bases
     # Conditioning
     cond_frames: int = 0  # first n frames of the clip, through the ResNet and cross-attention (0 = none)
@@ -144,6 +145,9 @@ class GPTConfig:
         if self.frame_shortcut and (self.frame_shortcut % 2 == 0 or self.codebooks > 1 or len(self.shape) != 3):
             bad("frame_shortcut", "is an odd conv kernel over one codebook's (T', H', W') grid",
                 "0 (off) or an odd size such as 3, with one codebook", self.frame_shortcut)  # fmt: skip
+        if self.frame_shortcut_depth < 1:
+            bad("frame_shortcut_depth", "counts the previous latent frames the shortcut reads", ">= 1",
+                self.frame_shortcut_depth)  # fmt: skip
         if not self.pos_std > 0:
             bad("pos_std", "is a standard deviation", "> 0 (both code bases: 0.01)", self.pos_std)
         if self.codebooks > 1 and self.shape[-1] != self.codebooks:
@@ -257,9 +261,9 @@ class GPT(nn.Module):
         self.sos = nn.Parameter(torch.randn(c.hidden) * 0.02)
         self.pos = AxisPositionEmbedding(c.pos_shape, c.hidden, c.pos_std)
         if c.frame_shortcut:
-            k = c.frame_shortcut
-            self.shortcut = nn.Conv2d(c.embedding_dim, c.hidden, k, padding=k // 2, bias=False)
-            nn.init.normal_(self.shortcut.weight, std=0.02 / k)  # like fc_in's 0.02, over k*k inputs
+            k, n = c.frame_shortcut, c.frame_shortcut_depth
+            self.shortcut = nn.Conv3d(c.embedding_dim, c.hidden, (n, k, k), padding=(0, k // 2, k // 2), bias=False)
+            nn.init.normal_(self.shortcut.weight, std=0.02 / (k * n**0.5))  # like fc_in's 0.02, over n*k*k inputs
         if c.cond_frames:
             self.frame_encoder = FrameEncoder(c.frame_channels, c.resnet_depth, c.resnet_base, c.resnet_dim)
             self.frame_pos = AxisPositionEmbedding(c.memory_shape, c.resnet_dim)
@@ -356,17 +360,20 @@ class GPT(nn.Module):
             logits = self.head(self.norm(h, vec))  # (B, S, K)
         return logits.view(b, *c.shape, c.vocab_size)
 
-    def frame_features(self, frame_emb: torch.Tensor) -> torch.Tensor:
-        """The shortcut of the latent frame after ``frame_emb`` (B, H', W', D) code vectors: (B, H'*W', hidden)."""
-        f = self.shortcut(frame_emb.permute(0, 3, 1, 2))  # (B, hidden, H', W')
+    def frame_features(self, frames_emb: torch.Tensor) -> torch.Tensor:
+        """The shortcut of the latent frame after ``frames_emb`` (B, n, H', W', D), the code vectors of the n =
+        frame_shortcut_depth frames before it (zeros before the clip's start): (B, H'*W', hidden)."""
+        f = self.shortcut(frames_emb.permute(0, 4, 1, 2, 3))  # (B, hidden, 1, H', W')
         return f.flatten(2).transpose(1, 2)  # (B, H'*W', hidden)
 
     def previous_frames(self, x_emb: torch.Tensor) -> torch.Tensor:
-        """Shortcut input of every position, (B, S, hidden): latent frame t gets the conv of frame t - 1's code
-        vectors (all earlier in raster order, so causal), frame 0 gets zeros. ``x_emb`` (B, T', H', W', D)."""
-        b, p = x_emb.shape[0], math.prod(self.config.shape[1:])
-        f = self.frame_features(x_emb[:, :-1].flatten(0, 1)).reshape(b, -1, self.config.hidden)  # (B, (T'-1)P, C)
-        return torch.cat([f.new_zeros(b, p, f.shape[-1]), f], 1)  # (B, S, hidden)
+        """Shortcut input of every position, (B, S, hidden): latent frame t gets the conv of frames t - n .. t - 1's
+        code vectors (all earlier in raster order, so causal; zeros before frame 0). ``x_emb`` (B, T', H', W', D)."""
+        n = self.config.frame_shortcut_depth
+        pad = x_emb.new_zeros(x_emb.shape[0], n, *x_emb.shape[2:])
+        e = torch.cat([pad, x_emb[:, :-1]], 1).permute(0, 4, 1, 2, 3)  # (B, D, T' + n - 1, H', W')
+        f = self.shortcut(e)  # (B, hidden, T', H', W'): output t reads frames t - n .. t - 1
+        return f.flatten(2).transpose(1, 2)  # (B, S, hidden)
 
     # -- sampling --------------------------------------------------------------------------------------------
 
@@ -458,10 +465,13 @@ class GPT(nn.Module):
                 else:
                     x = table_h[(i - 1) % c.codebooks, codes[:, i - 1]][:, None]  # (B, 1, hidden)
                 x = x + pos[i]
-                if c.frame_shortcut and i >= frame:  # the conv of the latent frame before i's, once per frame
+                if c.frame_shortcut and i >= frame:  # the conv of the frames before i's, once per latent frame
                     if i % frame == 0:
-                        prev_frame = table[0, codes[:, i - frame : i]].view(batch, *c.shape[1:], c.embedding_dim)
-                        shortcut = self.frame_features(prev_frame)  # (B, P, hidden)
+                        t, n = i // frame, c.frame_shortcut_depth
+                        before = table[0, codes[:, max(0, t - n) * frame : i]]  # (B, <=n * P, D)
+                        before = before.view(batch, -1, *c.shape[1:], c.embedding_dim)  # (B, <=n, H', W', D)
+                        pad = before.new_zeros(batch, n - before.shape[1], *before.shape[2:])
+                        shortcut = self.frame_features(torch.cat([pad, before], 1))  # (B, P, hidden)
                     x = x + shortcut[:, i % frame][:, None].to(x.dtype)
                 keys = None
                 if block_keys is not None:  # the sparse layout's row i as key indices
