@@ -162,9 +162,9 @@ def test_quickstart_small_from_the_cli(tmp_path):
     # trained: the prior beats the uniform 7 bits of 128 codes, the VQ-VAE beats an all-grey reconstruction
     assert by["bits-per-dim"]["value"] < 7.0 and by["nmse"]["value"] < 1.0
     # the samples continue their first frames, and the reference points order as the report says they should.
-    # Measured on --small (seed 0, 2 threads, 32 clips, continuity.next_frames: frames 2-5): samples 0.073
-    # [0.065, 0.083], real clips 0.075, reconstructions 0.071, frame 1 repeated 0.424; FVD real 136.5, repeated
-    # frame 281.2. Samples that ignore their first frame score 0: -0.004 to 0.002 for the old noise samples, 0.004
+    # Measured on --small (32 clips, continuity.next_frames: frames 2-5): samples 0.096 (seed 0, 2 threads; 0.087
+    # to 0.099 over seeds 0-2 and 1 thread), real clips 0.075, reconstructions 0.073, frame 1 repeated 0.424; FVD
+    # real 136.5, repeated frame 281.2. Samples that ignore their first frame score 0: -0.004 to 0.002 for the old noise samples, 0.004
     # for this plan's models at 120 VQ-VAE and 80 prior steps (reconstructions 0.007), so the threshold is 0.05
     every = [json.loads(x) for x in (folder / "results.jsonl").read_text().splitlines() if x.strip()]
     ref = {(r["metric"], r["run"].removeprefix("quickstart/")): r["value"] for r in every}
