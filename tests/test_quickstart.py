@@ -164,8 +164,8 @@ def test_quickstart_small_from_the_cli(tmp_path):
     # the samples continue their first frames, and the reference points order as the report says they should.
     # Measured on --small (32 clips, continuity.next_frames: frames 2-5): samples 0.096 (seed 0, 2 threads; 0.087
     # to 0.099 over seeds 0-2 and 1 thread), real clips 0.075, reconstructions 0.073, frame 1 repeated 0.424; FVD
-    # real 136.5, repeated frame 281.2. Samples that ignore their first frame score 0: -0.004 to 0.002 for the old noise samples, 0.004
-    # for this plan's models at 120 VQ-VAE and 80 prior steps (reconstructions 0.007), so the threshold is 0.05
+    # real 136.5, repeated frame 281.2. Samples that ignore their first frame score 0: -0.004 to 0.002 for the old
+    # noise samples, 0.004 for these models at 120 VQ-VAE and 80 prior steps (reconstructions 0.007): threshold 0.05
     every = [json.loads(x) for x in (folder / "results.jsonl").read_text().splitlines() if x.strip()]
     ref = {(r["metric"], r["run"].removeprefix("quickstart/")): r["value"] for r in every}
     threshold = quickstart.CONTINUITY_THRESHOLD
