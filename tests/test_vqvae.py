@@ -112,8 +112,9 @@ HAND_COUNTS = {
     # Moving MNIST: 1 channel, 4x4x4 (2 strided convs), 2 conv blocks, 512 x 64 codes
     "vqvae.mmnist": (1 * 240 * 27 + 240) + ENC_CONV + CONV_LAST + 2 * (2 * CONV_BLOCK + 480) + (240 * 64 + 64)
     + (64 * 240 * 27 + 240) + CONVT + (240 * 1 * 64 + 1),
-    # quickstart: hidden 48, residual units 32, 1 conv block, 128 x 32 codes, 1 channel, 4x4x4
-    "vqvae.quickstart": (1 * 48 * 27 + 48) + (48 * 48 * 27 + 48) + (48 * 48 * 27 + 48)
+    # quickstart: hidden 48, residual units 32, 1 conv block, 128 x 32 codes, 1 channel, 1x8x8 (3 strided convs and
+    # 3 transposed convs, one more of each than 4x4x4)
+    "vqvae.quickstart": (1 * 48 * 27 + 48) + 2 * (48 * 48 * 27 + 48) + (48 * 48 * 27 + 48) + (48 * 48 * 64 + 48)
     + 2 * ((96 + 48 * 32 * 27 + 64 + 32 * 48) + 96) + (48 * 32 + 32) + (32 * 48 * 27 + 48) + (48 * 48 * 64 + 48)
     + (48 * 1 * 64 + 1),
     "vqvae.ucf101_64": bair_with((4, 32, 32)),
