@@ -2,8 +2,8 @@
 
     python docs/make_quickstart_png.py quickstart        # after `make demo`
 
-One frame (the middle one) of each GIF grid, real clips / reconstructions / samples side by side, above the
-training curves; kept under 200 KB.
+One frame (the middle one) of each GIF grid, real clips / reconstructions / this run's samples / the shipped
+pretrained models' samples side by side, above the training curves; kept under 200 KB.
 """
 
 import sys
@@ -26,10 +26,11 @@ def middle_frame(gif: Path) -> np.ndarray:
 def main(folder: Path, dest: Path) -> None:
     fig_dir = folder / "figures"
     panels = [("real test clips", "real.gif"), ("VQ-VAE reconstructions", "reconstructions.gif"),
-              ("samples (frame 1 given)", "samples.gif")]  # fmt: skip
+              ("this run's samples (frame 1 given)", "samples.gif"),
+              ("PRETRAINED models' samples", "pretrained.gif")]  # fmt: skip
     curves = np.asarray(Image.open(fig_dir / "curves.png").convert("RGB"))
-    fig = plt.figure(figsize=(9, 7.2), dpi=100)
-    grid = fig.add_gridspec(2, 3, height_ratios=[1, 1.05], hspace=0.08, wspace=0.04)
+    fig = plt.figure(figsize=(11, 7.6), dpi=100)
+    grid = fig.add_gridspec(2, len(panels), height_ratios=[1, 1.25], hspace=0.08, wspace=0.04)
     for i, (title, name) in enumerate(panels):
         ax = fig.add_subplot(grid[0, i])
         ax.imshow(middle_frame(fig_dir / name), cmap="gray", vmin=0, vmax=255)

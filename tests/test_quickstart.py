@@ -27,8 +27,12 @@ TINY = quickstart.Plan(train_videos=16, test_videos=8, vqvae_steps=4, prior_step
                        val_every=2, long_samples=2, long_frames=32, long_reference=2)  # fmt: skip
 METRICS = {"fvd", "fvd-star", "r-fvd", "nmse", "bits-per-dim", "continuity"}
 # the reference points of issue 19: (metric, run) scored beside the samples' rows
-REFERENCE_ROWS = {("fvd", "quickstart/real"), ("fvd", "quickstart/repeat"), ("continuity", "quickstart/real"),
-                  ("continuity", "quickstart/reconstructions"), ("continuity", "quickstart/repeat")}  # fmt: skip
+SETS = ("real", "reconstructions", "pretrained", "repeat")
+REFERENCE_ROWS = {("fvd", "quickstart/real"), ("fvd", "quickstart/pretrained"), ("fvd", "quickstart/repeat"),
+                  ("bits-per-dim", "quickstart/pretrained"), ("continuity", "quickstart/samples"),
+                  *[("continuity", f"quickstart/{k}") for k in SETS]}  # fmt: skip
+# continuity of each set: frames 2-5 (next_frames; the samples' own row is run "quickstart") and 5-16 (later_frames)
+CONTINUITY_ROWS = {*[("next_frames", k) for k in SETS], *[("later_frames", k) for k in (*SETS, "samples")]}
 
 
 class Links(HTMLParser):
@@ -95,7 +99,7 @@ def _check_report(folder: Path) -> list[dict]:
     md = (folder / "report.md").read_text()
     parser = Links()
     parser.feed(html)
-    assert len(parser.images) == 7  # real, reconstructions, samples, long samples, curves, sample-count, drift
+    assert len(parser.images) == 8  # real, reconstructions, samples, pretrained samples, long, curves, count, drift
     for src in parser.images:
         path = folder / src
         assert path.is_file() and not os.path.isabs(src), src
@@ -118,6 +122,9 @@ def _check_report(folder: Path) -> list[dict]:
         "settings"]["plan"]["long_frames"]  # fmt: skip
     assert sorted(r["metric"] for r in records) == sorted(METRICS)  # one record per metric
     assert {(r["metric"], r["run"]) for r in every if r["run"].startswith("quickstart/")} == REFERENCE_ROWS
+    cont = [(r["protocol"], r["run"].removeprefix("quickstart/")) for r in every
+            if r["metric"] == "continuity" and r["run"].startswith("quickstart/")]  # fmt: skip
+    assert sorted(cont) == sorted(CONTINUITY_ROWS)  # each once
     for r in every:
         assert math.isfinite(r["value"]) and r["protocol"] and len(r["protocol_hash"]) == 16
         same_n = r["n_samples"] == records[0]["n_samples"] or r["metric"] in ("r-fvd", "nmse", "bits-per-dim")
@@ -134,9 +141,10 @@ def _check_report(folder: Path) -> list[dict]:
     assert "Reference points" in html and "Reference points" in md
     for name in quickstart.REFERENCE_SETS:
         assert f"<th>{name}</th>" in html
-    assert html.count("This run shows it") + html.count("This run does not show it") == 2
+    assert html.count("This run shows it") + html.count("This run does not show it") == 4
     table = md.split("## Reference points")[1].split("## Training curves")[0]
-    assert table.count(" [") == 8  # every reference point with its interval: 2 metrics x 4 sets
+    assert table.count(" [") == 17  # every reference point with its interval: 3 metrics x 5 sets, 2 bits/dim
+    assert "PRETRAINED models shipped with vgbench, not trained in this run" in html
     # the curves say whether they have flattened
     assert html.count("VQ-VAE validation NMSE: ") == 1 and html.count("prior validation bits/dim: ") == 1
     return records

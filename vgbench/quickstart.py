@@ -38,7 +38,7 @@ from vgbench.workers import Interrupted
 log = logging.getLogger(__name__)
 
 STATE_FORMAT = "vgbench-quickstart/1"
-STAGES = ("data", "vqvae", "prior", "samples", "metrics", "long", "report")
+STAGES = ("data", "vqvae", "prior", "samples", "pretrained", "metrics", "long", "report")
 
 
 @dataclass(frozen=True)
@@ -242,13 +242,14 @@ def _continuity_protocol() -> str:
     return "next_frames" if _unconditional() else "first_frames"
 
 
-def _sample_prior(state: State, n: int, out: Path, seed: int, device: str, progress: bool, **options):
-    """``vgbench sample`` of the trained prior, one batch, continuing the test clips' first frames: through the
-    prior's own frame condition, or by latent prefix for an unconditional prior (``vgbench sample --prefix``). Videos
-    longer than training (``frames``) from an unconditional prior are unconditional: a prefix keeps one window."""
+def _sample_prior(state: State, n: int, out: Path, seed: int, device: str, progress: bool, prior=None, **options):
+    """``vgbench sample`` of the trained prior (or the checkpoint ``prior``), one batch, continuing the test clips'
+    first frames: through the prior's own frame condition, or by latent prefix for an unconditional prior
+    (``vgbench sample --prefix``). Videos longer than training (``frames``) from an unconditional prior are
+    unconditional: a prefix keeps one window."""
     from vgbench import sample as sample_mod
 
-    prior = state.done("prior")["checkpoint"]
+    prior = prior or state.done("prior")["checkpoint"]
     unconditional, long = _unconditional(), options.get("frames") is not None
     cond = None if unconditional and long else "quickstart:test"
     return sample_mod.sample(prior, n, out, cond=cond, seed=seed, device=device, batch_size=n, progress=progress,
@@ -259,6 +260,19 @@ def _samples(folder: Path, plan: Plan, seed: int, device: str, state: State, pro
 
     run = _sample_prior(state, plan.samples, folder / "samples", seed, device, progress)
     return {"samples": str(run.samples), "gif": str(run.gif), "tokens_per_s": run.tokens_per_s}
+
+
+def _pretrained(folder: Path, plan: Plan, seed: int, device: str, state: State, progress: bool, **_) -> dict:
+    """The shipped pretrained models (vgbench/pretrained/quickstart: made by ``vgbench train``, longer than a demo
+    can train), verified, unpacked and sampled exactly like this run's prior, so the report shows both side by side."""
+    from vgbench import pretrained
+
+    made = pretrained.manifest()["made_by"]
+    checkpoint = pretrained.unpack(folder / "pretrained" / "prior.pt")
+    run = _sample_prior(state, plan.samples, folder / "pretrained" / "samples", seed, device, progress,
+                        prior=str(checkpoint))  # fmt: skip
+    return {"checkpoint": str(checkpoint), "sha256": cache.sha256_file(checkpoint), "samples": str(run.samples),
+            "made_by": made}  # fmt: skip
 
 
 def _metrics(folder: Path, plan: Plan, device: str, state: State, **_) -> dict:
@@ -286,7 +300,7 @@ def _metrics(folder: Path, plan: Plan, device: str, state: State, **_) -> dict:
             records.append({"metric": r.key, "value": r.value, "interval": r.interval,
                             "value_inf": r.curve.get("value_inf")})  # fmt: skip
     return {"results": str(results), "records": records, "comparison": _samples_vs_reconstructions(made),
-            "references": _reference_points(folder, plan, device, results, vq)}
+            "references": _reference_points(folder, plan, device, results, vq, state)}
 
 
 # Reference sets of the metrics stage, each scored like the samples (run "quickstart/<set>")
@@ -294,14 +308,19 @@ REFERENCE_SETS = {
     "real": "real clips: for FVD held-out clips (the train generator's, not trained on) against the test clips, "
     "the floor; for continuity the test clips themselves",
     "reconstructions": "the VQ-VAE's reconstructions of the test clips: the best its samples can look",
-    "samples": "the prior's samples",
+    "samples": "this run's prior's samples",
+    "pretrained": "samples of the pretrained models shipped with vgbench (made by vgbench train, trained longer than "
+    "this run; not this run's training), sampled like this run's",
     "repeat": "the conditioning frame repeated 16 times: the trivial baseline a generator must beat",
 }
+NOT_MEASURED: dict = {}  # a reference-table cell that no record fills (shown as "—")
+LATER = "later_frames"  # continuity of frames 5-16: do the given digits last, not only the next few frames?
 
 
-def _reference_points(folder: Path, plan: Plan, device: str, results: Path, vq: str) -> dict:
+def _reference_points(folder: Path, plan: Plan, device: str, results: Path, vq: str, state: State) -> dict:
     """FVD and continuity of the reference sets at the samples' N, appended to ``results`` (issue 19): held-out
-    real clips, the conditioning frames repeated; the reconstructions' FVD is R-FVD, the samples' the main rows."""
+    real clips, the pretrained models' samples, the conditioning frames repeated; the reconstructions' FVD is R-FVD,
+    the samples' the main rows. Continuity of the later frames for every set, and the pretrained prior's bits/dim."""
     from vgbench import api, datasets
     from vgbench.datasets import quickstart as qs
     from vgbench.metrics import derived
@@ -323,21 +342,29 @@ def _reference_points(folder: Path, plan: Plan, device: str, results: Path, vq: 
         paths[name] = folder / "references" / f"{name}.npy"
         with cache.atomic_path(paths[name]) as tmp, open(tmp, "wb") as f:
             np.save(f, np.repeat(videos, 3, axis=-1))  # grey as RGB, as samples are stored
-    jobs = [
-        ("fvd", "real", paths["real"]),
-        ("fvd", "repeat", paths["repeat"]),
-        ("continuity", "real", paths["test"]),
-        ("continuity", "reconstructions", paths["reconstructions"]),
-        ("continuity", "repeat", paths["repeat"]),
+    paths["samples"] = Path(state.done("samples")["samples"])
+    paths["pretrained"] = Path(state.done("pretrained")["samples"])
+    cont = _continuity_protocol()
+    jobs = [  # (metric, protocol, set, videos)
+        ("fvd", None, "real", paths["real"]),
+        ("fvd", None, "pretrained", paths["pretrained"]),
+        ("fvd", None, "repeat", paths["repeat"]),
+        *[("continuity", cont, name, paths[name]) for name in ("test", "reconstructions", "pretrained", "repeat")],
+        *[("continuity", LATER, name, paths[name]) for name in ("test", "reconstructions", "samples", "pretrained",
+                                                                 "repeat")],  # fmt: skip
     ]
     out = []
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"N = \d+ samples <= feature dimension")
-        for metric, name, videos in jobs:
-            protocol = _continuity_protocol() if metric == "continuity" else None
+        for metric, protocol, name, videos in jobs:
+            name = "real" if name == "test" else name  # continuity's real clips are the test clips themselves
             r = api.evaluate(metric, samples=videos, reference=ref, protocol=protocol, store=results,
                              dataset="quickstart", run=f"quickstart/{name}", device=device)  # fmt: skip
-            out.append({"metric": metric, "set": name, "value": r.value})
+            out.append({"metric": metric, "protocol": r.protocol, "set": name, "value": r.value})
+        r = api.evaluate("bits-per-dim", reference=ref, checkpoint=state.done("pretrained")["checkpoint"],
+                         protocol="unconditional" if _unconditional() else "videogpt", store=results,
+                         dataset="quickstart", run="quickstart/pretrained", device=device)  # fmt: skip
+        out.append({"metric": "bits-per-dim", "protocol": r.protocol, "set": "pretrained", "value": r.value})
     return {"records": out}
 
 
@@ -402,6 +429,8 @@ def _report(folder: Path, plan: Plan, seed: int, state: State, minutes, **_) -> 
     sample_mod.write_gif_grid(gifs / "samples.gif", samples)
     if state.done("long"):
         sample_mod.write_gif_grid(gifs / "long.gif", np.load(state.done("long")["samples"])["videos"])
+    pre = state.done("pretrained")
+    sample_mod.write_gif_grid(gifs / "pretrained.gif", np.load(pre["samples"])["videos"])
     logs = {s: folder / "runs" / s / "metrics.jsonl" for s in ("vqvae", "prior")}
     report.plot_curves(
         logs,
@@ -450,7 +479,9 @@ def _report(folder: Path, plan: Plan, seed: int, state: State, minutes, **_) -> 
         videos=[
             report.Figure("figures/real.gif", "real test clips"),
             report.Figure("figures/reconstructions.gif", "VQ-VAE reconstructions"),
-            report.Figure("figures/samples.gif", "prior samples (frame 1 given: its codes kept, frames 2-16 sampled)"),
+            report.Figure("figures/samples.gif", "this run's prior samples (frame 1 given: its codes kept, frames 2-16 "
+                          "sampled)"),
+            report.Figure("figures/pretrained.gif", _pretrained_caption(pre["made_by"])),
         ],
         curves=[
             report.Figure("figures/curves.png", "training and validation curves"),
@@ -471,6 +502,8 @@ def _report(folder: Path, plan: Plan, seed: int, state: State, minutes, **_) -> 
             "seed": seed,
             "vqvae checkpoint sha256": state.done("vqvae")["sha256"],
             "prior checkpoint sha256": state.done("prior")["sha256"],
+            "pretrained checkpoint sha256 (vgbench/pretrained/quickstart, as unpacked)": pre["sha256"],
+            "pretrained models made by": f"{pre['made_by']['vqvae_command']}; {pre['made_by']['command']}",
             "samples": "x".join(map(str, samples.shape)),
             "training steps (VQ-VAE, prior)": f"{state.done('vqvae')['steps']}, {state.done('prior')['steps']}",
             "time budget": f"{minutes} min (time-bounded: not step-exact)" if minutes else "none (step-exact)",
@@ -485,6 +518,13 @@ def _report(folder: Path, plan: Plan, seed: int, state: State, minutes, **_) -> 
                                          "samples against real 16-frame clips"))  # fmt: skip
     html, md = report.write(folder, data)
     return {"html": str(html), "markdown": str(md)}
+
+
+def _pretrained_caption(made: dict) -> str:
+    minutes = (made["vqvae_seconds"] + made["seconds"]) / 60
+    return (f"PRETRAINED models shipped with vgbench, not trained in this run ({made['vqvae_steps']} VQ-VAE and "
+            f"{made['steps']} prior steps of vgbench train, {minutes:.0f} min on {made['machine']}): their samples "
+            "from the same first frames, sampled the same way")  # fmt: skip
 
 
 def _val_points(log_path: Path, key: str) -> list[tuple[int, float]]:
@@ -505,36 +545,53 @@ def _reference_table(records: list[dict]):
     pipeline shows and whether this run shows it."""
     from vgbench import quickstart_report as report
 
-    def rec(metric: str, run: str) -> dict:
-        return next((r for r in records if r["metric"] == metric and r.get("run") == run), {})
+    def rec(metric: str, run: str, protocol: str | None = None) -> dict:
+        return next((r for r in records if r["metric"] == metric and r.get("run") == run
+                     and protocol in (None, r.get("protocol"))), {})  # fmt: skip
 
-    fvd_recs = {"real": rec("fvd", "quickstart/real"), "reconstructions": rec("r-fvd", "quickstart"),
-                "samples": rec("fvd", "quickstart"), "repeat": rec("fvd", "quickstart/repeat")}  # fmt: skip
-    cont_recs = {k: rec("continuity", "quickstart" if k == "samples" else f"quickstart/{k}") for k in REFERENCE_SETS}
-    fvd = {k: r.get("value") for k, r in fvd_recs.items()}
-    cont = {k: r.get("value") for k, r in cont_recs.items()}
-    rows = []
-    if None not in fvd.values():
-        ok = fvd["real"] < min(fvd["samples"], fvd["reconstructions"]) and fvd["samples"] < fvd["repeat"]
-        rows.append(report.Reference(
-            "FVD (R-FVD for the reconstructions)", fvd,
+    def row(label, recs, expected, verdict):
+        """A table row, or None where a set it needs was not measured; ``verdict`` says whether the run shows it."""
+        values = {k: r.get("value") for k, r in recs.items()}
+        if any(values[k] is None for k, r in recs.items() if r is not NOT_MEASURED):
+            return None
+        return report.Reference(label, values, expected, verdict(values),
+                                {k: r.get("interval") for k, r in recs.items()})  # fmt: skip
+
+    def shows(ok: bool, why: str) -> str:
+        return "This run shows it." if ok else f"This run does not show it: {why}."
+
+    fvd = {"real": rec("fvd", "quickstart/real"), "reconstructions": rec("r-fvd", "quickstart"),
+           "samples": rec("fvd", "quickstart"), "pretrained": rec("fvd", "quickstart/pretrained"),
+           "repeat": rec("fvd", "quickstart/repeat")}  # fmt: skip
+    runs = {k: "quickstart" if k == "samples" else f"quickstart/{k}" for k in REFERENCE_SETS}
+    cont = {k: rec("continuity", run, _continuity_protocol()) for k, run in runs.items()}
+    later = {k: rec("continuity", f"quickstart/{k}", LATER) for k in REFERENCE_SETS}
+    bits = {k: rec("bits-per-dim", runs[k]) if k in ("samples", "pretrained") else NOT_MEASURED for k in runs}
+    t = CONTINUITY_THRESHOLD
+    rows = [
+        row("FVD (R-FVD for the reconstructions)", fvd,
             "Working: real clips lowest (what N = {n} alone costs), the samples below the repeated frame (their digits "
             "move); samples and reconstructions between.".format(n=_n(records, "fvd")),
-            "This run shows it." if ok else "This run does not show it: " + _order(fvd, low_first=True) + ".",
-            {k: r.get("interval") for k, r in fvd_recs.items()},
-        ))  # fmt: skip
-    if None not in cont.values():
-        ok = cont["samples"] > CONTINUITY_THRESHOLD
-        rows.append(report.Reference(
-            "continuity (SSIM gain, higher: closer to the own first frame)", cont,
-            f"Working: the samples above {CONTINUITY_THRESHOLD} (noise, and samples that ignore their first frame, "
-            "score 0), near the real clips and reconstructions; the repeated frame is the ceiling.",
-            f"This run shows it ({cont['samples']:.3f})." if ok else
-            f"This run does not show it: the samples score {cont['samples']:.3f}, no closer to their own first "
-            "frame than to the others.",
-            {k: r.get("interval") for k, r in cont_recs.items()},
-        ))  # fmt: skip
-    return rows
+            lambda v: shows(v["real"] < min(v["samples"], v["reconstructions"]) and v["samples"] < v["repeat"],
+                            _order(v, low_first=True))),
+        row("continuity, frames 2-5 (SSIM gain, higher: closer to the own first frame)", cont,
+            f"Working: the samples above {t} (noise, and samples that ignore their first frame, score 0), near the "
+            "real clips and reconstructions; the repeated frame is the ceiling.",
+            lambda v: f"This run shows it ({v['samples']:.3f})." if v["samples"] > t else
+            f"This run does not show it: the samples score {v['samples']:.3f}, no closer to their own first frame "
+            "than to the others."),
+        row("continuity, frames 5-16 (spectrum gain: do the given digits last?)", later,
+            "Working: real clips and reconstructions well above 0, the repeated frame highest; samples whose digits "
+            "dissolve score near 0.",
+            lambda v: shows(v["real"] > t and v["reconstructions"] > t, _order(v, low_first=False))
+            + f" This run's samples: {v['samples']:.3f}, the pretrained models': {v['pretrained']:.3f}."),
+        row("bits/dim of the prior on the test clips (per latent token, each on its own VQ-VAE's codes)", bits,
+            "Working: the longer-trained pretrained prior lower than this run's (guessing uniformly over 128 codes "
+            "costs 7).",
+            lambda v: shows(v["pretrained"] < v["samples"],
+                            f"this run's prior {v['samples']:.3f}, the pretrained {v['pretrained']:.3f}")),
+    ]  # fmt: skip
+    return [r for r in rows if r is not None]
 
 
 def _n(records: list[dict], metric: str):
@@ -543,7 +600,7 @@ def _n(records: list[dict], metric: str):
 
 def _order(values: dict, low_first: bool) -> str:
     ranked = sorted(values, key=values.get, reverse=not low_first)
-    return " < ".join(f"{k} {values[k]:.4g}" for k in ranked)
+    return (" < " if low_first else " > ").join(f"{k} {values[k]:.4g}" for k in ranked)
 
 
 # Each runs as written from the quickstart folder (checked by hand on a finished run; the eval lines by
@@ -566,6 +623,7 @@ STAGE_FUNCS = {
     "vqvae": _train("vqvae"),
     "prior": _train("prior"),
     "samples": _samples,
+    "pretrained": _pretrained,
     "metrics": _metrics,
     "long": _long,
     "report": _report,
@@ -579,7 +637,12 @@ def summary(report_html: Path) -> str:
     folder = report_html.parent
     lines = [f"quickstart done in {folder}", ""]
     for r in results.read_records(folder / "results.jsonl"):
+        run = str(r.get("run", ""))
         name = r.get("label") or r["metric"]
+        if run.startswith("quickstart/"):  # a reference point: say of which set
+            name += f" ({run.removeprefix('quickstart/')})"
+        elif run == "quickstart-long":
+            name += " (long)"
         iv, inf = r.get("interval") or {}, (r.get("curve") or {}).get("value_inf")
         extra = f" [{iv['low']:.4g}, {iv['high']:.4g}]" if iv else ""
         extra += f", N->inf {inf:.4g}" if inf is not None else ""
