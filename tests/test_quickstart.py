@@ -180,6 +180,11 @@ def test_quickstart_small_from_the_cli(tmp_path):
     continued = [ref["continuity", k] for k in ("real", "reconstructions", "quickstart")]
     assert ref["continuity", "repeat"] > max(continued) and min(continued) > threshold
     assert ref["fvd", "real"] < ref["fvd", "repeat"]
+    # the shipped pretrained models' samples continue their first frames too (full plan, 64 clips: 0.095, frames
+    # 2-5) and their prior models the test clips better than this run's short one (3.07 vs 2.16 bits/dim is not
+    # comparable: other VQ-VAEs' codes), so only their own continuity is asserted
+    cont = {r["run"]: r["value"] for r in every if r["metric"] == "continuity" and r["protocol"] == "next_frames"}
+    assert cont["quickstart/pretrained"] > threshold
 
 
 def test_tiny_runs_are_deterministic_and_resume_by_stage(tmp_path, monkeypatch):

@@ -639,6 +639,8 @@ def summary(report_html: Path) -> str:
     for r in results.read_records(folder / "results.jsonl"):
         run = str(r.get("run", ""))
         name = r.get("label") or r["metric"]
+        if r["metric"] == "continuity" and r.get("protocol") == LATER:
+            name = "continuity, frames 5-16"
         if run.startswith("quickstart/"):  # a reference point: say of which set
             name += f" ({run.removeprefix('quickstart/')})"
         elif run == "quickstart-long":
