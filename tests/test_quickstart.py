@@ -175,7 +175,8 @@ def test_quickstart_small_from_the_cli(tmp_path):
     # real 136.5, repeated frame 281.2. Samples that ignore their first frame score 0: -0.004 to 0.002 for the old
     # noise samples, 0.004 for these models at 120 VQ-VAE and 80 prior steps (reconstructions 0.007): threshold 0.05
     every = [json.loads(x) for x in (folder / "results.jsonl").read_text().splitlines() if x.strip()]
-    ref = {(r["metric"], r["run"].removeprefix("quickstart/")): r["value"] for r in every}
+    ref = {(r["metric"], r["run"].removeprefix("quickstart/")): r["value"] for r in every
+           if r["protocol"] != quickstart.LATER}  # frames 2-5 here; frames 5-16 are not asserted  # fmt: skip
     threshold = quickstart.CONTINUITY_THRESHOLD
     continued = [ref["continuity", k] for k in ("real", "reconstructions", "quickstart")]
     assert ref["continuity", "repeat"] > max(continued) and min(continued) > threshold
