@@ -8,11 +8,11 @@ The shipped files were made on 2026-12-07 on the 2-core development CPU (torch 2
 
     export OMP_NUM_THREADS=2 VGBENCH_DATA=QS/data  # QS: a `vgbench quickstart` run folder (1,024 train, 64 test clips)
     vgbench -q train quickstart --model vqvae.quickstart --stage vqvae --out vq --steps 2000 --batch-size 8 --seed 0 \\
-      --device cpu --val-every 250 --ckpt-every 250
+      --device cpu --val-every 200 --ckpt-every 200
     vgbench -q train quickstart --model gpt.quickstart --stage prior --vqvae vq/vqvae/checkpoints/final.pt --out pr \\
-      --steps 4000 --batch-size 8 --seed 0 --device cpu --val-every 250 --ckpt-every 250
+      --steps 6000 --batch-size 8 --seed 0 --device cpu --val-every 250 --ckpt-every 250
 
-They are the quickstart's own cards (``vqvae.quickstart``, ``gpt.quickstart``) and data, trained 2000 and 4000
+They are the quickstart's own cards (``vqvae.quickstart``, ``gpt.quickstart``) and data, trained 2000 and 6000
 steps instead of the demo's 600 and 600.
 """
 
@@ -23,11 +23,11 @@ from vgbench import pretrained
 
 VQ_COMMAND = (
     "vgbench -q train quickstart --model vqvae.quickstart --stage vqvae --out vq --steps 2000 --batch-size 8 --seed 0 "
-    "--device cpu --val-every 250 --ckpt-every 250"
+    "--device cpu --val-every 200 --ckpt-every 200"
 )
 PRIOR_COMMAND = (
     "vgbench -q train quickstart --model gpt.quickstart --stage prior --vqvae vq/vqvae/checkpoints/final.pt --out pr "
-    "--steps 4000 --batch-size 8 --seed 0 --device cpu --val-every 250 --ckpt-every 250"
+    "--steps 6000 --batch-size 8 --seed 0 --device cpu --val-every 250 --ckpt-every 250"
 )
 
 if __name__ == "__main__":

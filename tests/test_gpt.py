@@ -261,6 +261,35 @@ def test_frame_shortcut_is_causal_and_cached(attention, depth):
             assert torch.equal(got[:, :2], context)
 
 
+@pytest.mark.parametrize("attention", ["full", "sparse"])
+def test_row_shortcut_is_causal_and_cached(attention):
+    """The row shortcut (issue 19): a code reaches the inputs of the three positions below it in its own latent
+    frame (and the next position, through the right shift), never an earlier one; KV-cache sampling, with and
+    without kept context, gives the teacher-forced logits, also beside the frame shortcut."""
+    model = _model(attention=attention, row_shortcut=True, layers=1)
+    c = model.config
+    table = _codebook(c)
+    codes = torch.randint(0, c.vocab_size, (2, *c.shape), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        model.blocks[0].attn.out.weight.zero_()  # only the input paths carry a code forward
+    moved = {}
+    for h, w in ((4, 4), (4, 0), (4, 7), (7, 4)):
+        changed = codes.clone()
+        changed[:, 1, h, w] = (changed[:, 1, h, w] + 1) % c.vocab_size
+        base, out = (model(_embed(table, x)).flatten(1, -2) for x in (codes, changed))
+        moved[h, w] = ((out - base).abs().amax(-1) > 1e-6)[0].nonzero()[:, 0].tolist()
+    assert moved[4, 4] == [101, 64 + 8 * 5 + 3, 64 + 8 * 5 + 4, 64 + 8 * 5 + 5]  # (1, 4, 4) = flat 100
+    assert moved[4, 0] == [97, 64 + 8 * 5 + 0, 64 + 8 * 5 + 1]  # the left edge: no wrap to the row before
+    assert moved[4, 7] == [104, 64 + 8 * 5 + 6, 64 + 8 * 5 + 7]  # the right edge; 104, the next position, is row 5
+    assert moved[7, 4] == [64 + 61]  # the last row reaches nothing below it in its frame
+    for extra in ({}, {"frame_shortcut": 3, "frame_shortcut_depth": 2}):
+        model = _model(attention=attention, row_shortcut=True, **extra)
+        for context in (None, codes[:, :2]):
+            got, logits = model.sample_codes(table, n=2, seeds=[1, 2], return_logits=True, context=context)
+            torch.testing.assert_close(logits, model(_embed(table, got)).flatten(1, -2), atol=1e-5, rtol=0)
+            assert logits.abs().max() > 0.1
+
+
 def test_frame_shortcut_off_is_the_reference_prior():
     """frame_shortcut 0 builds no extra weights (checkpoints of both code bases load unchanged)."""
     plain, shortcut = _model(), _model(frame_shortcut=3)
@@ -439,6 +468,7 @@ def test_saved_mask_is_accepted_only_when_equal():
         ({"shape": (2, 4, 8, 2), "codebooks": 2, "frame_shortcut": 3}, "config.frame_shortcut", r"one codebook"),
         ({"pos_std": 0.0}, "config.pos_std", r"standard deviation"),
         ({"frame_shortcut": 3, "frame_shortcut_depth": 0}, "config.frame_shortcut_depth", r"previous latent frames"),
+        ({"shape": (2, 4, 8, 2), "codebooks": 2, "row_shortcut": True}, "config.row_shortcut", r"one codebook"),
     ],
 )
 def test_impossible_configs_name_the_field(kw, field, message):

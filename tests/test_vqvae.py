@@ -113,10 +113,10 @@ HAND_COUNTS = {
     "vqvae.mmnist": (1 * 240 * 27 + 240) + ENC_CONV + CONV_LAST + 2 * (2 * CONV_BLOCK + 480) + (240 * 64 + 64)
     + (64 * 240 * 27 + 240) + CONVT + (240 * 1 * 64 + 1),
     # quickstart: hidden 48, residual units 32, 1 conv block, 128 x 32 codes, 1 channel, 1x8x8 (3 strided convs and
-    # 3 transposed convs, one more of each than 4x4x4)
-    "vqvae.quickstart": (1 * 48 * 27 + 48) + 2 * (48 * 48 * 27 + 48) + (48 * 48 * 27 + 48) + (48 * 48 * 64 + 48)
-    + 2 * ((96 + 48 * 32 * 27 + 64 + 32 * 48) + 96) + (48 * 32 + 32) + (32 * 48 * 27 + 48) + (48 * 48 * 64 + 48)
-    + (48 * 1 * 64 + 1),
+    # 3 transposed convs, one more of each than 4x4x4), frame-wise: 1x3x3 (9 taps) and 1x4x4 (16 taps) kernels
+    "vqvae.quickstart": (1 * 48 * 9 + 48) + 2 * (48 * 48 * 9 + 48) + (48 * 48 * 9 + 48) + (48 * 48 * 16 + 48)
+    + 2 * ((96 + 48 * 32 * 9 + 64 + 32 * 48) + 96) + (48 * 32 + 32) + (32 * 48 * 9 + 48) + (48 * 48 * 16 + 48)
+    + (48 * 1 * 16 + 1),
     "vqvae.ucf101_64": bair_with((4, 32, 32)),
     "vqvae.tgif": bair_with((4, 32, 32)),
     "vqvae.ucf101_128": bair_with((4, 32, 32)),  # 4x4x4 on 16x128x128: also 2 strided convs, tables 4+32+32
@@ -374,6 +374,30 @@ def test_overfits_a_fixed_batch_with_all_codes_alive():
     assert float(m(x).usage) >= 0.5  # and the batch uses at least half the codebook at the end
 
 
+def test_frame_wise_codes_and_reconstructions_of_a_frame_depend_on_that_frame_only():
+    torch.manual_seed(0)
+    m = VQVAE(tiny_config(downsample=(1, 2, 2), attention=False, frame_wise=True, restart_threshold=0.0))
+    x = torch.rand(2, 1, 4, 16, 16) - 0.5
+    m.train()(x)  # initialises the codebook from this batch
+    m.eval()
+    assert m.time_reach() == 0
+    y = x.clone()
+    y[:, :, 2] = torch.rand(2, 1, 16, 16) - 0.5  # frame 2 replaced
+    with torch.no_grad():
+        a, b = m.encode(x), m.encode(y)  # (2, 4, 8, 8)
+        changed = (a != b).flatten(2).any(-1).any(0)
+        assert changed.tolist() == [False, False, True, False]  # the codes of frame 2 alone
+        ra, rb = m.decode(a), m.decode(b)  # (2, 1, 4, 16, 16)
+    differs = (ra - rb).abs().amax(dim=(0, 1, 3, 4)) > 0
+    assert differs.tolist() == [False, False, True, False]
+    # the same model without frame_wise spreads one frame's change to its neighbours
+    torch.manual_seed(0)
+    m3 = VQVAE(tiny_config(downsample=(1, 2, 2), attention=False, restart_threshold=0.0))
+    m3.train()(x)
+    with torch.no_grad():
+        assert (m3.eval().encode(x) != m3.encode(y)).flatten(2).any(-1).any(0).sum() > 1
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Errors
 
@@ -422,6 +446,10 @@ def test_card_errors_name_card_and_field(tmp_path):
         from_card(_card_file(tmp_path, hidden=128), weights=False)
     with pytest.raises(CardError, match=r"'config.latent'.*with 2 codebooks; expected \[8, 32, 32, 2\]"):
         from_card(_card_file(tmp_path, n_codebooks=2), weights=False)
+    with pytest.raises(CardError, match=r"'config.frame_wise': convs one frame deep cannot downsample time"):
+        from_card(_card_file(tmp_path, frame_wise=True, attention=False), weights=False)  # vqvae.bair downsamples time
+    with pytest.raises(CardError, match=r"'config.frame_wise': axial attention along time"):
+        from_card(_card_file(tmp_path, frame_wise=True, downsample=[1, 8, 8], latent=None), weights=False)
     with pytest.raises(CardError, match=r"'config.recon_variance': wrong type"):
         from_card(_card_file(tmp_path, recon_variance="dataset"), weights=False)
 

@@ -91,6 +91,9 @@ class GPTConfig:
     # (a CPU-sized prior does not find it in a demo's budget; issue 19). 0 = off (both code bases).
     frame_shortcut: int = 0
     frame_shortcut_depth: int = 1  # latent frames before each position's that the shortcut conv reads (2: velocity)
+    # vgbench addition, off in every paper card: a 1x3 conv over the row above in the same latent frame (sampled
+    # before the position), so neighbours of one frame agree without learned positional attention (issue 19)
+    row_shortcut: bool = False
     layernorm: Literal["videogpt", "standard"] = "videogpt"  # videogpt: (x-mu)*(1e-5+rsqrt(var)), both code bases
     # Conditioning
     cond_frames: int = 0  # first n frames of the clip, through the ResNet and cross-attention (0 = none)
@@ -145,6 +148,9 @@ class GPTConfig:
         if self.frame_shortcut and (self.frame_shortcut % 2 == 0 or self.codebooks > 1 or len(self.shape) != 3):
             bad("frame_shortcut", "is an odd conv kernel over one codebook's (T', H', W') grid",
                 "0 (off) or an odd size such as 3, with one codebook", self.frame_shortcut)  # fmt: skip
+        if self.row_shortcut and (self.codebooks > 1 or len(self.shape) != 3):
+            bad("row_shortcut", "is a conv over one codebook's (T', H', W') grid", "false, or one codebook",
+                self.row_shortcut)  # fmt: skip
         if self.frame_shortcut_depth < 1:
             bad("frame_shortcut_depth", "counts the previous latent frames the shortcut reads", ">= 1",
                 self.frame_shortcut_depth)  # fmt: skip
@@ -264,6 +270,9 @@ class GPT(nn.Module):
             k, n = c.frame_shortcut, c.frame_shortcut_depth
             self.shortcut = nn.Conv3d(c.embedding_dim, c.hidden, (n, k, k), padding=(0, k // 2, k // 2), bias=False)
             nn.init.normal_(self.shortcut.weight, std=0.02 / (k * n**0.5))  # like fc_in's 0.02, over n*k*k inputs
+        if c.row_shortcut:
+            self.row = nn.Conv3d(c.embedding_dim, c.hidden, (1, 1, 3), padding=(0, 0, 1), bias=False)
+            nn.init.normal_(self.row.weight, std=0.02 / 3**0.5)
         if c.cond_frames:
             self.frame_encoder = FrameEncoder(c.frame_channels, c.resnet_depth, c.resnet_base, c.resnet_dim)
             self.frame_pos = AxisPositionEmbedding(c.memory_shape, c.resnet_dim)
@@ -352,6 +361,8 @@ class GPT(nn.Module):
             h = h + self.pos()
             if c.frame_shortcut:
                 h = h + self.previous_frames(x_emb).to(h.dtype)
+            if c.row_shortcut:
+                h = h + self.row_above(x_emb).to(h.dtype)
             for block in self.blocks:
                 if c.checkpointing and self.training and torch.is_grad_enabled():
                     h = checkpoint(block, h, vec, features, self.attn_mask, use_reentrant=False)
@@ -374,6 +385,25 @@ class GPT(nn.Module):
         e = torch.cat([pad, x_emb[:, :-1]], 1).permute(0, 4, 1, 2, 3)  # (B, D, T' + n - 1, H', W')
         f = self.shortcut(e)  # (B, hidden, T', H', W'): output t reads frames t - n .. t - 1
         return f.flatten(2).transpose(1, 2)  # (B, S, hidden)
+
+    def row_above(self, x_emb: torch.Tensor) -> torch.Tensor:
+        """Row shortcut of every position, (B, S, hidden): (t, r, w) gets the conv of the code vectors at
+        (t, r - 1, w - 1 .. w + 1), all earlier in raster order (zeros in row 0 and beyond the edges).
+        ``x_emb`` (B, T', H', W', D)."""
+        above = F.pad(x_emb[:, :, :-1], (0, 0, 0, 0, 1, 0))  # (B, T', H', W', D): row r holds row r - 1
+        f = self.row(above.permute(0, 4, 1, 2, 3))  # (B, hidden, T', H', W')
+        return f.flatten(2).transpose(1, 2)  # (B, S, hidden)
+
+    def _row_step(self, table: torch.Tensor, codes: torch.Tensor, i: int) -> torch.Tensor | None:
+        """The row shortcut of position ``i`` from the codes sampled so far: (B, 1, hidden), or None in row 0."""
+        _, h, w = self.config.shape
+        r, col = divmod(i % (h * w), w)
+        if r == 0:
+            return None
+        lo, hi = max(col - 1, 0), min(col + 1, w - 1)
+        near = table[0, codes[:, i - w - col + lo : i - w - col + hi + 1]]  # (B, n <= 3, D) of row r - 1
+        weight = self.row.weight[:, :, 0, 0, lo - col + 1 : hi - col + 2]  # (hidden, D, n)
+        return torch.einsum("bnd,hdn->bh", near, weight.to(near.dtype))[:, None]
 
     # -- sampling --------------------------------------------------------------------------------------------
 
@@ -447,9 +477,12 @@ class GPT(nn.Module):
                 book = torch.arange(start - 1, device=device) % c.codebooks  # (n-1,)
                 prev = table_h[book, codes[:, : start - 1]]  # (B, n-1, hidden)
                 x = torch.cat([self.sos.to(prev.dtype).expand(batch, 1, -1), prev], dim=1) + pos[:start]
-                if c.frame_shortcut:
+                if c.frame_shortcut or c.row_shortcut:  # one codebook (validated)
                     kept = table[0, codes[:, :start]].view(batch, -1, *c.shape[1:], c.embedding_dim)
+                if c.frame_shortcut:
                     x = x + self.previous_frames(kept).to(x.dtype)
+                if c.row_shortcut:
+                    x = x + self.row_above(kept).to(x.dtype)
                 mask = None if self.attn_mask is None else self.attn_mask[:start, :start]
                 for blk, memory, cache in zip(self.blocks, memories, caches, strict=True):
                     x = blk.prefill(x, vec, memory, cache, mask)
@@ -473,6 +506,8 @@ class GPT(nn.Module):
                         pad = before.new_zeros(batch, n - before.shape[1], *before.shape[2:])
                         shortcut = self.frame_features(torch.cat([pad, before], 1))  # (B, P, hidden)
                     x = x + shortcut[:, i % frame][:, None].to(x.dtype)
+                if c.row_shortcut and (row := self._row_step(table, codes, i)) is not None:
+                    x = x + row.to(x.dtype)
                 keys = None
                 if block_keys is not None:  # the sparse layout's row i as key indices
                     row = block_keys[i // c.sparse_block]

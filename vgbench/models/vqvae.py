@@ -24,6 +24,9 @@ Choices where the paper and the code bases differ (the paper where it is explici
 - several codebooks: the pre-quantisation conv outputs C*D channels, sliced into C groups of D (paper Table 7
   "encoder output channels multiplied by C", VGP); so D need not be divisible by C.
 
+vgbench's ``frame_wise`` (no paper card): every conv is one frame deep (kernels 1 x k x k), so with no temporal
+downsampling latent frame t holds frame t alone; a prior then predicts each frame's codes from earlier frames only.
+
 The padding of every conv is the reference's "same" padding with the extra pad in front (:mod:`.layers`).
 Configured with ``norm: batch, res_hidden: 120, encoder_kernel: 4, post_vq_kernel: 1, pos_embedding: false`` the
 network has VG's layer structure and exactly its 21,141,619 parameters (tested): the building blocks a VG-compatible
@@ -79,6 +82,7 @@ class VQVAEConfig:
     restart_threshold: float = 1.0  # codes with EMA count below it are restarted
     recon_variance: float | Literal["measured"] = 0.06  # NMSE divisor; "measured": the trainer sets it
     channels_last: bool = True  # channels-last-3d activations (faster oneDNN / cuDNN convs, same maths)
+    frame_wise: bool = False  # vgbench: every conv is 1 frame deep, so latent frame t encodes frame t alone
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -123,6 +127,12 @@ def validate(cfg: VQVAEConfig, where: str) -> None:
     if max(ds) > 1 and cfg.upsample_kernel != 4:
         fail("upsample_kernel", "the reference transposed conv upsamples x2 exactly only with kernel 4", "4",
              cfg.upsample_kernel)  # fmt: skip
+    if cfg.frame_wise and ds[0] != 1:
+        fail("frame_wise", "convs one frame deep cannot downsample time", f"downsample [1, h, w] (got t = {ds[0]})",
+             cfg.frame_wise)  # fmt: skip
+    if cfg.frame_wise and cfg.attention and cfg.res_layers:
+        fail("frame_wise", "axial attention along time would mix the frames again", "attention: false",
+             cfg.frame_wise)  # fmt: skip
     if cfg.attention:
         if cfg.hidden % cfg.attn_heads:
             fail("attn_heads", f"does not divide hidden = {cfg.hidden}", f"a divisor of {cfg.hidden}", cfg.attn_heads)
@@ -149,6 +159,11 @@ class VQVAEOutput:
     usage: torch.Tensor  # fraction of codes used in this batch, mean over codebooks
 
 
+def kernel(cfg: VQVAEConfig, k: int) -> int | tuple[int, int, int]:
+    """A conv's kernel: k on every axis, or (1, k, k) for a frame-wise model (nothing reaches across frames)."""
+    return (1, k, k) if cfg.frame_wise else k
+
+
 class ResidualBlock(nn.Module):
     """x + f(x); f = norm, ReLU, conv3 (no bias), norm, ReLU, conv1 (no bias) [, norm, ReLU, + pos, axial attn]."""
 
@@ -156,7 +171,7 @@ class ResidualBlock(nn.Module):
         super().__init__()
         C, R = cfg.hidden, cfg.res_hidden
         self.norm1 = make_norm(cfg.norm, C)
-        self.conv1 = SamePadConv3d(C, R, 3, bias=False)
+        self.conv1 = SamePadConv3d(C, R, kernel(cfg, 3), bias=False)
         self.norm2 = make_norm(cfg.norm, R)
         self.conv2 = SamePadConv3d(R, C, 1, bias=False)
         if attention:
@@ -206,9 +221,9 @@ class Encoder(nn.Module):
         self.convs = nn.ModuleList()
         c_in = cfg.in_channels
         for stride in stride_schedule(cfg.downsample):
-            self.convs.append(SamePadConv3d(c_in, cfg.hidden, cfg.encoder_kernel, stride=stride))
+            self.convs.append(SamePadConv3d(c_in, cfg.hidden, kernel(cfg, cfg.encoder_kernel), stride=stride))
             c_in = cfg.hidden
-        self.conv_last = SamePadConv3d(c_in, cfg.hidden, 3)  # c_in, not a loop variable: fixes VG quirk §8.9
+        self.conv_last = SamePadConv3d(c_in, cfg.hidden, kernel(cfg, 3))  # c_in, not a loop variable: VG quirk §8.9
         self.res_stack = ResidualStack(cfg)
 
     def forward(self, x: torch.Tensor, pos) -> torch.Tensor:
@@ -227,7 +242,7 @@ class Decoder(nn.Module):
         self.convts = nn.ModuleList()
         for i, stride in enumerate(strides):
             c_out = cfg.in_channels if i == len(strides) - 1 else cfg.hidden
-            self.convts.append(SamePadConvTranspose3d(cfg.hidden, c_out, cfg.upsample_kernel, stride))
+            self.convts.append(SamePadConvTranspose3d(cfg.hidden, c_out, kernel(cfg, cfg.upsample_kernel), stride))
 
     def forward(self, x: torch.Tensor, pos) -> torch.Tensor:
         x = self.res_stack(x, pos)
@@ -254,7 +269,7 @@ class VQVAE(nn.Module):
         self.pre_vq_conv = SamePadConv3d(cfg.hidden, channels, 1)
         self.codebook = EMACodebook(cfg.n_codes, cfg.embedding_dim, cfg.n_codebooks, cfg.commitment, cfg.ema_decay,
                                     cfg.ema_eps, cfg.restart_threshold)  # fmt: skip
-        self.post_vq_conv = SamePadConv3d(channels, cfg.hidden, cfg.post_vq_kernel)
+        self.post_vq_conv = SamePadConv3d(channels, cfg.hidden, kernel(cfg, cfg.post_vq_kernel))
         self.decoder = Decoder(cfg)
         variance = cfg.recon_variance if isinstance(cfg.recon_variance, float) else float("nan")
         self.register_buffer("recon_variance", torch.tensor(variance, dtype=torch.float64))  # saved with the model
@@ -367,8 +382,11 @@ class VQVAE(nn.Module):
     def time_reach(self) -> int | None:
         """Latent frames on either side that can reach a decoded frame: an upper bound from the decoder's kernels
         (post-quantisation conv, one 3-tap conv per residual block, the transposed convs), or None when the
-        decoder attends along time or has a position embedding (then only a training-length clip is defined)."""
+        decoder attends along time or has a position embedding (then only a training-length clip is defined);
+        0 for a frame-wise model."""
         cfg = self.config
+        if cfg.frame_wise:
+            return 0
         if self.pos_embd is not None or (cfg.attention and cfg.res_layers):
             return None
         return cfg.post_vq_kernel // 2 + cfg.res_layers + len(self.decoder.convts) * (cfg.upsample_kernel // 2) + 1
