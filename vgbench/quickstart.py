@@ -58,9 +58,9 @@ class Plan:
 
 
 PLANS = {
-    # measured on 2 CPU cores (torch 2.13, 2026-12-07): the 16x8x8 VQ-VAE's step 0.21 s, the prior's 0.37 s at batch
-    # 8, so the full plan spends about 6 of `make demo`'s 10 minutes on training (NMSE 0.207 and bits/dim 2.16 at
-    # 600 steps each; docs/notes/issue19-measurements.md)
+    # measured on 2 CPU cores (torch 2.13, 2026-12-07): the frame-wise 16x8x8 VQ-VAE's step 0.09 s, the prior's
+    # 0.35 s at batch 8, so the full plan spends about 5 of `make demo`'s 10 minutes on training (NMSE 0.120 and
+    # bits/dim 2.07 at 600 steps each; docs/notes/issue19-measurements.md)
     "full": Plan(train_videos=1024, test_videos=64, vqvae_steps=600, prior_steps=600, batch_size=8, samples=64,
                  val_every=50),
     "small": Plan(train_videos=256, test_videos=32, vqvae_steps=250, prior_steps=150, batch_size=8, samples=32,
