@@ -506,8 +506,8 @@ class GPT(nn.Module):
                         pad = before.new_zeros(batch, n - before.shape[1], *before.shape[2:])
                         shortcut = self.frame_features(torch.cat([pad, before], 1))  # (B, P, hidden)
                     x = x + shortcut[:, i % frame][:, None].to(x.dtype)
-                if c.row_shortcut and (row := self._row_step(table, codes, i)) is not None:
-                    x = x + row.to(x.dtype)
+                if c.row_shortcut and (above := self._row_step(table, codes, i)) is not None:
+                    x = x + above.to(x.dtype)
                 keys = None
                 if block_keys is not None:  # the sparse layout's row i as key indices
                     row = block_keys[i // c.sparse_block]
