@@ -170,10 +170,11 @@ def test_quickstart_small_from_the_cli(tmp_path):
     # trained: the prior beats the uniform 7 bits of 128 codes, the VQ-VAE beats an all-grey reconstruction
     assert by["bits-per-dim"]["value"] < 7.0 and by["nmse"]["value"] < 1.0
     # the samples continue their first frames, and the reference points order as the report says they should.
-    # Measured on --small (32 clips, continuity.next_frames: frames 2-5): samples 0.096 (seed 0, 2 threads; 0.087
-    # to 0.099 over seeds 0-2 and 1 thread), real clips 0.075, reconstructions 0.073, frame 1 repeated 0.424; FVD
-    # real 136.5, repeated frame 281.2. Samples that ignore their first frame score 0: -0.004 to 0.002 for the old
-    # noise samples, 0.004 for these models at 120 VQ-VAE and 80 prior steps (reconstructions 0.007): threshold 0.05
+    # Measured on --small (32 clips, continuity.next_frames: frames 2-5): samples 0.120 at top-k 2 (seed 0, 2
+    # threads; 0.112 at seed 1; 0.087 to 0.099 over seeds 0-2 and 1 thread at plain sampling), real clips 0.075,
+    # reconstructions 0.070, frame 1 repeated 0.424; FVD real 136.5, repeated frame 281.2. Samples that ignore
+    # their first frame score 0: -0.004 to 0.002 for the old noise samples, 0.004 for these models at 120 VQ-VAE
+    # and 80 prior steps (reconstructions 0.007): threshold 0.05
     every = [json.loads(x) for x in (folder / "results.jsonl").read_text().splitlines() if x.strip()]
     ref = {(r["metric"], r["run"].removeprefix("quickstart/")): r["value"] for r in every
            if r["protocol"] != quickstart.LATER}  # frames 2-5 here; frames 5-16 are not asserted  # fmt: skip
@@ -186,6 +187,11 @@ def test_quickstart_small_from_the_cli(tmp_path):
     # comparable: other VQ-VAEs' codes), so only their own continuity is asserted
     cont = {r["run"]: r["value"] for r in every if r["metric"] == "continuity" and r["protocol"] == "next_frames"}
     assert cont["quickstart/pretrained"] > threshold
+    # every sample set drew from the same top-k, and says so beside its videos and in the report
+    top_k = quickstart.PLANS["small"].top_k
+    for sub in ("samples", "pretrained/samples", "long"):
+        assert json.loads((folder / sub / "samples.json").read_text())["top_k"] == top_k, sub
+    assert f"(top-k {top_k})" in (folder / "report.html").read_text()
 
 
 def test_tiny_runs_are_deterministic_and_resume_by_stage(tmp_path, monkeypatch):
