@@ -191,7 +191,7 @@ def test_quickstart_small_from_the_cli(tmp_path):
     top_k = quickstart.PLANS["small"].top_k
     for sub in ("samples", "pretrained/samples", "long"):
         assert json.loads((folder / sub / "samples.json").read_text())["top_k"] == top_k, sub
-    assert f"(top-k {top_k})" in (folder / "report.html").read_text()
+    assert f"likeliest: top-k {top_k})" in (folder / "report.html").read_text()
 
 
 def test_tiny_runs_are_deterministic_and_resume_by_stage(tmp_path, monkeypatch):

@@ -526,7 +526,7 @@ def _report(folder: Path, plan: Plan, seed: int, state: State, minutes, **_) -> 
 
 
 def _sampling_words(plan: Plan) -> str:
-    return f", each code from the prior's {plan.top_k} likeliest (top-k {plan.top_k})" if plan.top_k else ""
+    return f"; each code drawn from the prior's {plan.top_k} likeliest: top-k {plan.top_k}" if plan.top_k else ""
 
 
 def _pretrained_caption(made: dict) -> str:
