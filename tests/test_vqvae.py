@@ -446,9 +446,10 @@ def test_card_errors_name_card_and_field(tmp_path):
         from_card(_card_file(tmp_path, hidden=128), weights=False)
     with pytest.raises(CardError, match=r"'config.latent'.*with 2 codebooks; expected \[8, 32, 32, 2\]"):
         from_card(_card_file(tmp_path, n_codebooks=2), weights=False)
-    with pytest.raises(CardError, match=r"'config.frame_wise': convs one frame deep cannot downsample time"):
+    with pytest.raises(CardError, match=r"'config.frame_wise': convs one frame deep cannot downsample time.*"
+                       r"or frame_wise: false"):  # fmt: skip
         from_card(_card_file(tmp_path, frame_wise=True, attention=False), weights=False)  # vqvae.bair downsamples time
-    with pytest.raises(CardError, match=r"'config.frame_wise': axial attention along time"):
+    with pytest.raises(CardError, match=r"'config.frame_wise': axial attention along time.*attention: false, or"):
         from_card(_card_file(tmp_path, frame_wise=True, downsample=[1, 8, 8], latent=None), weights=False)
     with pytest.raises(CardError, match=r"'config.recon_variance': wrong type"):
         from_card(_card_file(tmp_path, recon_variance="dataset"), weights=False)

@@ -128,11 +128,11 @@ def validate(cfg: VQVAEConfig, where: str) -> None:
         fail("upsample_kernel", "the reference transposed conv upsamples x2 exactly only with kernel 4", "4",
              cfg.upsample_kernel)  # fmt: skip
     if cfg.frame_wise and ds[0] != 1:
-        fail("frame_wise", "convs one frame deep cannot downsample time", f"downsample [1, h, w] (got t = {ds[0]})",
-             cfg.frame_wise)  # fmt: skip
+        fail("frame_wise", "convs one frame deep cannot downsample time",
+             f"downsample [1, h, w] (got t = {ds[0]}), or frame_wise: false", cfg.frame_wise)  # fmt: skip
     if cfg.frame_wise and cfg.attention and cfg.res_layers:
-        fail("frame_wise", "axial attention along time would mix the frames again", "attention: false",
-             cfg.frame_wise)  # fmt: skip
+        fail("frame_wise", "axial attention along time would mix the frames again",
+             "attention: false, or frame_wise: false", cfg.frame_wise)  # fmt: skip
     if cfg.attention:
         if cfg.hidden % cfg.attn_heads:
             fail("attn_heads", f"does not divide hidden = {cfg.hidden}", f"a divisor of {cfg.hidden}", cfg.attn_heads)
