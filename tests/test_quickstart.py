@@ -238,6 +238,12 @@ def test_settings_of_another_run_are_refused(tmp_path):
     quickstart.State(tmp_path / "s", {"seed": 0, "plan": small}).finish("data", 0.1)
     with pytest.raises(InputError, match=r"made with --small, now the full plan; --seed 0, now 3"):
         quickstart.State(tmp_path / "s", {"seed": 3, "plan": dataclasses.asdict(quickstart.PLANS["full"])})
+    # a run of an earlier vgbench whose plan had no top_k: the field is named, and resuming is not offered
+    earlier = {k: v for k, v in dataclasses.asdict(quickstart.PLANS["full"]).items() if k != "top_k"}
+    quickstart.State(tmp_path / "e", {"seed": 0, "plan": earlier}).finish("data", 0.1)
+    with pytest.raises(InputError, match=r"made with an earlier vgbench's full plan \(top_k: none, now 2\), now the "
+                       r"full plan\); this vgbench cannot resume it"):  # fmt: skip
+        quickstart.State(tmp_path / "e", {"seed": 0, "plan": dataclasses.asdict(quickstart.PLANS["full"])})
     # cheap things before any stage: a file as --out, a device that is not there
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match="is a file, not a folder"):

@@ -85,10 +85,12 @@ class State:
             old = json.loads(self.path.read_text())
             if old.get("settings") != settings:
                 diff = _settings_diff(old.get("settings"), settings)
-                raise InputError(
-                    f"{folder} holds a quickstart run made with other settings ({diff}); run the same command as "
-                    "before to resume it, or give another --out (or delete the folder) to start over"
-                )
+                if _plan_name(old.get("settings", {}).get("plan")).startswith("an earlier"):
+                    how = "this vgbench cannot resume it: give another --out, or delete the folder, to start over"
+                else:
+                    how = "run the same command as before to resume it, or give another --out (or delete the folder)"
+                    how += " to start over"
+                raise InputError(f"{folder} holds a quickstart run made with other settings ({diff}); {how}")
             self.data = old
 
     def done(self, stage: str) -> dict | None:
@@ -101,10 +103,16 @@ class State:
 
 
 def _plan_name(plan: dict | None) -> str:
-    for name, p in PLANS.items():
-        if plan == dataclasses.asdict(p):
-            return "--small" if name == "small" else "the full plan"
-    return f"plan {plan}"
+    """'--small', 'the full plan', or, for a plan no option makes now (an earlier vgbench's), the nearest plan and
+    the fields that differ from it: 'an earlier vgbench's full plan (top_k: none, now 2)'."""
+    named = {("--small" if name == "small" else "the full plan"): dataclasses.asdict(p) for name, p in PLANS.items()}
+    for words, p in named.items():
+        if plan == p:
+            return words
+    plan = plan or {}
+    words, p = min(named.items(), key=lambda kv: sum(plan.get(k, "?") != v for k, v in kv[1].items()))
+    fields = ", ".join(f"{k}: {plan.get(k, 'none')}, now {v}" for k, v in p.items() if plan.get(k, "?") != v)
+    return f"an earlier vgbench's {words.removeprefix('the ')} ({fields})"
 
 
 def _settings_diff(old: dict | None, new: dict) -> str:
