@@ -244,6 +244,19 @@ def test_settings_of_another_run_are_refused(tmp_path):
     with pytest.raises(InputError, match=r"made with an earlier vgbench's full plan \(top_k: none, now 2\), now the "
                        r"full plan\); this vgbench cannot resume it"):  # fmt: skip
         quickstart.State(tmp_path / "e", {"seed": 0, "plan": dataclasses.asdict(quickstart.PLANS["full"])})
+    # a custom plan of this vgbench (the library's plan=) is named as it is, and resuming it is offered
+    tiny = dataclasses.asdict(TINY)
+    quickstart.State(tmp_path / "t", {"seed": 0, "plan": tiny}).finish("data", 0.1)
+    with pytest.raises(InputError, match=r"made with plan \{.*'train_videos': 16.*\}, now --small\); run the same"):
+        quickstart.State(tmp_path / "t", {"seed": 0, "plan": small})
+    # a damaged state file: said in words, not a JSON traceback
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "quickstart.json").write_text('{"format": "vgbench-quickstart/1", "sett')
+    with pytest.raises(InputError, match=r"quickstart.json is not a quickstart state file .*Unterminated string"):
+        quickstart.State(tmp_path / "d", {"seed": 0})
+    (tmp_path / "d" / "quickstart.json").write_text("[1]")
+    with pytest.raises(InputError, match=r"not a quickstart state file .*\(a JSON list, not an object\)"):
+        quickstart.State(tmp_path / "d", {"seed": 0})
     # cheap things before any stage: a file as --out, a device that is not there
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match="is a file, not a folder"):

@@ -82,10 +82,22 @@ class State:
         self.path = folder / "quickstart.json"
         self.data = {"format": STATE_FORMAT, "settings": settings, "stages": {}}
         if self.path.exists():
-            old = json.loads(self.path.read_text())
+            try:
+                old = json.loads(self.path.read_text())
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                old = {"error": str(exc)}
+            if not isinstance(old, dict) or old.get("format") != STATE_FORMAT:
+                if not isinstance(old, dict):
+                    seen = f"a JSON {type(old).__name__}, not an object"
+                else:
+                    seen = old.get("error") or f"format {old.get('format')!r}"
+                raise InputError(
+                    f"{self.path} is not a quickstart state file of format {STATE_FORMAT} ({seen}); it is written "
+                    "atomically, so something else changed it: give another --out, or delete the folder, to start over"
+                )
             if old.get("settings") != settings:
                 diff = _settings_diff(old.get("settings"), settings)
-                if _plan_name(old.get("settings", {}).get("plan")).startswith("an earlier"):
+                if _from_earlier_vgbench((old.get("settings") or {}).get("plan")):
                     how = "this vgbench cannot resume it: give another --out, or delete the folder, to start over"
                 else:
                     how = "run the same command as before to resume it, or give another --out (or delete the folder)"
@@ -102,14 +114,20 @@ class State:
         return self.data["stages"][stage]
 
 
+def _from_earlier_vgbench(plan) -> bool:
+    """Whether a recorded plan has other fields than :class:`Plan` now has (a run of an earlier vgbench)."""
+    return isinstance(plan, dict) and set(plan) != {f.name for f in dataclasses.fields(Plan)}
+
+
 def _plan_name(plan: dict | None) -> str:
-    """'--small', 'the full plan', or, for a plan no option makes now (an earlier vgbench's), the nearest plan and
-    the fields that differ from it: 'an earlier vgbench's full plan (top_k: none, now 2)'."""
+    """'--small', 'the full plan', a custom plan as it is, or, for an earlier vgbench's plan, the nearest plan and the
+    fields that differ from it: 'an earlier vgbench's full plan (top_k: none, now 2)'."""
     named = {("--small" if name == "small" else "the full plan"): dataclasses.asdict(p) for name, p in PLANS.items()}
     for words, p in named.items():
         if plan == p:
             return words
-    plan = plan or {}
+    if not _from_earlier_vgbench(plan):
+        return f"plan {plan}"
     words, p = min(named.items(), key=lambda kv: sum(plan.get(k, "?") != v for k, v in kv[1].items()))
     fields = ", ".join(f"{k}: {plan.get(k, 'none')}, now {v}" for k, v in p.items() if plan.get(k, "?") != v)
     return f"an earlier vgbench's {words.removeprefix('the ')} ({fields})"
@@ -269,7 +287,6 @@ def _sample_prior(state: State, n: int, out: Path, seed: int, device: str, progr
 
 
 def _samples(folder: Path, plan: Plan, seed: int, device: str, state: State, progress: bool, **_) -> dict:
-
     run = _sample_prior(state, plan.samples, folder / "samples", seed, device, progress, top_k=plan.top_k)
     return {"samples": str(run.samples), "gif": str(run.gif), "tokens_per_s": run.tokens_per_s}
 
